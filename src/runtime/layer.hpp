@@ -1,0 +1,47 @@
+// The interface every KLay layer implements, and the registry that maps a KLay type name to a
+// factory. Ports and config defaults are listed in src/layer_table.c (the single source of
+// names); a layer's file states its ports, config arguments and state_dict keys next to its code.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/ivalue.h>
+#include <torch/nn/module.h>
+
+#include "runtime/config.hpp"
+
+namespace klay {
+
+// The arguments of one call. For a layer with registered ports, args[i] is the value bound to
+// port i (all ports are bound; the builder checked names). For an unrestricted ("*") layer
+// (ArbitraryModule), args holds the positional values (ascending YAML integer keys) followed by
+// the keyword values, and keywords names that keyword tail in YAML order.
+struct CallArgs {
+  std::vector<c10::IValue> args;
+  std::vector<std::string> keywords;
+};
+
+class Layer : public torch::nn::Module {
+ public:
+  // Returns the layer's whole return value: a Tensor, or a tuple for multi-output layers.
+  virtual c10::IValue call(const CallArgs& call) = 0;
+};
+
+using LayerFactory = std::function<std::shared_ptr<Layer>(const Config&)>;
+
+// Registration happens in static initializers of the shared runtime library.
+void register_layer(const std::string& type, LayerFactory factory);
+// NULL if the type has no implementation.
+const LayerFactory* find_layer_factory(const std::string& type);
+std::vector<std::string> implemented_layer_types();
+
+struct LayerRegistrar {
+  LayerRegistrar(const char* type, LayerFactory factory) { register_layer(type, std::move(factory)); }
+};
+
+#define KLAY_REGISTER_LAYER(TYPE, FACTORY) \
+  static ::klay::LayerRegistrar klay_registrar_##TYPE(#TYPE, FACTORY)
+
+}  // namespace klay
