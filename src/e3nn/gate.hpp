@@ -1,0 +1,67 @@
+// Reproduces e3nn.nn.Gate (klay_spec.md §2.8) and e3nn.nn.NormActivation (§2.9).
+//
+// Gate state_dict keys: mul.weight [0], mul.output_mask [dim(gated)] (the ElementwiseTensorProduct
+// that multiplies gated irreps by their gates). Its input layout is the *sorted* concatenation
+// sort(simplify(S) + simplify(G) + simplify(D)) whatever order the caller produced (KLay bug 8.4
+// depends on this), output = Activation(S) + gated·gates.
+//
+// NormActivation state_dict keys: norm.tp.weight [0], norm.tp.output_mask [num_irreps],
+// scalar_multiplier.weight [0], scalar_multiplier.output_mask [dim].
+#pragma once
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include "e3nn/activations.hpp"
+#include "e3nn/irreps.hpp"
+#include "e3nn/tensor_product.hpp"
+
+namespace klay::e3nn {
+
+class GateImpl : public torch::nn::Module {
+ public:
+  // One activation name per entry of irreps_scalars / irreps_gates (normalize2mom-scaled).
+  // irreps_scalars and irreps_gates must be scalars; gates.num_irreps == gated.num_irreps.
+  GateImpl(const Irreps& irreps_scalars, const std::vector<std::string>& act_scalars, const Irreps& irreps_gates,
+           const std::vector<std::string>& act_gates, const Irreps& irreps_gated,
+           at::TensorOptions options = at::kDouble);
+
+  // features [..., irreps_in().dim()] → [..., irreps_out().dim()]
+  at::Tensor forward(const at::Tensor& features) const;
+
+  const Irreps& irreps_in() const { return irreps_in_; }    // simplify(sort(S + G + D))
+  const Irreps& irreps_out() const { return irreps_out_; }  // Activation-out(S) + mul.irreps_out
+
+ private:
+  Irreps irreps_in_, irreps_out_;
+  Activation act_scalars_, act_gates_;
+  at::Tensor scalars_columns_, gates_columns_, gated_columns_;  // int64 positions in the input
+  TensorProduct mul_{nullptr};
+};
+TORCH_MODULE(Gate);
+
+class NormActivationImpl : public torch::nn::Module {
+ public:
+  // out[u,m] = x[u,m] · f(r_u) / r_u with r_u = max(|x_u|, epsilon); f is NOT normalize2mom-scaled
+  // (KLay's ConvNetLayer "norm" nonlinearity). Equivalent to e3nn's normalize=True, bias=False.
+  NormActivationImpl(const Irreps& irreps, const std::string& activation, double epsilon = 1e-8,
+                     at::TensorOptions options = at::kDouble);
+
+  at::Tensor forward(const at::Tensor& features) const;
+
+  const Irreps& irreps_in() const { return irreps_; }
+  const Irreps& irreps_out() const { return irreps_; }
+
+ private:
+  Irreps irreps_;
+  ScalarActivation act_;
+  double epsilon_;
+  TensorProduct norm_tp_{nullptr};            // Σ_m x[u,m]² per copy (e3nn o3.Norm, squared)
+  TensorProduct scalar_multiplier_{nullptr};  // copy u times scalar u
+};
+TORCH_MODULE(NormActivation);
+
+}  // namespace klay::e3nn

@@ -1,0 +1,105 @@
+// e3nn spherical harmonics, klay_spec.md §1.3.
+#include "e3nn/spherical_harmonics.hpp"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+
+#include "e3nn/wigner_3j.hpp"
+#include "runtime/error.hpp"
+
+namespace klay::e3nn {
+namespace {
+
+// Component-normalised blocks l = 0..min(lmax, 3) from the closed forms of §1.3; x, y, z are [E].
+std::vector<at::Tensor> closed_form_blocks(int lmax, const at::Tensor& x, const at::Tensor& y,
+                                           const at::Tensor& z) {
+  std::vector<at::Tensor> blocks{at::ones_like(x).unsqueeze(-1)};
+  if (lmax >= 1) blocks.push_back(at::stack({x, y, z}, -1) * std::sqrt(3.0));
+  if (lmax >= 2) {
+    const double s15 = std::sqrt(15.0);
+    const at::Tensor y2 = y * y, x2z2 = x * x + z * z;
+    const at::Tensor s0 = s15 * x * z;
+    const at::Tensor s4 = (s15 / 2.0) * (z * z - x * x);
+    blocks.push_back(at::stack({s0, s15 * x * y, std::sqrt(5.0) * (y2 - 0.5 * x2z2), s15 * y * z, s4}, -1));
+    if (lmax >= 3) {
+      const double c42 = std::sqrt(42.0) / 6.0, c7 = std::sqrt(7.0), c168 = std::sqrt(168.0) / 8.0;
+      const at::Tensor four_y2 = 4.0 * y2 - x2z2;
+      blocks.push_back(at::stack({c42 * (s0 * z + s4 * x), c7 * s0 * y, c168 * four_y2 * x,
+                                  (c7 / 2.0) * y * (2.0 * y2 - 3.0 * x2z2), c168 * z * four_y2, c7 * s4 * y,
+                                  c42 * (s4 * z - s0 * x)},
+                                 -1));
+    }
+  }
+  return blocks;
+}
+
+// Matrix A_l [2l+1, 3·(2l+3)] with Y^{l+1}_i = Σ_k v_k (Y^l A_l)[k·(2l+3) + i], i.e.
+// A_l[j, k, i] = c_l W(l+1, 1, l)[i, k, j], c_l > 0 fixed by |Y^{l+1}(0,1,0)| = √(2l+3).
+at::Tensor recursion_matrix(int l) {
+  static std::mutex mutex;
+  static std::vector<at::Tensor> matrices;  // index l; undefined until needed
+  static std::vector<at::Tensor> pole;      // Y^l(0,1,0), component normalisation
+  std::lock_guard<std::mutex> lock(mutex);
+  if (pole.empty()) {
+    const at::Tensor zero = at::zeros({1}, at::kDouble), one = at::ones({1}, at::kDouble);
+    for (const auto& block : closed_form_blocks(3, zero, one, zero)) pole.push_back(block[0]);
+  }
+  for (int k = static_cast<int>(matrices.size()); k <= l; ++k) {
+    if (k < 3) {  // closed forms cover these; the recursion starts at l = 3
+      matrices.emplace_back();
+      continue;
+    }
+    const at::Tensor a = wigner_3j(k + 1, 1, k).permute({2, 1, 0}).reshape({2 * k + 1, 3 * (2 * k + 3)});
+    // At (0,1,0) only the k = y term survives.
+    const at::Tensor unscaled = at::matmul(pole[k], a).view({3, 2 * k + 3})[1];
+    const double c = std::sqrt(2.0 * k + 3.0) / unscaled.norm().item<double>();
+    matrices.push_back(a * c);
+    pole.push_back(unscaled * c);
+  }
+  return matrices[l];
+}
+
+}  // namespace
+
+at::Tensor spherical_harmonics(const std::vector<int>& ls, const at::Tensor& vectors, bool normalize,
+                               ShNormalization normalization) {
+  if (vectors.dim() < 1 || vectors.size(-1) != 3)
+    throw Error("spherical_harmonics: expected vectors of shape [..., 3], got " + std::to_string(vectors.dim()) +
+                "-d tensor with last size " + std::to_string(vectors.dim() ? vectors.size(-1) : 0));
+  if (ls.empty()) throw Error("spherical_harmonics: no l requested");
+  const int lmax = *std::max_element(ls.begin(), ls.end());
+  if (*std::min_element(ls.begin(), ls.end()) < 0) throw Error("spherical_harmonics: negative l requested");
+
+  std::vector<int64_t> batch_shape(vectors.sizes().begin(), vectors.sizes().end() - 1);
+  at::Tensor v = vectors.reshape({-1, 3});
+  if (normalize) v = v / v.norm(2, {-1}, /*keepdim=*/true).clamp_min(1e-12);
+  const at::Tensor x = v.select(1, 0), y = v.select(1, 1), z = v.select(1, 2);
+
+  std::vector<at::Tensor> blocks = closed_form_blocks(std::min(lmax, 3), x, y, z);
+  for (int l = 3; l < lmax; ++l) {
+    const at::Tensor terms = at::matmul(blocks[l], recursion_matrix(l).to(v.options())).view({v.size(0), 3, 2 * l + 3});
+    blocks.push_back((terms * v.unsqueeze(-1)).sum(1));
+  }
+
+  std::vector<at::Tensor> selected;
+  for (int l : ls) {
+    at::Tensor block = blocks[l];
+    if (normalization == ShNormalization::norm) block = block / std::sqrt(2.0 * l + 1.0);
+    if (normalization == ShNormalization::integral) block = block / std::sqrt(4.0 * M_PI);
+    selected.push_back(block);
+  }
+  at::Tensor out = at::cat(selected, -1);
+  batch_shape.push_back(out.size(-1));
+  return out.view(batch_shape);
+}
+
+at::Tensor spherical_harmonics(int lmax, const at::Tensor& vectors, bool normalize, ShNormalization normalization) {
+  std::vector<int> ls(lmax + 1);
+  for (int l = 0; l <= lmax; ++l) ls[l] = l;
+  return spherical_harmonics(ls, vectors, normalize, normalization);
+}
+
+}  // namespace klay::e3nn

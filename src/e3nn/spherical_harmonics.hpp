@@ -1,0 +1,23 @@
+// Reproduces e3nn.o3.spherical_harmonics / o3.SphericalHarmonics (e3nn >= 0.5, klay_spec.md §1.3):
+// real spherical harmonics in e3nn's basis (l = 1 block is (x, y, z); y is the polar axis).
+// l <= 3 use closed forms, higher l the 3j recursion of §1.3. Built from torch ops, so it is
+// differentiable by autograd (forces). No module state (SphericalHarmonics has no state_dict keys).
+#pragma once
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+namespace klay::e3nn {
+
+enum class ShNormalization { component, norm, integral };
+
+// vectors [..., 3] → [..., Σ_l (2l+1)], blocks in the order of `ls`.
+// normalize: v ← v / max(|v|, 1e-12) first (torch.nn.functional.normalize).
+at::Tensor spherical_harmonics(const std::vector<int>& ls, const at::Tensor& vectors, bool normalize,
+                               ShNormalization normalization = ShNormalization::component);
+
+// ls = 0, 1, …, lmax (Irreps::spherical_harmonics(lmax) layout).
+at::Tensor spherical_harmonics(int lmax, const at::Tensor& vectors, bool normalize,
+                               ShNormalization normalization = ShNormalization::component);
+
+}  // namespace klay::e3nn

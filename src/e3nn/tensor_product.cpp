@@ -1,0 +1,231 @@
+// e3nn.o3.TensorProduct / FullyConnectedTensorProduct / ElementwiseTensorProduct, klay_spec.md §2.3–2.5.
+#include "e3nn/tensor_product.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/ExpandUtils.h>
+#include <c10/util/accumulate.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "e3nn/wigner_3j.hpp"
+#include "runtime/error.hpp"
+
+namespace klay::e3nn {
+namespace {
+
+int64_t path_elements(ConnectionMode mode, int64_t mul1, int64_t mul2) {
+  switch (mode) {
+    case ConnectionMode::uvw: return mul1 * mul2;
+    case ConnectionMode::uvu: return mul2;
+    case ConnectionMode::uuu: return 1;
+  }
+  return 0;
+}
+
+const char* mode_name(ConnectionMode mode) {
+  switch (mode) {
+    case ConnectionMode::uvw: return "uvw";
+    case ConnectionMode::uvu: return "uvu";
+    case ConnectionMode::uuu: return "uuu";
+  }
+  return "?";
+}
+
+// e3nn's generated code handles these paths with closed forms instead of a stored 3j buffer.
+bool is_specialised(const TPInstruction& ins, int l1, int l2, int l3) {
+  return l1 == 0 || l2 == 0 || l3 == 0 || (ins.mode == ConnectionMode::uuu && l1 == 1 && l2 == 1 && l3 == 1);
+}
+
+std::string w3j_buffer_name(int l1, int l2, int l3) {
+  return "_w3j_" + std::to_string(l1) + "_" + std::to_string(l2) + "_" + std::to_string(l3);
+}
+
+}  // namespace
+
+TensorProductImpl::TensorProductImpl(Irreps irreps_in1, Irreps irreps_in2, Irreps irreps_out,
+                                     std::vector<TPInstruction> instructions, bool internal_weights,
+                                     at::TensorOptions options)
+    : irreps_in1_(std::move(irreps_in1)),
+      irreps_in2_(std::move(irreps_in2)),
+      irreps_out_(std::move(irreps_out)),
+      instructions_(std::move(instructions)),
+      internal_weights_(internal_weights) {
+  const std::string where = "TensorProduct(" + irreps_in1_.to_string() + " x " + irreps_in2_.to_string() + " -> " +
+                            irreps_out_.to_string() + ")";
+  std::vector<int64_t> elements_into(irreps_out_.size(), 0);
+  for (const auto& ins : instructions_) {
+    if (ins.i_in1 < 0 || ins.i_in1 >= static_cast<int>(irreps_in1_.size()) || ins.i_in2 < 0 ||
+        ins.i_in2 >= static_cast<int>(irreps_in2_.size()) || ins.i_out < 0 ||
+        ins.i_out >= static_cast<int>(irreps_out_.size()))
+      throw Error(where + ": instruction refers to an entry that does not exist");
+    const MulIrrep &e1 = irreps_in1_[ins.i_in1], &e2 = irreps_in2_[ins.i_in2], &eo = irreps_out_[ins.i_out];
+    const auto allowed = irrep_product(e1.ir, e2.ir);
+    if (std::find(allowed.begin(), allowed.end(), eo.ir) == allowed.end())
+      throw Error(where + ": " + eo.ir.to_string() + " is not in " + e1.ir.to_string() + " x " + e2.ir.to_string());
+    const bool weighted_mode = ins.mode != ConnectionMode::uuu;
+    if (ins.has_weight != weighted_mode)
+      throw Error(where + ": mode " + mode_name(ins.mode) + (weighted_mode ? " needs" : " does not support") +
+                  " weights here");
+    if ((ins.mode == ConnectionMode::uvu && eo.mul != e1.mul) ||
+        (ins.mode == ConnectionMode::uuu && (e2.mul != e1.mul || eo.mul != e1.mul)))
+      throw Error(where + ": multiplicities do not fit mode " + mode_name(ins.mode));
+    elements_into[ins.i_out] += path_elements(ins.mode, e1.mul, e2.mul);
+  }
+
+  auto compiled = register_module("_compiled_main_left_right", std::make_shared<torch::nn::Module>());
+  std::map<std::tuple<int, int, int>, at::Tensor> w3j_of;
+  // Buffers first, so a triple shared by a specialised and a generic path reads the buffer everywhere.
+  for (const auto& ins : instructions_) {
+    const int l1 = irreps_in1_[ins.i_in1].ir.l, l2 = irreps_in2_[ins.i_in2].ir.l, l3 = irreps_out_[ins.i_out].ir.l;
+    if (!is_specialised(ins, l1, l2, l3) && !w3j_of.count({l1, l2, l3}))
+      w3j_of[{l1, l2, l3}] = compiled->register_buffer(w3j_buffer_name(l1, l2, l3), wigner_3j(l1, l2, l3).to(options));
+  }
+  std::vector<bool> reached(irreps_out_.size(), false);
+  for (const auto& ins : instructions_) {
+    const MulIrrep &e1 = irreps_in1_[ins.i_in1], &e2 = irreps_in2_[ins.i_in2], &eo = irreps_out_[ins.i_out];
+    const int l1 = e1.ir.l, l2 = e2.ir.l, l3 = eo.ir.l;
+    auto& w3j = w3j_of[{l1, l2, l3}];
+    if (!w3j.defined()) w3j = wigner_3j(l1, l2, l3).to(options);
+    Path path{ins, e1.mul, e2.mul, eo.mul, e1.ir.dim(), e2.ir.dim(), eo.ir.dim(), weight_numel_, 0, 0.0, w3j};
+    if (ins.mode == ConnectionMode::uvw) path.weight_size = e1.mul * e2.mul * eo.mul;
+    if (ins.mode == ConnectionMode::uvu) path.weight_size = e1.mul * e2.mul;
+    weight_numel_ += path.weight_size;
+    double alpha = static_cast<double>(eo.ir.dim());
+    if (elements_into[ins.i_out] > 0) alpha /= static_cast<double>(elements_into[ins.i_out]);
+    path.coefficient = std::sqrt(alpha * ins.path_weight);
+    // e3nn: the output is reached if some path into it has a nonzero weight and no empty dimension.
+    if (ins.path_weight != 0 && e1.mul > 0 && e2.mul > 0 && eo.mul > 0) reached[ins.i_out] = true;
+    paths_.push_back(std::move(path));
+  }
+
+  if (internal_weights_ && weight_numel_ > 0)
+    weight = register_parameter("weight", at::randn({weight_numel_}, options));
+  else
+    weight = register_buffer("weight", at::empty({0}, options));
+  std::vector<at::Tensor> mask;
+  for (size_t o = 0; o < irreps_out_.size(); ++o)
+    mask.push_back(at::full({irreps_out_[o].dim()}, reached[o] ? 1.0 : 0.0, options));
+  register_buffer("output_mask", mask.empty() ? at::empty({0}, options) : at::cat(mask));
+}
+
+// s[n, u, c] = Σ_i a[n, u, i] t[n, i, c]. The contracted axis is a 2l+1 ≤ ~13 wide irrep axis, so one
+// broadcast multiply-add per i over all rows beats a batched matmul of n tiny matrices by far.
+namespace {
+at::Tensor contract_irrep_axis(const at::Tensor& a, const at::Tensor& t) {
+  at::Tensor s = a.select(2, 0).unsqueeze(-1) * t.select(1, 0).unsqueeze(1);
+  for (int64_t i = 1; i < a.size(2); ++i) s.addcmul_(a.select(2, i).unsqueeze(-1), t.select(1, i).unsqueeze(1));
+  return s;
+}
+}  // namespace
+
+// a [n, mul1, d1], b [n, mul2, d2], w [n or 1, weight_size] → [n, mul_out, d3] (without the coefficient).
+at::Tensor TensorProductImpl::path_output(const Path& p, const at::Tensor& a, const at::Tensor& b,
+                                          const at::Tensor& w) const {
+  const int64_t n = a.size(0);
+  if (p.ins.mode == ConnectionMode::uuu) {
+    const at::Tensor outer = (a.unsqueeze(-1) * b.unsqueeze(-2)).reshape({n * p.mul1, p.d1 * p.d2});
+    return at::matmul(outer, p.w3j.reshape({p.d1 * p.d2, p.d3})).view({n, p.mul1, p.d3});
+  }
+  // s[n, u, v, k] = Σ_{i,j} a[n,u,i] b[n,v,j] W[i,j,k]: first (b·W) as one matmul over all rows.
+  const at::Tensor bw = at::matmul(b.reshape({n * p.mul2, p.d2}), p.w3j.permute({1, 0, 2}).reshape({p.d2, p.d1 * p.d3}))
+                            .view({n, p.mul2, p.d1, p.d3})
+                            .permute({0, 2, 1, 3});  // [n, d1, mul2, d3]
+  const at::Tensor s = contract_irrep_axis(a, bw.reshape({n, p.d1, p.mul2 * p.d3}));  // [n, mul1, mul2·d3]
+  const int64_t wn = w.size(0);  // n (per-row weights) or 1 (shared)
+  if (p.ins.mode == ConnectionMode::uvu) {
+    // y[n,u,k] = Σ_v w[u,v] s[n,u,v,k]
+    return (s.view({n, p.mul1, p.mul2, p.d3}) * w.reshape({wn, p.mul1, p.mul2, 1})).sum(2);
+  }
+  // uvw: y[n,w,k] = Σ_{u,v} w[u,v,w] s[n,u,v,k]
+  const at::Tensor st = s.view({n, p.mul1 * p.mul2, p.d3}).transpose(1, 2);
+  const at::Tensor ww =
+      wn == 1 ? w.reshape({p.mul1 * p.mul2, p.mul_out}) : w.reshape({wn, p.mul1 * p.mul2, p.mul_out});
+  return at::matmul(st, ww).transpose(1, 2);
+}
+
+at::Tensor TensorProductImpl::forward(const at::Tensor& x1, const at::Tensor& x2, const at::Tensor& ext_weight) const {
+  auto where = [&] { return "TensorProduct(" + irreps_in1_.to_string() + " x " + irreps_in2_.to_string() + ")"; };
+  if (x1.dim() < 1 || x1.size(-1) != irreps_in1_.dim() || x2.dim() < 1 || x2.size(-1) != irreps_in2_.dim())
+    throw Error(where() + ": inputs must have widths " + std::to_string(irreps_in1_.dim()) + " and " +
+                std::to_string(irreps_in2_.dim()));
+  at::Tensor w = weight;
+  if (!internal_weights_ && weight_numel_ > 0) {
+    if (!ext_weight.defined() || ext_weight.dim() < 1 || ext_weight.size(-1) != weight_numel_)
+      throw Error(where() + ": needs an external weight of width " + std::to_string(weight_numel_));
+    w = ext_weight;
+  }
+  const bool shared = w.dim() <= 1;
+  std::vector<int64_t> batch(x1.sizes().begin(), x1.sizes().end() - 1);
+  batch = at::infer_size(batch, std::vector<int64_t>(x2.sizes().begin(), x2.sizes().end() - 1));
+  if (!shared) batch = at::infer_size(batch, std::vector<int64_t>(w.sizes().begin(), w.sizes().end() - 1));
+  const int64_t n = c10::multiply_integers(batch);
+  auto flatten = [&](const at::Tensor& t) {
+    std::vector<int64_t> full = batch;
+    full.push_back(t.size(-1));
+    return t.expand(full).reshape({n, t.size(-1)});
+  };
+  const at::Tensor a_all = flatten(x1), b_all = flatten(x2);
+  const at::Tensor w_all = shared ? w.reshape({1, weight_numel_}) : flatten(w);
+
+  const std::vector<int64_t> off1 = irreps_in1_.offsets(), off2 = irreps_in2_.offsets();
+  std::vector<at::Tensor> outputs(irreps_out_.size());
+  for (const Path& p : paths_) {
+    if (p.mul1 == 0 || p.mul2 == 0 || p.mul_out == 0) continue;
+    const at::Tensor a = a_all.narrow(1, off1[p.ins.i_in1], p.mul1 * p.d1).reshape({n, p.mul1, p.d1});
+    const at::Tensor b = b_all.narrow(1, off2[p.ins.i_in2], p.mul2 * p.d2).reshape({n, p.mul2, p.d2});
+    const at::Tensor pw = p.weight_size > 0 ? w_all.narrow(1, p.weight_offset, p.weight_size) : at::Tensor();
+    const at::Tensor y = path_output(p, a, b, pw) * p.coefficient;
+    at::Tensor& out = outputs[p.ins.i_out];
+    out = out.defined() ? out + y : y;
+  }
+  for (size_t o = 0; o < outputs.size(); ++o)
+    outputs[o] = outputs[o].defined() ? outputs[o].reshape({n, irreps_out_[o].dim()})
+                                      : at::zeros({n, irreps_out_[o].dim()}, a_all.options());
+  batch.push_back(irreps_out_.dim());
+  return (outputs.empty() ? at::zeros({n, 0}, a_all.options()) : at::cat(outputs, 1)).view(batch);
+}
+
+TensorProduct fully_connected_tensor_product(const Irreps& in1, const Irreps& in2, const Irreps& out,
+                                             bool internal_weights, at::TensorOptions options) {
+  std::vector<TPInstruction> instructions;
+  for (size_t i1 = 0; i1 < in1.size(); ++i1)
+    for (size_t i2 = 0; i2 < in2.size(); ++i2) {
+      const auto allowed = irrep_product(in1[i1].ir, in2[i2].ir);
+      for (size_t o = 0; o < out.size(); ++o)
+        if (std::find(allowed.begin(), allowed.end(), out[o].ir) != allowed.end())
+          instructions.push_back(TPInstruction{static_cast<int>(i1), static_cast<int>(i2), static_cast<int>(o),
+                                               ConnectionMode::uvw, true, 1.0});
+    }
+  return TensorProduct(in1, in2, out, std::move(instructions), internal_weights, options);
+}
+
+TensorProduct elementwise_tensor_product(const Irreps& irreps_in1, const Irreps& irreps_in2,
+                                         at::TensorOptions options) {
+  std::vector<MulIrrep> in1 = irreps_in1.simplify().entries(), in2 = irreps_in2.simplify().entries();
+  if (irreps_in1.num_irreps() != irreps_in2.num_irreps())
+    throw Error("ElementwiseTensorProduct(" + irreps_in1.to_string() + ", " + irreps_in2.to_string() +
+                "): the inputs must have the same number of irreps");
+  // Split the larger of each pair so that the multiplicities line up entry by entry.
+  for (size_t i = 0; i < in1.size(); ++i) {
+    if (in1[i].mul < in2[i].mul) {
+      in2.insert(in2.begin() + i + 1, MulIrrep{in2[i].mul - in1[i].mul, in2[i].ir});
+      in2[i].mul = in1[i].mul;
+    } else if (in2[i].mul < in1[i].mul) {
+      in1.insert(in1.begin() + i + 1, MulIrrep{in1[i].mul - in2[i].mul, in1[i].ir});
+      in1[i].mul = in2[i].mul;
+    }
+  }
+  std::vector<MulIrrep> out;
+  std::vector<TPInstruction> instructions;
+  for (size_t i = 0; i < in1.size(); ++i)
+    for (const Irrep& ir : irrep_product(in1[i].ir, in2[i].ir)) {
+      instructions.push_back(TPInstruction{static_cast<int>(i), static_cast<int>(i), static_cast<int>(out.size()),
+                                           ConnectionMode::uuu, false, 1.0});
+      out.push_back(MulIrrep{in1[i].mul, ir});
+    }
+  return TensorProduct(Irreps(std::move(in1)), Irreps(std::move(in2)), Irreps(std::move(out)),
+                       std::move(instructions), false, options);
+}
+
+}  // namespace klay::e3nn
