@@ -12,6 +12,9 @@ namespace klay {
 // Named tensors in file order (names as in Python's state_dict, e.g. "conv1.conv.fc.layer0.weight").
 struct StateDict {
   std::vector<std::pair<std::string, at::Tensor>> entries;
+  // What the file was, for messages and `klay weights`: "torch.save (zip, pickle protocol 2)",
+  // "TorchScript (torch.jit.save)" or "safetensors".
+  std::string format;
   const at::Tensor* find(const std::string& name) const;
 };
 
