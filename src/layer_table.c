@@ -82,7 +82,9 @@ static const klay_layer_spec specs[] = {
           {"n_hidden_layers", "1"}, {"normalize_radial", "False"}),
      KLAY_AGG_EDGE_TARGET, "edge_index"},
     {"ArbitraryModule", "ARBITRARY", PORTS("*"), PORTS("*"),
-     ARGS({"target", NULL}, {"args", "None"}, {"kwargs", "None"}), KLAY_AGG_NONE, NULL},
+     ARGS({"target", NULL}, {"args", "None"}, {"kwargs", "None"},
+          /* C++ only: the shared library of a torch.ops target, the file of a torchscript target */
+          {"library", "None"}, {"path", "None"}), KLAY_AGG_NONE, NULL},
 };
 
 static const klay_layer_table table = {sizeof specs / sizeof specs[0], specs};

@@ -9,7 +9,8 @@
  * ordered pairs (i, j) stored as edge_pairs[2*e], edge_pairs[2*e+1]. The staged graphs are
  * prefixes of one edge array: G_k = the first stage_edges[k] pairs (G_0 ⊆ G_1 ⊆ ...). A model
  * with inputs edge_index0..edge_index{D-1} gets G_k on edge_index{k}; a model with a single
- * `edge_index` gets the largest graph.
+ * `edge_index` gets the largest graph. A model that takes `shifts` gets zeros (ghosts are explicit
+ * images). Input names and the optional `md:` YAML section: src/md/md_model.hpp.
  */
 #ifndef KLAY_H
 #define KLAY_H
@@ -65,9 +66,63 @@ typedef struct klay_results {
     double *edge_gradients;  /* [n_edges][3] or NULL: dE/d(shift_e), models with shifts only */
 } klay_results;
 
-/* Returns 0 on success, -1 with a message in err. */
+/* Returns 0 on success, -1 with a message in err. Outputs not asked for (NULL) are not computed.
+ * per_atom_energy needs klay_model_has_per_atom_energy(); edge_gradients a model with shifts. */
 int klay_model_compute(klay_model *model, const klay_atoms *atoms, klay_results *results,
                        char *err, size_t err_size);
+
+/* 1 if per-atom energies can be returned: the energy output is per-atom, or a sum layer
+ * (AtomwiseSumIndex/KIMAPISumIndex) whose input tensor is read as the per-atom energies. */
+int klay_model_has_per_atom_energy(const klay_model *model);
+/* The units declared in the model's `md:` section ("metal"), or NULL when undeclared. */
+const char *klay_model_units(const klay_model *model);
+/* What was inferred about the model (cutoff and its origin, stages, meaning of each input, energy
+ * output, species numbering), one fact per line, for the caller's log. Writes at most size bytes
+ * (NUL-terminated when size > 0) and returns the length of the full text. */
+size_t klay_model_describe(const klay_model *model, char *buf, size_t size);
+
+/* ---------- staged graphs from a neighbour list (the LAMMPS pair style's per-step work) ----------
+ *
+ * S_0 = the owned atoms; for k = 0..D-1: G_k = every pair (a,b) and (b,a) with a in S_k and b a
+ * neighbour of a closer than the cutoff; S_{k+1} = S_k plus those neighbours (design.md §4).
+ * The result is compacted to the atoms the model needs (S_D): model atom m is caller atom
+ * atoms[m]; the owned atoms come first in the order given, then each stage's new atoms in
+ * increasing caller index. Edges use model indices and are grouped by stage, each group sorted,
+ * so G_k is the first stage_edges[k] pairs: fill klay_atoms straight from the graph. */
+typedef struct klay_neighbor_list {
+    int64_t n_owned;              /* atoms of S_0 */
+    const int *owned;             /* [n_owned] their caller indices (LAMMPS ilist), or NULL for 0..n_owned-1 */
+    int64_t n_atoms;              /* owned + ghost atoms: every index is below this */
+    const double *coords;         /* [n_atoms][3], ghosts as unwrapped images; NULL if the lists
+                                     are already cut at the cutoff */
+    const int *numneigh;          /* [n_atoms] (LAMMPS list->numneigh) */
+    const int *const *firstneigh; /* [n_atoms] -> neighbour indices (LAMMPS list->firstneigh) */
+    int neighbor_mask;            /* index bits of an entry (LAMMPS NEIGHMASK); 0 = use all bits */
+} klay_neighbor_list;
+/* Lists are read only for atoms of S_{D-1}: outer ghosts may have incomplete lists. A full list
+ * (both i->j and j->i) is expected; with coords, b is a neighbour of a when
+ * sqrt(dx^2 + dy^2 + dz^2) < cutoff, the reference data's test (a list with a skin is fine). */
+
+typedef struct klay_graph_workspace klay_graph_workspace;
+typedef struct klay_staged_graph {
+    int64_t n_atoms;            /* out: model atoms (|S_D|) */
+    int64_t n_owned;            /* out: = the list's n_owned, model atoms [0, n_owned) */
+    const int64_t *atoms;       /* out: [n_atoms] caller index of each model atom */
+    const int64_t *model_index; /* out: [caller n_atoms] model index, -1 for atoms not needed */
+    int64_t n_edges;            /* out: pairs in G_{D-1} */
+    const int64_t *edge_pairs;  /* out: [n_edges][2], model indices */
+    int n_stage_graphs;         /* out: D */
+    const int64_t *stage_edges; /* out: [D] */
+    klay_graph_workspace *workspace; /* private storage, reused from call to call */
+} klay_staged_graph;
+
+/* Zero the struct before first use; storage grows as needed and is kept between calls. */
+void klay_staged_graph_init(klay_staged_graph *graph);
+void klay_staged_graph_free(klay_staged_graph *graph);
+/* Returns 0, or -1 with a message in err (index out of range, self pair, depth < 1, ...);
+ * the out fields are valid until the next call or klay_staged_graph_free. */
+int klay_build_staged_graph(const klay_neighbor_list *list, double cutoff, int depth,
+                            klay_staged_graph *graph, char *err, size_t err_size);
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,16 @@ class Layer : public torch::nn::Module {
  public:
   // Returns the layer's whole return value: a Tensor, or a tuple for multi-output layers.
   virtual c10::IValue call(const CallArgs& call) = 0;
+
+  // Called once per call-site at model build time with the shape of that call (how many
+  // positional values, which keyword names), so a layer whose signature is only known from its
+  // config (ArbitraryModule) can reject a mismatch before anything runs. Throw klay::Error.
+  virtual void check_call(size_t n_positional, const std::vector<std::string>& keywords) const {}
+
+  // The model's floating dtype (float64 unless the model runs in float32). Parameters and
+  // buffers are cast by the model; this tells a layer which dtype to create new floating
+  // tensors in (e.g. torch.zeros in ArbitraryModule).
+  virtual void set_floating_dtype(at::ScalarType dtype) {}
 };
 
 using LayerFactory = std::function<std::shared_ptr<Layer>(const Config&)>;

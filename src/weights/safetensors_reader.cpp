@@ -11,6 +11,7 @@
 #include <set>
 
 #include "runtime/error.hpp"
+#include "runtime/json.hpp"
 #include "weights/readers.hpp"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -84,73 +85,10 @@ class HeaderParser {
   // A string with JSON escapes, re-encoded as UTF-8.
   std::string parse_string() {
     expect('"');
-    std::string out;
-    while (true) {
-      if (at_ >= size_) fail("unterminated string");
-      const unsigned char c = static_cast<unsigned char>(text_[at_++]);
-      if (c == '"') return out;
-      if (c < 0x20) fail("control character in string");
-      if (c != '\\') {
-        out += char(c);
-        continue;
-      }
-      if (at_ >= size_) fail("unterminated escape");
-      const char e = text_[at_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': append_utf8(out, parse_code_point()); break;
-        default: fail(std::string("invalid escape '\\") + e + "'");
-      }
-    }
-  }
-
-  uint32_t parse_hex4() {
-    if (size_ - at_ < 4) fail("truncated \\u escape");
-    uint32_t value = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char h = text_[at_++];
-      value <<= 4;
-      if (h >= '0' && h <= '9') value |= uint32_t(h - '0');
-      else if (h >= 'a' && h <= 'f') value |= uint32_t(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F') value |= uint32_t(h - 'A' + 10);
-      else fail("invalid \\u escape");
-    }
-    return value;
-  }
-
-  uint32_t parse_code_point() {
-    const uint32_t first = parse_hex4();
-    if (first >= 0xDC00 && first <= 0xDFFF) fail("unpaired low surrogate in \\u escape");
-    if (first < 0xD800 || first > 0xDBFF) return first;
-    if (size_ - at_ < 2 || text_[at_] != '\\' || text_[at_ + 1] != 'u') fail("unpaired high surrogate in \\u escape");
-    at_ += 2;
-    const uint32_t second = parse_hex4();
-    if (second < 0xDC00 || second > 0xDFFF) fail("unpaired high surrogate in \\u escape");
-    return 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
-  }
-
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += char(cp);
-    } else if (cp < 0x800) {
-      out += char(0xC0 | (cp >> 6));
-      out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += char(0xE0 | (cp >> 12));
-      out += char(0x80 | ((cp >> 6) & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
-    } else {
-      out += char(0xF0 | (cp >> 18));
-      out += char(0x80 | ((cp >> 12) & 0x3F));
-      out += char(0x80 | ((cp >> 6) & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
+    try {
+      return json::decode_string(text_, size_, at_);
+    } catch (const json::StringSyntaxError& e) {
+      fail(e.what());
     }
   }
 

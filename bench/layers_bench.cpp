@@ -1,0 +1,401 @@
+// bench_layers: forward and forward+backward time of every implemented KLay layer at a typical MD
+// size — 1,000 atoms, 30 edges per atom, 32 channels, lmax 2 (--quick: a tiny smoke size).
+//
+// Each layer is built through the runtime's public path (klay::Model from YAML text, random
+// initial parameters) and fed one shared synthetic structure: atoms uniform in a periodic box at
+// a metal-like density; each atom sends 30 edges to random atoms, each edge a random direction of
+// length 1–4 Å realised as a periodic-image shift (edge_vec = pos[j] − pos[i] + shift), so every
+// geometric input (positions, shifts, lengths, spherical harmonics, radial basis) is consistent.
+// The edge features are computed by the runtime's own SphericalHarmonicEdgeAttrs and
+// RadialBasisEdgeEncoding.
+//
+// "forward" runs without autograd (inference); "forward+backward" records the graph and takes
+// d(sum of floating outputs)/d(floating inputs) — what forces cost. A layer whose forward itself
+// needs autograd (AutogradForces) runs its forward with gradients on.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include "bench_common.hpp"
+#include "runtime/error.hpp"
+#include "runtime/layer.hpp"
+#include "runtime/model.hpp"
+
+namespace klay::bench {
+namespace {
+
+struct Sizes {
+  int64_t atoms, edges_per_atom, channels, lmax;
+};
+
+constexpr int64_t kElements = 4;
+constexpr int64_t kRadialBasis = 8;
+constexpr double kRadialCutoff = 5.0;  // above the longest edge (4 Å), so no edge is cut off entirely
+
+// "32x0e+32x1o+32x2e"
+std::string irreps_text(int64_t mul, int64_t lmax) {
+  std::string text;
+  for (int64_t l = 0; l <= lmax; ++l)
+    text += (l ? "+" : "") + std::to_string(mul) + "x" + std::to_string(l) + (l % 2 ? "o" : "e");
+  return text;
+}
+
+// The same irreps as a KLay block list: "[{l: 0, mul: 32}, {l: 1, mul: 32}]".
+std::string irreps_blocks(int64_t mul, int64_t lmax) {
+  std::string text = "[";
+  for (int64_t l = 0; l <= lmax; ++l)
+    text += (l ? ", " : "") + std::string("{l: ") + std::to_string(l) + ", mul: " + std::to_string(mul) + "}";
+  return text + "]";
+}
+
+int64_t irreps_dim(int64_t mul, int64_t lmax) { return mul * (lmax + 1) * (lmax + 1); }
+
+std::string radial_cutoff_text() {
+  char text[16];
+  std::snprintf(text, sizeof text, "%.1f", kRadialCutoff);
+  return text;
+}
+
+// The synthetic structure and every per-atom / per-edge tensor a layer port may take, by name.
+using Workload = std::map<std::string, at::Tensor>;
+
+Workload make_workload(const Sizes& sizes) {
+  at::manual_seed(0);
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  const int64_t n = sizes.atoms, e = n * sizes.edges_per_atom;
+  const double box = std::cbrt(static_cast<double>(n) / 0.085);  // atoms/Å³ of copper
+  Workload w;
+  w["pos"] = at::rand({n, 3}, f64) * box;
+  const at::Tensor senders = at::arange(n).repeat_interleave(sizes.edges_per_atom);
+  const at::Tensor receivers = (senders + 1 + at::randint(n - 1, {e})) % n;  // never the sender itself
+  w["edge_index"] = at::stack({senders, receivers});
+  const at::Tensor direction = at::randn({e, 3}, f64);
+  const at::Tensor wanted = direction / direction.norm(2, 1, true) * (1.0 + 3.0 * at::rand({e, 1}, f64));
+  w["shift"] = wanted - (w["pos"].index_select(0, receivers) - w["pos"].index_select(0, senders));
+  w["species"] = at::randint(kElements, {n});
+  w["atomic_numbers"] = at::randint(1, 84, {n});
+  w["node_attrs"] = at::one_hot(w["species"], kElements).to(at::kDouble);
+  w["batch"] = at::zeros({n}, at::kLong);
+  w["contributions"] = (at::rand({n}) > 0.8).to(at::kLong);  // 0 = contributing, 1 = padding
+  w["per_atom_energy"] = at::randn({n, 1}, f64);
+  w["scalars"] = at::randn({n, sizes.channels}, f64);
+  w["features"] = at::randn({n, irreps_dim(sizes.channels, sizes.lmax)}, f64);
+
+  // The edge features, by the runtime's own embedding layers.
+  const std::string yaml =
+      "model_inputs: {pos: '', edge_index: '', shift: ''}\n"
+      "model_layers:\n"
+      "  edges:\n"
+      "    type: SphericalHarmonicEdgeAttrs\n"
+      "    config: {lmax: " + std::to_string(sizes.lmax) + "}\n"
+      "    inputs: {pos: model_inputs.pos, edge_index: model_inputs.edge_index, shift: model_inputs.shift}\n"
+      "    output: {0: edge_vec, 1: edge_lengths, 2: edge_sh}\n"
+      "  radial:\n"
+      "    type: RadialBasisEdgeEncoding\n"
+      "    config: {r_max: " + radial_cutoff_text() + ", num_radial_basis: " + std::to_string(kRadialBasis) + "}\n"
+      "    inputs: {edge_lengths: edge_lengths}\n"
+      "model_outputs: {edge_vec: edge_vec, edge_lengths: edge_lengths, edge_sh: edge_sh, radial: radial}\n";
+  const auto model = Model::load_string(yaml, "<workload edge features>", "");
+  at::NoGradGuard no_grad;
+  const std::vector<at::Tensor> edge = model->forward({w["pos"], w["edge_index"], w["shift"]});
+  w["edge_vec"] = edge[0];
+  w["edge_lengths"] = edge[1];
+  w["edge_sh"] = edge[2];
+  w["radial"] = edge[3];
+  return w;
+}
+
+struct LayerBench {
+  std::string type;     // the registered layer being measured
+  std::string summary;  // its configuration, for the table
+  std::string yaml;     // the whole model; its model inputs are named after workload tensors
+  std::string weights = "";  // "" = the layer's initial parameters
+  bool forward_needs_grad = false;
+};
+
+// A model of one layer named `layer`: `ports` maps each port to the workload tensor it takes
+// (the model input of that name); several outputs are exposed under their port names.
+std::string single_layer_yaml(const std::string& type, const std::string& config,
+                              const std::vector<std::pair<std::string, std::string>>& ports,
+                              const std::vector<std::string>& outputs = {}) {
+  std::ostringstream yaml;
+  yaml << "model_inputs: {";
+  std::vector<std::string> declared;
+  for (const auto& [port, tensor] : ports) {
+    if (std::find(declared.begin(), declared.end(), tensor) != declared.end()) continue;
+    yaml << (declared.empty() ? "" : ", ") << tensor << ": ''";
+    declared.push_back(tensor);
+  }
+  yaml << "}\nmodel_layers:\n  layer:\n    type: " << type << "\n";
+  if (!config.empty()) yaml << "    config: {" << config << "}\n";
+  yaml << "    inputs: {";
+  for (size_t i = 0; i < ports.size(); ++i)
+    yaml << (i ? ", " : "") << ports[i].first << ": model_inputs." << ports[i].second;
+  yaml << "}\n";
+  if (outputs.size() > 1) {
+    yaml << "    output: {";
+    for (size_t i = 0; i < outputs.size(); ++i) yaml << (i ? ", " : "") << i << ": " << outputs[i];
+    yaml << "}\nmodel_outputs: {";
+    for (size_t i = 0; i < outputs.size(); ++i) yaml << (i ? ", " : "") << outputs[i] << ": " << outputs[i];
+    yaml << "}\n";
+  } else {
+    yaml << "model_outputs: {out: layer}\n";
+  }
+  return yaml.str();
+}
+
+std::vector<LayerBench> layer_benches(const Sizes& s) {
+  const std::string c = std::to_string(s.channels);
+  const std::string lmax = std::to_string(s.lmax), rmax = radial_cutoff_text();
+  const std::string nb = std::to_string(kRadialBasis), avg = std::to_string(s.edges_per_atom);
+  const std::string hidden = irreps_text(s.channels, s.lmax), hidden_blocks = irreps_blocks(s.channels, s.lmax);
+  // Attention keys and values carry per-edge weights (E x 11 paths x 32 x mul doubles each, 0.7 GB
+  // at mul 8), so they are a quarter of the channels wide; the pooling layer uses the same.
+  const int64_t attention_mul = std::max<int64_t>(1, s.channels / 4);
+  const std::string attention = irreps_text(attention_mul, s.lmax);
+  const std::string qk_blocks = irreps_blocks(attention_mul, s.lmax);
+  const std::string node_attrs = std::to_string(kElements) + "x0e";
+  const std::string edge_attrs = irreps_text(1, s.lmax);
+  const std::vector<std::pair<std::string, std::string>> conv_ports = {
+      {"x", "node_attrs"}, {"h", "features"}, {"edge_length_embeddings", "radial"},
+      {"edge_sh", "edge_sh"}, {"edge_index", "edge_index"}};
+  const std::string interaction_config = "irreps_in: '" + hidden + "', irreps_out: '" + hidden +
+                                         "', node_attr_irreps: " + node_attrs + ", edge_attr_irreps: '" +
+                                         edge_attrs + "', edge_embedding_irreps: " + nb + "x0e";
+  const auto mace = [&](int correlation) {
+    return LayerBench{"MACE_layer", "H=" + hidden + ", lmax " + lmax + ", correlation " + std::to_string(correlation),
+                      single_layer_yaml("MACE_layer",
+                                        "lmax: " + lmax + ", correlation: " + std::to_string(correlation) +
+                                            ", num_elements: " + std::to_string(kElements) +
+                                            ", hidden_irreps_block: " + hidden_blocks + ", input_block: " +
+                                            hidden_blocks + ", num_radial_basis: " + nb +
+                                            ", avg_num_neighbors: " + avg,
+                                        {{"vectors", "edge_vec"}, {"node_feats", "features"},
+                                         {"node_attrs", "node_attrs"}, {"edge_feats", "radial"},
+                                         {"edge_index", "edge_index"}})};
+  };
+  const std::string conformance = KLAY_CONFORMANCE_DIR;
+
+  std::vector<LayerBench> benches = {
+      {"OneHotAtomEncoding", std::to_string(kElements) + " elements",
+       single_layer_yaml("OneHotAtomEncoding", "num_elems: " + std::to_string(kElements), {{"x", "species"}})},
+      {"BinaryAtomicNumberEncoding", "Z < 84",
+       single_layer_yaml("BinaryAtomicNumberEncoding", "", {{"x", "atomic_numbers"}})},
+      {"ElectronicConfigurationEncoding", "Z < 84, table from conformance weights",
+       single_layer_yaml("ElectronicConfigurationEncoding", "", {{"x", "atomic_numbers"}}),
+       conformance + "/layer_ElectronicConfigurationEncoding_0/weights.pth"},
+      {"SphericalHarmonicEdgeAttrs", "lmax " + lmax + ", component",
+       single_layer_yaml("SphericalHarmonicEdgeAttrs", "lmax: " + lmax,
+                         {{"pos", "pos"}, {"edge_index", "edge_index"}, {"shift", "shift"}},
+                         {"edge_vec", "edge_lengths", "edge_sh"})},
+      {"RadialBasisEdgeEncoding", nb + " Bessel x polynomial cutoff, r_max " + rmax,
+       single_layer_yaml("RadialBasisEdgeEncoding", "r_max: " + rmax + ", num_radial_basis: " + nb,
+                         {{"edge_lengths", "edge_lengths"}})},
+      {"BesselBasis", nb + " basis, r_max " + rmax,
+       single_layer_yaml("BesselBasis", "r_max: " + rmax + ", num_radial_basis: " + nb, {{"x", "edge_lengths"}})},
+      {"PolynomialCutoff", "p 6, r_max " + rmax,
+       single_layer_yaml("PolynomialCutoff", "r_max: " + rmax, {{"x", "edge_lengths"}})},
+      {"AtomwiseLinear", hidden + " -> same",
+       single_layer_yaml("AtomwiseLinear", "irreps_in_block: " + hidden_blocks + ", irreps_out_block: " + hidden_blocks,
+                         {{"h", "features"}})},
+      {"GatedAtomwiseLinear", hidden + " -> same",
+       single_layer_yaml("GatedAtomwiseLinear",
+                         "irreps_in_block: " + hidden_blocks + ", irreps_out_block: " + hidden_blocks,
+                         {{"h", "features"}})},
+      {"AtomwiseSumIndex", "[N,1] -> 1 graph",
+       single_layer_yaml("AtomwiseSumIndex", "", {{"src", "per_atom_energy"}, {"index", "batch"}})},
+      {"KIMAPISumIndex", "[N,1], 80% contributing",
+       single_layer_yaml("KIMAPISumIndex", "", {{"src", "per_atom_energy"}, {"index", "contributions"}})},
+      {"AutogradForces", "forces of SH(lmax 1) + radial(" + nb + ") pair terms",
+       "model_inputs: {pos: '', edge_index: '', shift: ''}\n"
+       "model_layers:\n"
+       "  edges:\n"
+       "    type: SphericalHarmonicEdgeAttrs\n"
+       "    config: {lmax: 1}\n"
+       "    inputs: {pos: model_inputs.pos, edge_index: model_inputs.edge_index, shift: model_inputs.shift}\n"
+       "    output: {0: vec, 1: lengths, 2: sh}\n"
+       "  radial:\n"
+       "    type: RadialBasisEdgeEncoding\n"
+       "    config: {r_max: " + rmax + ", num_radial_basis: " + nb + "}\n"
+       "    inputs: {edge_lengths: lengths}\n"
+       "  layer:\n"
+       "    type: AutogradForces\n"
+       "    inputs: {energy: radial, pos: model_inputs.pos}\n"
+       "model_outputs: {forces: layer}\n",
+       "", /*forward_needs_grad=*/true},
+      {"InteractionBlock", hidden + " -> same, sh lmax " + lmax,
+       single_layer_yaml("InteractionBlock", interaction_config + ", avg_num_neighbors: " + avg, conv_ports)},
+      {"ConvNetLayer", "in " + hidden + ", lmax " + lmax + ", " + c + " features, gate",
+       single_layer_yaml("ConvNetLayer",
+                         "hidden_irreps_lmax: " + lmax + ", edge_sh_lmax: " + lmax + ", conv_feature_size: " + c +
+                             ", input_block: " + hidden_blocks + ", node_attr_block: [{l: 0, mul: " +
+                             std::to_string(kElements) + "}], avg_neigh: " + avg + ", num_radial_basis: " + nb,
+                         conv_ports)},
+      mace(2),
+      mace(3),
+      {"E3Attention", "in " + hidden + ", query/key/value " + attention,
+       single_layer_yaml("E3Attention",
+                         "irreps_input_block: " + hidden_blocks + ", irreps_query_block: " + qk_blocks +
+                             ", irreps_key_block: " + qk_blocks + ", irreps_value_block: " + qk_blocks +
+                             ", edge_sh_lmax: " + lmax + ", number_of_basis: " + nb + ", max_radius: " + rmax,
+                         {{"f", "features"}, {"edge_index", "edge_index"}, {"edge_lengths", "edge_lengths"},
+                          {"edge_sh", "edge_sh"}, {"edge_length_embeddings", "radial"}})},
+      {"E3AttentionPooling", "in " + hidden + ", query/key " + attention,
+       single_layer_yaml("E3AttentionPooling",
+                         "irreps_input_block: " + hidden_blocks + ", irreps_query_block: " + qk_blocks +
+                             ", irreps_key_block: " + qk_blocks,
+                         {{"f", "features"}})},
+      {"RadialAttention", nb + " frequencies, 2 hidden x " + c,
+       single_layer_yaml("RadialAttention", "n_input: " + nb + ", n_hidden_layers: 2, hidden_layer_width: " + c,
+                         {{"r_ijs", "edge_lengths"}})},
+      {"AttentionInteractionBlock", hidden + " -> same, sh lmax " + lmax,
+       single_layer_yaml("AttentionInteractionBlock", interaction_config,
+                         {{"x", "node_attrs"}, {"h", "features"}, {"edge_length_embeddings", "radial"},
+                          {"edge_sh", "edge_sh"}, {"edge_index", "edge_index"}, {"r_ijs", "edge_lengths"}})},
+      {"EGCL", "hidden " + c + ", 1 hidden layer",
+       single_layer_yaml("EGCL", "input_dim: " + c + ", hidden_dim: " + c,
+                         {{"h", "scalars"}, {"coords", "pos"}, {"edge_index", "edge_index"},
+                          {"shift_vectors", "shift"}, {"batch", "batch"}},
+                         {"h", "coords"})},
+      {"ArbitraryModule", "torch.nn.Linear(" + c + ", " + c + ")",
+       single_layer_yaml("ArbitraryModule", "target: torch.nn.Linear, args: [" + c + ", " + c + "]",
+                         {{"0", "scalars"}})},
+  };
+  return benches;
+}
+
+struct Row {
+  std::string layer, summary;
+  Timing forward{NAN, 0}, forward_backward{NAN, 0};
+  std::string note = "";
+};
+
+at::Tensor floating_output_sum(const std::vector<at::Tensor>& outputs) {
+  at::Tensor total;
+  for (const at::Tensor& t : outputs)
+    if (at::isFloatingType(t.scalar_type()) && t.requires_grad()) total = total.defined() ? total + t.sum() : t.sum();
+  return total;
+}
+
+Row run_bench(const LayerBench& bench, const Workload& workload, const Options& options) {
+  Row row{bench.type, bench.summary};
+  const auto model = Model::load_string(bench.yaml, "<bench " + bench.type + ">", bench.weights);
+  std::vector<at::Tensor> inputs, differentiable;
+  for (const std::string& name : model->input_names()) {
+    const auto found = workload.find(name);
+    if (found == workload.end()) throw Error("the benchmark has no workload tensor '" + name + "'");
+    at::Tensor input = found->second;
+    if (at::isFloatingType(input.scalar_type())) {
+      input = input.detach().clone().requires_grad_(true);
+      differentiable.push_back(input);
+    }
+    inputs.push_back(input);
+  }
+  std::vector<at::Tensor> plain;  // the same values without autograd, for inference
+  for (const at::Tensor& input : inputs) plain.push_back(input.detach());
+
+  row.forward = time_median(
+      [&] {
+        if (bench.forward_needs_grad) {
+          model->forward(inputs);
+        } else {
+          at::NoGradGuard no_grad;
+          model->forward(plain);
+        }
+      },
+      options);
+
+  // Backward only where a floating output depends on a floating input.
+  const at::Tensor probe = floating_output_sum(model->forward(inputs));
+  if (!probe.defined() || differentiable.empty()) {
+    row.note = "no floating input to differentiate";
+    return row;
+  }
+  row.forward_backward = time_median(
+      [&] {
+        const at::Tensor loss = floating_output_sum(model->forward(inputs));
+        torch::autograd::grad({loss}, differentiable, {}, /*retain_graph=*/false, /*create_graph=*/false,
+                              /*allow_unused=*/true);
+      },
+      options);
+  return row;
+}
+
+void print_table(const std::vector<Row>& rows) {
+  size_t layer_width = 5, summary_width = 6;
+  for (const Row& row : rows) {
+    layer_width = std::max(layer_width, row.layer.size());
+    summary_width = std::max(summary_width, row.summary.size());
+  }
+  const int lw = static_cast<int>(layer_width), sw = static_cast<int>(summary_width);
+  std::printf("%-*s  %-*s  %11s %3s  %11s %3s  %s\n", lw, "layer", sw, "config", "forward ms", "n", "fwd+bwd ms",
+              "n", "note");
+  std::printf("%s\n", std::string(layer_width + summary_width + 40, '-').c_str());
+  const auto samples = [](const Timing& t) { return t.samples ? std::to_string(t.samples) : std::string("-"); };
+  for (const Row& row : rows)
+    std::printf("%-*s  %-*s  %11s %3s  %11s %3s  %s\n", lw, row.layer.c_str(), sw, row.summary.c_str(),
+                format_ms(row.forward.median_ms).c_str(), samples(row.forward).c_str(),
+                format_ms(row.forward_backward.median_ms).c_str(), samples(row.forward_backward).c_str(),
+                row.note.c_str());
+}
+
+int run(int argc, char** argv) {
+  const Options options = parse_options(
+      argc, argv, "bench_layers: forward and forward+backward time of each implemented KLay layer (float64, CPU)");
+  print_machine(options);
+  const Sizes sizes = options.quick ? Sizes{40, 6, 4, 2} : Sizes{1000, 30, 32, 2};
+  const Workload workload = make_workload(sizes);
+  std::printf("workload:   %ld atoms, %ld edges (%ld per atom, lengths 1-4 A), %ld channels, lmax %ld, float64\n",
+              static_cast<long>(sizes.atoms), static_cast<long>(workload.at("edge_lengths").size(0)),
+              static_cast<long>(sizes.edges_per_atom), static_cast<long>(sizes.channels),
+              static_cast<long>(sizes.lmax));
+  std::printf("forward:    inference (no autograd); fwd+bwd: forward with autograd + d(sum outputs)/d(floating inputs)\n\n");
+  std::fflush(stdout);
+
+  const std::vector<std::string> implemented = implemented_layer_types();
+  const auto is_implemented = [&](const std::string& type) {
+    return std::find(implemented.begin(), implemented.end(), type) != implemented.end();
+  };
+  std::vector<Row> rows;
+  int failures = 0;
+  const std::vector<LayerBench> benches = layer_benches(sizes);
+  for (const LayerBench& bench : benches) {
+    if (!options.filter.empty() && bench.type.find(options.filter) == std::string::npos) continue;
+    if (!is_implemented(bench.type)) {
+      rows.push_back({bench.type, bench.summary, {NAN, 0}, {NAN, 0}, "skipped: not implemented in the runtime"});
+      continue;
+    }
+    try {
+      rows.push_back(run_bench(bench, workload, options));
+    } catch (const std::exception& e) {
+      ++failures;
+      std::string message = e.what();
+      message = message.substr(0, message.find('\n'));
+      rows.push_back({bench.type, bench.summary, {NAN, 0}, {NAN, 0}, "ERROR: " + message});
+    }
+    std::fprintf(stderr, "  %s (%s): %s / %s ms %s\n", bench.type.c_str(), bench.summary.c_str(),
+                 format_ms(rows.back().forward.median_ms).c_str(),
+                 format_ms(rows.back().forward_backward.median_ms).c_str(), rows.back().note.c_str());
+  }
+  // A registered implementation this table does not know yet is worth saying out loud.
+  for (const std::string& type : implemented) {
+    const bool known = std::any_of(benches.begin(), benches.end(), [&](const LayerBench& b) { return b.type == type; });
+    if (!known && (options.filter.empty() || type.find(options.filter) != std::string::npos))
+      rows.push_back({type, "", {NAN, 0}, {NAN, 0}, "no benchmark configuration for this layer"});
+  }
+  print_table(rows);
+  return failures ? 1 : 0;
+}
+
+}  // namespace
+}  // namespace klay::bench
+
+int main(int argc, char** argv) { return klay::bench::run(argc, argv); }

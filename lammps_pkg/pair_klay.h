@@ -1,0 +1,76 @@
+/* -*- c++ -*- ----------------------------------------------------------
+   LAMMPS - Large-scale Atomic/Molecular Massively Parallel Simulator
+   https://www.lammps.org/, Sandia National Laboratories
+   LAMMPS development team: developers@lammps.org
+
+   This software is distributed under the GNU General Public License.
+   See the README file in the top-level LAMMPS directory.
+------------------------------------------------------------------------- */
+
+#ifdef PAIR_CLASS
+// clang-format off
+PairStyle(klay,PairKLay);
+// clang-format on
+#else
+
+#ifndef LMP_PAIR_KLAY_H
+#define LMP_PAIR_KLAY_H
+
+#include "pair.h"
+
+#include "klay.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace LAMMPS_NS {
+
+class PairKLay : public Pair {
+ public:
+  PairKLay(class LAMMPS *);
+  ~PairKLay() override;
+
+  void compute(int, int) override;
+  void settings(int, char **) override;
+  void coeff(int, char **) override;
+  void init_style() override;
+  double init_one(int, int) override;
+  void finish() override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
+  double memory_usage() override;
+
+ protected:
+  klay_model *model;
+  int use_float32;
+  int num_threads;
+  double cutoff;                   // r_cut of one message-passing stage
+  int num_stages;                  // D: ghost atoms are needed out to D * r_cut
+  double ghost_cutoff_set;         // what init_style() wrote into comm->cutghostuser, 0 if nothing
+  std::vector<int64_t> type_code;  // per LAMMPS type: model species code, -1 for NULL
+
+  klay_staged_graph graph;              // this step's model atoms and staged edge lists
+  std::vector<double> coords;           // [n][3] model atoms
+  std::vector<int64_t> species;         // [n]
+  std::vector<double> forces;           // [n][3] -dE/dx from the model
+  std::vector<double> atom_energy;      // [n] when per-atom energy is requested
+  std::vector<double> ghost_forces;     // [nall][3] newton off: forces on ghosts to send home
+  double model_energy;                  // energy of the owned atoms, this step
+
+  // seconds spent since the last finish(), for the timing breakdown
+  double time_graph, time_model, time_first_compute;
+  long num_computes;
+
+  void allocate();
+  void build_model_inputs();
+  void run_model();
+  void tally_energy();
+  void tally_forces();
+  void tally_virial();
+  void free_model();
+};
+
+}    // namespace LAMMPS_NS
+
+#endif
+#endif

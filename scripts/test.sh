@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing (apt, as root), builds everything once
+# (LAMMPS from Debian's source package into a cache outside the tree, ccache for our code) and
+# runs the whole test suite with ctest. Idempotent: a second run rebuilds only what changed.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${KLAY_BUILD_DIR:-$root/build}
+jobs=${KLAY_JOBS:-$(nproc)}
+
+bash "$root/scripts/install_deps.sh"
+source "$root/scripts/configure.sh"   # sets KLAY_CMAKE_ARGS (LAMMPS location when available)
+
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release "${KLAY_CMAKE_ARGS[@]}"
+cmake --build "$build" -j"$jobs"
+cd "$build"
+OMP_NUM_THREADS=1 ctest --output-on-failure -j"$jobs" "$@"

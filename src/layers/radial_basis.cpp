@@ -1,0 +1,158 @@
+// Radial functions of edge lengths (klay_spec.md §5.5–5.7). Outputs take the dtype of the input
+// lengths (and of bessel_weights, which follows the model's dtype).
+//
+// PolynomialCutoff
+//   ports:   x (float [E]) → y [E]
+//   config:  r_max (required number), polynomial_degree (number ≥ 2, default 6; stored as float p)
+//   state:   none
+//   math:    u = r·(1/r_max); f = 1 − (p+1)(p+2)/2·u^p + p(p+2)·u^(p+1) − p(p+1)/2·u^(p+2), times [u < 1]
+//
+// BesselBasis
+//   ports:   x (float [E]) → y [E, num_radial_basis]
+//   config:  r_max (required number), num_radial_basis (int, default 8), trainable (bool, default true)
+//   state:   bessel_weights [num_radial_basis] = π·(1…n) at construction; a Parameter when trainable,
+//            else a buffer (same key either way, as in Python)
+//   math:    (2/r_max)·sin(bessel_weights·r/r_max)/r; r = 0 gives NaN, as in Python.
+//
+// RadialBasisEdgeEncoding
+//   ports:   edge_lengths (float [E]) → edge_length_embedded [E, num_radial_basis]
+//   config:  r_max (required), num_radial_basis (8), polynomial_degree (6), radial_basis_trainable
+//            (true), basis ("BesselBasis", the only one KLay accepts), cutoff ("PolynomialCutoff",
+//            idem), basis_kwargs / cutoff_kwargs (mappings; KLay overwrites every argument the two
+//            classes take with the values above, so the only keys they may hold are those, and they
+//            have no effect)
+//   state:   basis.bessel_weights [num_radial_basis]; the cutoff (sub-module `cutoff`) has none
+//   math:    basis(r) · cutoff(r)[:, None]
+#include <cmath>
+
+#include <ATen/ATen.h>
+
+#include "layers/named_layer.hpp"
+
+namespace klay {
+namespace {
+
+// The config arguments shared by the three layers (same keys and defaults in each).
+double read_r_max(const Config& config) {
+  const double r_max = config.get_double("r_max");
+  if (!(r_max > 0)) config.fail("r_max", "must be a positive number");
+  return r_max;
+}
+
+double read_polynomial_degree(const Config& config) {
+  const double degree = config.get_double("polynomial_degree", 6.0);
+  if (!(degree >= 2)) config.fail("polynomial_degree", "must be at least 2");
+  return degree;
+}
+
+int64_t read_num_radial_basis(const Config& config) {
+  const int64_t num_basis = config.get_int("num_radial_basis", 8);
+  if (num_basis < 1) config.fail("num_radial_basis", "must be at least 1");
+  return num_basis;
+}
+
+class PolynomialCutoff : public NamedLayer {
+ public:
+  PolynomialCutoff(const Config& config, double r_max, double degree)
+      : NamedLayer("PolynomialCutoff", config), inverse_r_max_(1.0 / r_max), p_(degree) {}
+
+  at::Tensor forward(const at::Tensor& r) const {
+    const double p = p_;
+    const at::Tensor u = r * inverse_r_max_;
+    at::Tensor f = 1.0 - ((p + 1.0) * (p + 2.0) / 2.0) * at::pow(u, p);
+    f = f + (p * (p + 2.0)) * at::pow(u, p + 1.0);
+    f = f - (p * (p + 1.0) / 2.0) * at::pow(u, p + 2.0);
+    return f * (u < 1.0);
+  }
+
+  c10::IValue call(const CallArgs& call) override { return forward(tensor_input(call, 0, "x")); }
+
+ private:
+  double inverse_r_max_;
+  double p_;
+};
+
+class BesselBasis : public NamedLayer {
+ public:
+  BesselBasis(const Config& config, double r_max, int64_t num_basis, bool trainable)
+      : NamedLayer("BesselBasis", config), r_max_(r_max), prefactor_(2.0 / r_max) {
+    at::Tensor frequencies = at::arange(1, num_basis + 1, at::kDouble) * M_PI;
+    bessel_weights_ = trainable ? register_parameter("bessel_weights", frequencies)
+                                : register_buffer("bessel_weights", frequencies);
+  }
+
+  at::Tensor forward(const at::Tensor& r) const {
+    const at::Tensor column = r.unsqueeze(-1);
+    return prefactor_ * (at::sin(bessel_weights_ * column / r_max_) / column);
+  }
+
+  c10::IValue call(const CallArgs& call) override { return forward(tensor_input(call, 0, "x")); }
+
+ private:
+  double r_max_;
+  double prefactor_;
+  at::Tensor bessel_weights_;
+};
+
+class RadialBasisEdgeEncoding : public NamedLayer {
+ public:
+  explicit RadialBasisEdgeEncoding(const Config& config)
+      : NamedLayer("RadialBasisEdgeEncoding", config) {
+    config.reject_unknown_keys({"r_max", "num_radial_basis", "polynomial_degree",
+                                "radial_basis_trainable", "basis", "cutoff", "basis_kwargs",
+                                "cutoff_kwargs"});
+    require_choice(config, "basis", "BesselBasis");
+    require_choice(config, "cutoff", "PolynomialCutoff");
+    require_overwritten_only(config, "basis_kwargs", {"r_max", "num_basis", "trainable"});
+    require_overwritten_only(config, "cutoff_kwargs", {"r_max", "p"});
+
+    const double r_max = read_r_max(config);
+    basis_ = register_module(
+        "basis", std::make_shared<BesselBasis>(config, r_max,
+                                               read_num_radial_basis(config),
+                                               config.get_bool("radial_basis_trainable", true)));
+    cutoff_ = register_module(
+        "cutoff", std::make_shared<PolynomialCutoff>(
+                      config, r_max, read_polynomial_degree(config)));
+  }
+
+  c10::IValue call(const CallArgs& call) override {
+    const at::Tensor r = tensor_input(call, 0, "edge_lengths");
+    return basis_->forward(r) * cutoff_->forward(r).unsqueeze(-1);
+  }
+
+ private:
+  static void require_choice(const Config& config, const std::string& key, const std::string& only) {
+    const std::string chosen = config.get_string(key, only);
+    if (chosen != only) config.fail(key, "KLay accepts only \"" + only + "\", got \"" + chosen + "\"");
+  }
+
+  static void require_overwritten_only(const Config& config, const std::string& key,
+                                       const std::vector<std::string>& arguments) {
+    if (config.has(key)) config.get_map(key).reject_unknown_keys(arguments);
+  }
+
+  std::shared_ptr<BesselBasis> basis_;
+  std::shared_ptr<PolynomialCutoff> cutoff_;
+};
+
+std::shared_ptr<Layer> make_polynomial_cutoff(const Config& config) {
+  config.reject_unknown_keys({"r_max", "polynomial_degree"});
+  return std::make_shared<PolynomialCutoff>(config, read_r_max(config),
+                                            read_polynomial_degree(config));
+}
+
+std::shared_ptr<Layer> make_bessel_basis(const Config& config) {
+  config.reject_unknown_keys({"r_max", "num_radial_basis", "trainable"});
+  return std::make_shared<BesselBasis>(config, read_r_max(config),
+                                       read_num_radial_basis(config),
+                                       config.get_bool("trainable", true));
+}
+
+}  // namespace
+
+KLAY_REGISTER_LAYER(PolynomialCutoff, make_polynomial_cutoff);
+KLAY_REGISTER_LAYER(BesselBasis, make_bessel_basis);
+KLAY_REGISTER_LAYER(RadialBasisEdgeEncoding, make_layer<RadialBasisEdgeEncoding>);
+
+}  // namespace klay

@@ -1,0 +1,510 @@
+#include "md/md_model.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+
+#include "md/elements.hpp"
+#include "runtime/error.hpp"
+#include "runtime/model.hpp"
+
+namespace klay::md {
+
+namespace {
+
+const std::vector<std::string>& role_names() {
+  static const std::vector<std::string> names = {
+      "species", "atomic_numbers", "Z", "coords", "positions", "pos", "edge_index0", "edge_index",
+      "graph_layer_0", "shifts", "shift", "contributions", "contributing", "batch"};
+  return names;
+}
+
+// k from "edge_indexK", "graph_layer_K" or "graph_layerK"; -1 otherwise.
+int stage_of(const std::string& name) {
+  for (const char* prefix : {"edge_index", "graph_layer_", "graph_layer"}) {
+    const size_t n = std::strlen(prefix);
+    if (name.size() > n && name.compare(0, n, prefix) == 0 &&
+        std::all_of(name.begin() + n, name.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+        name.size() - n < 6)
+      return std::stoi(name.substr(n));
+  }
+  return -1;
+}
+
+std::optional<InputBinding> role_of(const std::string& name) {
+  if (name == "species" || name == "atomic_numbers" || name == "Z") return InputBinding{InputRole::Species};
+  if (name == "coords" || name == "positions" || name == "pos") return InputBinding{InputRole::Coords};
+  if (name == "edge_index") return InputBinding{InputRole::LargestGraph};
+  if (name == "shifts" || name == "shift") return InputBinding{InputRole::Shifts};
+  if (name == "contributions") return InputBinding{InputRole::Contributions};
+  if (name == "contributing") return InputBinding{InputRole::Contributing};
+  if (name == "batch") return InputBinding{InputRole::Batch};
+  const int k = stage_of(name);
+  if (k >= 0) return InputBinding{InputRole::StageGraph, k};
+  return std::nullopt;
+}
+
+std::string describe_role(const InputBinding& b) {
+  switch (b.role) {
+    case InputRole::Species: return "species codes";
+    case InputRole::Coords: return "coordinates (owned + ghost)";
+    case InputRole::StageGraph: return "staged graph G_" + std::to_string(b.stage);
+    case InputRole::LargestGraph: return "the largest staged graph";
+    case InputRole::Shifts: return "edge shifts S·cell (zeros in MD: ghosts are explicit images)";
+    case InputRole::Contributions: return "0 owned / 1 ghost";
+    case InputRole::Contributing: return "1 owned / 0 ghost";
+    case InputRole::Batch: return "0 owned / 1 ghost (batch)";
+  }
+  return "";
+}
+
+std::string node_text(const klay_node* node) {
+  return node->kind == KLAY_STRING ? std::string(node->text) : std::string(node->text ? node->text : "");
+}
+
+double positive_number(const klay_node* node, const std::string& what) {
+  if (node->kind != KLAY_INT && node->kind != KLAY_FLOAT)
+    throw Error(where(node->mark) + what + " must be a number, not a " + klay_node_kind_name(node->kind));
+  const double v = node->kind == KLAY_INT ? static_cast<double>(node->integer) : node->real;
+  if (!(v > 0)) throw Error(where(node->mark) + what + " must be positive");
+  return v;
+}
+
+std::string string_value(const klay_node* node, const std::string& what) {
+  if (node->kind != KLAY_STRING)
+    throw Error(where(node->mark) + what + " must be a string, not a " + klay_node_kind_name(node->kind));
+  return node->text;
+}
+
+bool same_source(const klay_source& a, const klay_source& b) {
+  if (a.kind != b.kind || a.index != b.index) return false;
+  if (a.kind != KLAY_SRC_ITEM) return true;
+  if (a.key_is_int != b.key_is_int) return false;
+  return a.key_is_int ? a.key_int == b.key_int : std::strcmp(a.key_str, b.key_str) == 0;
+}
+
+const char* port_name(const klay_plan_node& node, const klay_binding& b) {
+  if (b.keyword) return b.keyword;
+  if (b.port >= 0 && node.spec) return node.spec->inputs[b.port];
+  return "";
+}
+
+const klay_binding* find_binding(const klay_plan_node& node, const char* port) {
+  for (size_t i = 0; i < node.n_bindings; ++i)
+    if (std::strcmp(port_name(node, node.bindings[i]), port) == 0) return &node.bindings[i];
+  return nullptr;
+}
+
+bool is_per_atom(const at::Tensor& t, int64_t n_atoms) {
+  return t.dim() >= 1 && t.size(0) == n_atoms && t.numel() == n_atoms;
+}
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "'" : ", '") + n + "'";
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<MdModel> MdModel::load(const std::string& yaml_path, const std::string& weights_path,
+                                       bool single_precision) {
+  return std::make_unique<MdModel>(
+      Model::load(yaml_path, weights_path, single_precision ? at::kFloat : at::kDouble));
+}
+
+MdModel::~MdModel() = default;
+
+MdModel::MdModel(std::unique_ptr<Model> model) : model_(std::move(model)) {
+  const klay_node* section = model_->root_node() ? klay_map_get(model_->root_node(), "md") : nullptr;
+  std::optional<double> declared_cutoff;
+  std::string declared_energy;
+  std::map<std::string, std::string> mapping;
+  if (section && section->kind != KLAY_NULL) {
+    if (section->kind != KLAY_MAP)
+      throw Error(where(section->mark) + "'md' must be a mapping, not a " + klay_node_kind_name(section->kind));
+    static const std::vector<std::string> known = {"cutoff", "species", "energy", "inputs", "units"};
+    for (size_t i = 0; i < section->len; ++i) {
+      const klay_node* key = section->keys[i];
+      const klay_node* value = section->items[i];
+      const std::string name = node_text(key);
+      if (name == "cutoff") {
+        declared_cutoff = positive_number(value, "md.cutoff");
+      } else if (name == "species") {
+        if (value->kind != KLAY_SEQ)
+          throw Error(where(value->mark) + "md.species must be a list of element names, e.g. [Si, O]");
+        for (size_t k = 0; k < value->len; ++k) {
+          const std::string element = string_value(value->items[k], "md.species entries");
+          if (std::find(species_.begin(), species_.end(), element) != species_.end())
+            throw Error(where(value->items[k]->mark) + "md.species lists '" + element + "' twice");
+          species_.push_back(element);
+        }
+        species_declared_ = true;
+      } else if (name == "energy") {
+        declared_energy = string_value(value, "md.energy");
+      } else if (name == "inputs") {
+        if (value->kind != KLAY_MAP)
+          throw Error(where(value->mark) + "md.inputs must map model input names to MD names");
+        for (size_t k = 0; k < value->len; ++k) {
+          const std::string to = string_value(value->items[k], "md.inputs values");
+          if (!role_of(to)) {
+            const std::string hint = closest_match(to, role_names());
+            throw Error(where(value->items[k]->mark) + "md.inputs: '" + to + "' is not an MD input name" +
+                        (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; known: " + join(role_names()));
+          }
+          mapping[node_text(value->keys[k])] = to;
+        }
+      } else if (name == "units") {
+        units_ = string_value(value, "md.units");
+      } else {
+        const std::string hint = closest_match(name, known);
+        throw Error(where(key->mark) + "unknown key '" + name + "' in the md section" +
+                    (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; known: " + join(known));
+      }
+    }
+  }
+  bind_inputs(mapping);
+  infer_cutoff(declared_cutoff);
+  check_stage_wiring();
+  find_energy(declared_energy);
+}
+
+void MdModel::bind_inputs(const std::map<std::string, std::string>& mapping) {
+  const klay_plan& plan = model_->plan();
+  for (const auto& [from, to] : mapping)
+    if (model_->input_index(from) < 0)
+      throw Error("md.inputs maps '" + from + "', which is not a model input (inputs: " +
+                  join(model_->input_names()) + ")");
+  bool coords = false, by_index = false, by_number = false;
+  std::vector<int> stages;
+  for (size_t i = 0; i < plan.n_inputs; ++i) {
+    const std::string name = plan.inputs[i];
+    auto mapped = mapping.find(name);
+    const std::string md_name = mapped == mapping.end() ? name : mapped->second;
+    const std::optional<InputBinding> binding = role_of(md_name);
+    if (!binding) {
+      const std::string hint = closest_match(name, role_names());
+      throw Error(where(plan.input_marks[i]) + "model input '" + name +
+                  "' has no meaning in MD" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
+                  "; MD inputs are " + join(role_names()) +
+                  " (edge_index0..edge_index{D-1} for staged graphs); map other names in the md: "
+                  "section, e.g. md: {inputs: {" + name + ": coords}}");
+    }
+    if (binding->role == InputRole::Coords) coords = true;
+    if (binding->role == InputRole::Species) (md_name == "species" ? by_index : by_number) = true;
+    if (binding->role == InputRole::StageGraph) {
+      if (std::find(stages.begin(), stages.end(), binding->stage) != stages.end())
+        throw Error(where(plan.input_marks[i]) + "model input '" + name + "': staged graph " +
+                    std::to_string(binding->stage) + " is fed to two inputs");
+      stages.push_back(binding->stage);
+    }
+    bindings_.push_back(*binding);
+  }
+  if (!coords)
+    throw Error("the model has no coordinates input (coords, positions or pos; inputs: " +
+                join(model_->input_names()) +
+                "), so forces cannot be computed and it cannot be used for MD; map the input in the md: "
+                "section if it has another name");
+  std::sort(stages.begin(), stages.end());
+  for (size_t k = 0; k < stages.size(); ++k)
+    if (stages[k] != static_cast<int>(k))
+      throw Error("staged graph inputs must be edge_index0..edge_index" + std::to_string(stages.size() - 1) +
+                  " without gaps; G_" + std::to_string(k) + " is missing");
+  num_staged_inputs_ = static_cast<int>(stages.size());
+  if (by_index && by_number && !species_declared_)
+    throw Error("the model takes both species indices ('species') and atomic numbers; declare the species "
+                "list in the md: section (md: {species: [Si, O]}) so that both get indices");
+  species_are_indices_ = species_declared_ || by_index;
+}
+
+void MdModel::infer_cutoff(std::optional<double> declared) {
+  const klay_plan& plan = model_->plan();
+  bool has_graph = false;
+  for (const InputBinding& b : bindings_)
+    has_graph = has_graph || b.role == InputRole::StageGraph || b.role == InputRole::LargestGraph;
+  if (declared) {
+    cutoff_ = *declared;
+    cutoff_origin_ = "declared in md:";
+  } else {
+    std::string from;
+    for (size_t i = 0; i < plan.n_nodes; ++i) {
+      const klay_plan_node& node = plan.nodes[i];
+      const std::string type = node.type;
+      if (type != "BesselBasis" && type != "PolynomialCutoff" && type != "RadialBasisEdgeEncoding") continue;
+      const klay_node* r_max = node.config ? klay_map_get(node.config, "r_max") : nullptr;
+      if (!r_max) continue;
+      const double r = positive_number(r_max, "layer '" + std::string(node.name) + "' r_max");
+      if (r > cutoff_) {
+        cutoff_ = r;
+        from = node.name;
+      }
+    }
+    if (cutoff_ > 0) {
+      cutoff_origin_ = "largest r_max of the radial layers, from '" + from + "'";
+    } else if (has_graph) {
+      throw Error("cannot infer the cutoff: the model has edge inputs but no BesselBasis, PolynomialCutoff or "
+                  "RadialBasisEdgeEncoding layer with r_max; declare it: md: {cutoff: 4.0}");
+    } else {
+      cutoff_origin_ = "no edge inputs";
+    }
+  }
+  num_stages_ = std::max(plan.depth, num_staged_inputs_);
+  if (has_graph) num_stages_ = std::max(num_stages_, 1);
+}
+
+void MdModel::check_stage_wiring() {
+  // A layer at message-passing depth d (1 = first from the inputs) must see correct features on
+  // S_{D-d}, so it needs the edges of G_{D-d} or a larger graph (design.md §4).
+  const klay_plan& plan = model_->plan();
+  for (size_t s = 0; s < plan.n_stages; ++s) {
+    const klay_stage& stage = plan.stages[s];
+    if (stage.edge_input < 0 || stage.depth > plan.depth) continue;
+    const InputBinding& b = bindings_[stage.edge_input];
+    const int needed = plan.depth - stage.depth;
+    if (b.role == InputRole::StageGraph && b.stage < needed) {
+      const klay_plan_node& node = plan.nodes[stage.node];
+      throw Error(where(node.mark) + "layer '" + node.name + "' is message-passing stage " +
+                  std::to_string(stage.depth) + " of " + std::to_string(plan.depth) + " but runs on '" +
+                  plan.inputs[stage.edge_input] + "' = G_" + std::to_string(b.stage) + "; it needs G_" +
+                  std::to_string(needed) + " or larger (the first stage runs on the largest graph "
+                  "edge_index" + std::to_string(plan.depth - 1) + ", the last on edge_index0)");
+    }
+  }
+}
+
+void MdModel::find_energy(const std::string& declared) {
+  const klay_plan& plan = model_->plan();
+  if (!declared.empty()) {
+    energy_output_ = model_->output_index(declared);
+    if (energy_output_ < 0)
+      throw Error("md.energy: '" + declared + "' is not a model output (outputs: " + join(model_->output_names()) + ")");
+  } else if (model_->output_index("energy") >= 0) {
+    energy_output_ = model_->output_index("energy");
+  } else if (plan.n_outputs == 1) {
+    energy_output_ = 0;
+  } else {
+    throw Error("cannot tell which model output is the energy (outputs: " + join(model_->output_names()) +
+                "); name it 'energy' or declare it: md: {energy: NAME}");
+  }
+  const klay_model_output& out = plan.outputs[energy_output_];
+  energy_kind_ = EnergyKind::Direct;
+  if (out.source.kind != KLAY_SRC_NODE || out.tail) return;
+  const klay_plan_node& node = plan.nodes[out.source.index];
+  energy_layer_ = node.name;
+  const std::string type = node.type;
+  if (type != "AtomwiseSumIndex" && type != "KIMAPISumIndex") return;
+  const klay_binding* index = find_binding(node, "index");
+  const klay_binding* src = find_binding(node, "src");
+  if (!index || !src || index->source.kind != KLAY_SRC_INPUT) return;
+  const InputRole role = bindings_[index->source.index].role;
+  const bool kimapi = type == "KIMAPISumIndex";
+  if (role == InputRole::Batch || role == InputRole::Contributions) {
+    owned_row_ = 0;
+  } else if (role == InputRole::Contributing && !kimapi) {
+    owned_row_ = 1;
+  } else if (role == InputRole::Contributing) {
+    throw Error(where(node.mark) + "layer '" + node.name + "' (KIMAPISumIndex) sums by 'contributing' (1 = owned), "
+                "so in eval mode it returns the ghost atoms' sum (row 0); index it by 'contributions' "
+                "(0 = owned) instead");
+  } else {
+    return;
+  }
+  energy_kind_ = EnergyKind::IndexedSum;
+  row_selected_ = kimapi;  // KIMAPISumIndex returns row 0 itself in eval mode
+  // Per-atom energies: the tensor the sum reads, from a model output or straight from its layer.
+  for (size_t o = 0; o < plan.n_outputs; ++o)
+    if (!plan.outputs[o].tail && same_source(plan.outputs[o].source, src->source)) {
+      per_atom_request_ = static_cast<int>(o);
+      per_atom_origin_ = "output '" + std::string(plan.outputs[o].name) + "'";
+    }
+  if (per_atom_request_ < 0 && src->source.kind == KLAY_SRC_NODE) {
+    per_atom_request_ = model_->node_value_index(src->source.index);
+    per_atom_origin_ = "layer '" + std::string(plan.nodes[src->source.index].name) + "'";
+  }
+}
+
+int MdModel::num_graph_inputs() const {
+  if (num_staged_inputs_ > 0) return num_staged_inputs_;
+  for (const InputBinding& b : bindings_)
+    if (b.role == InputRole::LargestGraph) return 1;
+  return 0;
+}
+
+bool MdModel::takes_shifts() const {
+  return std::any_of(bindings_.begin(), bindings_.end(), [](const InputBinding& b) { return b.role == InputRole::Shifts; });
+}
+
+bool MdModel::takes_species() const {
+  return std::any_of(bindings_.begin(), bindings_.end(), [](const InputBinding& b) { return b.role == InputRole::Species; });
+}
+
+int64_t MdModel::element_code(const std::string& element) {
+  if (species_declared_) {
+    auto it = std::find(species_.begin(), species_.end(), element);
+    if (it == species_.end())
+      throw Error("element '" + element + "' is not in the model's species list (md.species: " + join(species_) + ")");
+    return it - species_.begin();
+  }
+  const int z = atomic_number(element);
+  if (z == 0) throw Error("'" + element + "' is not a chemical element symbol");
+  if (!species_are_indices_) return z;
+  auto it = std::find(species_.begin(), species_.end(), element);
+  if (it != species_.end()) return it - species_.begin();
+  species_.push_back(element);
+  return static_cast<int64_t>(species_.size()) - 1;
+}
+
+std::string MdModel::describe() const {
+  const klay_plan& plan = model_->plan();
+  std::ostringstream out;
+  out << "cutoff " << cutoff_ << " (" << cutoff_origin_ << ")\n";
+  out << "message-passing stages " << num_stages_ << ": ghost atoms needed within " << num_stages_ * cutoff_ << "\n";
+  for (size_t i = 0; i < plan.n_inputs; ++i)
+    out << "input '" << plan.inputs[i] << "': " << describe_role(bindings_[i]) << "\n";
+  out << "energy: output '" << model_->output_names()[energy_output_] << "'";
+  if (energy_kind_ == EnergyKind::IndexedSum)
+    out << ", a sum by owned/ghost index in layer '" << energy_layer_ << "' (owned atoms = row " << owned_row_ << ")";
+  else
+    out << ", a per-atom tensor summed over owned atoms (a single total is accepted only without ghost atoms)";
+  out << "\n";
+  if (per_atom_request_ >= 0) out << "per-atom energy: " << per_atom_origin_ << "\n";
+  if (takes_species()) {
+    if (!species_are_indices_) {
+      out << "species: atomic numbers\n";
+    } else {
+      out << "species: indices";
+      for (size_t k = 0; k < species_.size(); ++k) out << " " << species_[k] << "=" << k;
+      out << (species_declared_ ? " (declared in md:)" : " (order of first appearance; declare md: species to fix it)")
+          << "\n";
+    }
+  }
+  if (!units_.empty()) out << "units " << units_ << "\n";
+  return out.str();
+}
+
+void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
+  const int64_t n = atoms.n_atoms, n_edges = atoms.n_edges;
+  if (n < 0 || atoms.n_owned < 0 || atoms.n_owned > n)
+    throw Error("atoms: n_owned = " + std::to_string(atoms.n_owned) + " with n_atoms = " + std::to_string(n));
+  if (n > 0 && !atoms.coords) throw Error("atoms: coords is NULL");
+  if (n > 0 && takes_species() && !atoms.species) throw Error("atoms: species is NULL but the model takes species");
+  if (n_edges < 0 || (n_edges > 0 && !atoms.edge_pairs)) throw Error("atoms: edge_pairs is NULL");
+  if (atoms.n_stage_graphs < num_staged_inputs_)
+    throw Error("the model takes " + std::to_string(num_staged_inputs_) + " staged graphs, " +
+                std::to_string(atoms.n_stage_graphs) + " given");
+  for (int k = 0; k < atoms.n_stage_graphs; ++k) {
+    const int64_t count = atoms.stage_edges[k];
+    if (count < (k ? atoms.stage_edges[k - 1] : 0) || count > n_edges)
+      throw Error("stage_edges must be nondecreasing and at most n_edges; stage " + std::to_string(k) + " has " +
+                  std::to_string(count));
+  }
+  if (atoms.n_stage_graphs > 0 && atoms.stage_edges[atoms.n_stage_graphs - 1] != n_edges)
+    throw Error("the last staged graph must hold all n_edges = " + std::to_string(n_edges) + " pairs");
+  for (int64_t e = 0; e < 2 * n_edges; ++e)
+    if (atoms.edge_pairs[e] < 0 || atoms.edge_pairs[e] >= n)
+      throw Error("edge " + std::to_string(e / 2) + " refers to atom " + std::to_string(atoms.edge_pairs[e]) +
+                  " outside [0, " + std::to_string(n) + ")");
+
+  results.energy = 0;
+  results.per_atom_energy_filled = results.per_atom_energy != nullptr;
+  if (results.per_atom_energy) std::fill(results.per_atom_energy, results.per_atom_energy + n, 0.0);
+  if (results.forces) std::fill(results.forces, results.forces + 3 * n, 0.0);
+  if (results.edge_gradients) std::fill(results.edge_gradients, results.edge_gradients + 3 * n_edges, 0.0);
+  // A rank without owned atoms contributes nothing (and empty tensors would trouble some layers).
+  if (atoms.n_owned == 0) return;
+  if (results.edge_gradients && !takes_shifts())
+    throw Error("edge gradients were requested but the model takes no shifts");
+  if (results.per_atom_energy && energy_kind_ == EnergyKind::IndexedSum && per_atom_request_ < 0)
+    throw Error("per-atom energies are not available: layer '" + energy_layer_ +
+                "' sums an element of a tuple; add that tensor to model_outputs");
+
+  c10::AutoGradMode grad_mode(true);
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  at::Tensor coords = at::from_blob(const_cast<double*>(atoms.coords), {n, 3}, f64).clone().requires_grad_(true);
+  at::Tensor pairs = n_edges > 0 ? at::from_blob(const_cast<int64_t*>(atoms.edge_pairs), {n_edges, 2}, i64).t()
+                                 : at::empty({2, 0}, i64);
+  at::Tensor shifts;
+  if (takes_shifts()) {
+    shifts = atoms.shifts ? at::from_blob(const_cast<double*>(atoms.shifts), {n_edges, 3}, f64).clone()
+                          : at::zeros({n_edges, 3}, f64);
+    if (results.edge_gradients) shifts.requires_grad_(true);
+  }
+  at::Tensor owned_flags = at::zeros({n}, i64);
+  owned_flags.narrow(0, 0, atoms.n_owned).fill_(1);
+
+  std::vector<at::Tensor> inputs;
+  for (const InputBinding& b : bindings_) {
+    switch (b.role) {
+      case InputRole::Species:
+        inputs.push_back(at::from_blob(const_cast<int64_t*>(atoms.species), {n}, i64).clone());
+        break;
+      case InputRole::Coords: inputs.push_back(coords); break;
+      case InputRole::StageGraph:
+        inputs.push_back(pairs.narrow(1, 0, atoms.stage_edges[b.stage]).contiguous());
+        break;
+      case InputRole::LargestGraph: inputs.push_back(pairs.contiguous()); break;
+      case InputRole::Shifts: inputs.push_back(shifts); break;
+      case InputRole::Contributing: inputs.push_back(owned_flags); break;
+      case InputRole::Contributions:
+      case InputRole::Batch: inputs.push_back(1 - owned_flags); break;
+    }
+  }
+
+  std::vector<int> wanted{energy_output_};
+  if (results.per_atom_energy && per_atom_request_ >= 0) wanted.push_back(per_atom_request_);
+  const std::vector<at::Tensor> outputs = model_->forward(inputs, wanted);
+  const at::Tensor& raw = outputs[0];
+  const std::string energy_name = model_->output_names()[energy_output_];
+
+  at::Tensor energy, per_atom;
+  if (energy_kind_ == EnergyKind::IndexedSum) {
+    energy = row_selected_ ? raw.sum() : raw.select(0, owned_row_).sum();
+    if (per_atom_request_ >= 0 && results.per_atom_energy) per_atom = outputs[1];
+  } else if (is_per_atom(raw, n)) {
+    energy = raw.reshape({n}).narrow(0, 0, atoms.n_owned).sum();
+    per_atom = raw;
+  } else if (raw.numel() == 1) {
+    if (n != atoms.n_owned)
+      throw Error("model output '" + energy_name + "' is one number for all atoms" +
+                  (energy_layer_.empty() ? "" : " (layer '" + energy_layer_ + "')") +
+                  ": with ghost atoms present it would count their energies too, and it cannot be split. "
+                  "Output per-atom energies, or sum them with AtomwiseSumIndex/KIMAPISumIndex indexed by "
+                  "'batch' or 'contributions'");
+    energy = raw.sum();
+  } else {
+    throw Error("model output '" + energy_name + "' has shape " + std::string(c10::str(raw.sizes())) +
+                ": neither one value per atom (" + std::to_string(n) + ") nor a single total");
+  }
+
+  results.energy = energy.item<double>();
+  results.per_atom_energy_filled = results.per_atom_energy && per_atom.defined();
+  if (results.per_atom_energy_filled) {
+    if (per_atom.dim() == 2) per_atom = per_atom.select(1, 0);  // the sum layers read column 0 only
+    if (per_atom.dim() != 1 || per_atom.size(0) != n)
+      throw Error("per-atom energies have shape " + std::string(c10::str(outputs.back().sizes())) +
+                  ", expected one value per atom");
+    const at::Tensor owned = per_atom.detach().to(at::kDouble).narrow(0, 0, atoms.n_owned).contiguous();
+    std::copy(owned.data_ptr<double>(), owned.data_ptr<double>() + atoms.n_owned, results.per_atom_energy);
+  }
+
+  if (!results.forces && !results.edge_gradients) return;
+  if (!energy.requires_grad()) return;  // an energy independent of positions: zero forces
+  std::vector<at::Tensor> wrt{coords};
+  if (results.edge_gradients) wrt.push_back(shifts);
+  const auto grads = torch::autograd::grad({energy}, wrt, {}, /*retain_graph=*/false, /*create_graph=*/false,
+                                           /*allow_unused=*/true);
+  if (results.forces && grads[0].defined()) {
+    const at::Tensor f = (-grads[0]).to(at::kDouble).contiguous();
+    std::copy(f.data_ptr<double>(), f.data_ptr<double>() + 3 * n, results.forces);
+  }
+  if (results.edge_gradients && grads[1].defined()) {
+    const at::Tensor g = grads[1].to(at::kDouble).contiguous();
+    std::copy(g.data_ptr<double>(), g.data_ptr<double>() + 3 * n_edges, results.edge_gradients);
+  }
+}
+
+}  // namespace klay::md

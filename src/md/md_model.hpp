@@ -1,0 +1,128 @@
+// A KLay model seen from molecular dynamics (design.md §3 "MD conventions", §4): which model
+// input gets what, the cutoff and number of message-passing stages, which output is the energy and
+// how to take the owned atoms' part of it, and the evaluation of energy, per-atom energy and
+// forces (−dE_owned/dx by autograd) on owned + ghost atoms with staged edge lists.
+//
+// Input names (the OpenKIM TorchML driver's, so its models run unchanged):
+//   species | atomic_numbers | Z     per atom int64: species index or atomic number (see below)
+//   coords | positions | pos         per atom [N,3] float, ghosts as explicit images (autograd leaf)
+//   edge_index0.. | graph_layer_0..  staged graph G_k, [2,E_k] int64
+//   edge_index                       the largest staged graph
+//   shifts | shift                   [E,3]: S·cell per edge of the largest graph (zeros in MD)
+//   contributions                    0 owned / 1 ghost        contributing   1 owned / 0 ghost
+//   batch                            0 owned / 1 ghost
+// Any other input name is an error at load unless the `md:` section maps it to one of these.
+//
+// The optional top-level `md:` section (ignored by Python KLay):
+//   md:
+//     cutoff: 4.0               # r_cut of one stage; default: largest r_max of BesselBasis,
+//                               # PolynomialCutoff and RadialBasisEdgeEncoding layers
+//     species: [Si, O]          # species index order; every species input then gets indices
+//     energy: total_energy      # the model output that is the energy
+//     inputs: {x: coords}       # model input name -> one of the names above
+//     units: metal              # reported to the caller (LAMMPS checks it)
+// Species codes: with a declared list, the index in it. Without one, `atomic_numbers`/`Z` get the
+// atomic number and `species` gets indices in the order elements are first asked for (the
+// pair_coeff order); describe() says which.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace klay {
+class Model;
+}
+
+namespace klay::md {
+
+enum class InputRole { Species, Coords, StageGraph, LargestGraph, Shifts, Contributions, Contributing, Batch };
+
+struct InputBinding {
+  InputRole role;
+  int stage = 0;  // StageGraph: k of G_k
+};
+
+// Atoms [0, n_owned) are owned, the rest ghost images with explicit coordinates.
+struct AtomsView {
+  int64_t n_atoms = 0;
+  int64_t n_owned = 0;
+  const double* coords = nullptr;        // [n_atoms][3]
+  const int64_t* species = nullptr;      // [n_atoms] codes from element_code(); may be NULL
+                                         // when the model takes no species input
+  int64_t n_edges = 0;
+  const int64_t* edge_pairs = nullptr;   // [n_edges][2]
+  int n_stage_graphs = 0;
+  const int64_t* stage_edges = nullptr;  // [n_stage_graphs], G_k = first stage_edges[k] pairs
+  const double* shifts = nullptr;        // [n_edges][3] or NULL for zeros
+};
+
+struct ResultsView {
+  double energy = 0;
+  double* per_atom_energy = nullptr;  // [n_atoms] or NULL
+  double* forces = nullptr;           // [n_atoms][3] or NULL
+  double* edge_gradients = nullptr;   // [n_edges][3] or NULL: dE/dshift
+  // Out: false when per-atom energies were asked for but the model gives only a total (possible
+  // only without ghost atoms); per_atom_energy is then left at zero.
+  bool per_atom_energy_filled = false;
+};
+
+class MdModel {
+ public:
+  // dtype_name: "float64" or "float32". Throws klay::Error with the reason a model cannot be used
+  // for MD (unknown input name, no coordinates, graphs wired to the wrong stages, ...).
+  static std::unique_ptr<MdModel> load(const std::string& yaml_path, const std::string& weights_path,
+                                       bool single_precision = false);
+  explicit MdModel(std::unique_ptr<Model> model);
+  ~MdModel();
+
+  const Model& model() const { return *model_; }
+  double cutoff() const { return cutoff_; }
+  int num_stages() const { return num_stages_; }          // D: ghost shell D·cutoff
+  int num_graph_inputs() const;                            // staged inputs, or 1 for edge_index
+  bool takes_shifts() const;
+  bool takes_species() const;
+  bool has_per_atom_energy() const { return per_atom_request_ >= 0 || energy_kind_ == EnergyKind::Direct; }
+  const std::string& units() const { return units_; }     // "" when undeclared
+
+  // The number fed for an element symbol; see the header comment. Throws for an unknown element.
+  int64_t element_code(const std::string& element);
+  // What was inferred (cutoff, stages, energy output, species mapping), one fact per line.
+  std::string describe() const;
+
+  // Throws klay::Error for inconsistent atoms/graphs or an energy that cannot be split.
+  void compute(const AtomsView& atoms, ResultsView& results) const;
+
+ private:
+  enum class EnergyKind {
+    IndexedSum,  // AtomwiseSumIndex/KIMAPISumIndex over an owned/ghost index input
+    Direct       // per-atom tensor, or one number (refused when ghosts are present)
+  };
+
+  void bind_inputs(const std::map<std::string, std::string>& mapping);
+  void infer_cutoff(std::optional<double> declared);
+  void check_stage_wiring();
+  void find_energy(const std::string& declared);
+
+  std::unique_ptr<Model> model_;
+  std::vector<InputBinding> bindings_;
+  double cutoff_ = 0;
+  std::string cutoff_origin_;
+  int num_stages_ = 0;
+  int num_staged_inputs_ = 0;
+  bool species_are_indices_ = false;
+  bool species_declared_ = false;
+  std::vector<std::string> species_;  // index order (declared, or first asked for)
+  std::string units_;
+  int energy_output_ = -1;
+  EnergyKind energy_kind_ = EnergyKind::Direct;
+  int64_t owned_row_ = 0;      // IndexedSum: row of the owned atoms (AtomwiseSumIndex)
+  bool row_selected_ = false;  // IndexedSum: KIMAPISumIndex already returned that row
+  std::string energy_layer_;   // for messages
+  int per_atom_request_ = -1;  // Model::forward index of the per-atom energies feeding the sum
+  std::string per_atom_origin_;
+};
+
+}  // namespace klay::md

@@ -1,0 +1,128 @@
+#include "md/staged.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "runtime/error.hpp"
+
+namespace klay::md {
+
+void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_atoms, int depth,
+                               const NeighborsOf& neighbors_of, bool compact, StagedGraph& out) {
+  if (depth < 1) throw Error("staged graph: the number of stages must be at least 1");
+  if (n_owned < 0 || n_owned > n_atoms)
+    throw Error("staged graph: " + std::to_string(n_owned) + " owned atoms out of " +
+                std::to_string(n_atoms));
+  if (owned && !compact) throw Error("staged graph: an owned-atom list needs compaction");
+  constexpr int kUnreached = -1;
+  level_.assign(static_cast<size_t>(n_atoms), kUnreached);
+  by_level_.resize(static_cast<size_t>(depth));
+  for (auto& edges : by_level_) edges.clear();
+
+  frontier_.clear();
+  for (int64_t m = 0; m < n_owned; ++m) {
+    const int64_t a = owned ? owned[m] : m;
+    if (a < 0 || a >= n_atoms)
+      throw Error("staged graph: owned atom " + std::to_string(a) + " outside [0, " + std::to_string(n_atoms) + ")");
+    if (level_[a] != kUnreached) throw Error("staged graph: owned atom " + std::to_string(a) + " is listed twice");
+    level_[a] = 0;
+    frontier_.push_back(a);
+  }
+  // Breadth-first by stage: the frontier at step k is S_k \ S_{k-1}. Edges of atoms further in
+  // were collected at earlier levels, so each edge is first met at min(level(x), level(y)).
+  out.atoms.assign(frontier_.begin(), frontier_.end());
+  for (int k = 0; k < depth; ++k) {
+    next_frontier_.clear();
+    for (int64_t a : frontier_) {
+      neighbors_.clear();
+      neighbors_of(a, neighbors_);
+      for (int64_t b : neighbors_) {
+        if (b < 0 || b >= n_atoms)
+          throw Error("staged graph: atom " + std::to_string(a) + " has neighbour index " +
+                      std::to_string(b) + " outside [0, " + std::to_string(n_atoms) + ")");
+        if (b == a)
+          throw Error("staged graph: atom " + std::to_string(a) + " is listed as its own neighbour");
+        if (level_[b] == kUnreached) {
+          level_[b] = k + 1;
+          next_frontier_.push_back(b);
+        }
+        // An edge to an atom of an earlier level was already collected from that atom's side.
+        if (level_[b] >= k) {
+          by_level_[k].emplace_back(a, b);
+          by_level_[k].emplace_back(b, a);
+        }
+      }
+    }
+    // New atoms by caller index: the numbering does not depend on neighbour-list order.
+    std::sort(next_frontier_.begin(), next_frontier_.end());
+    out.atoms.insert(out.atoms.end(), next_frontier_.begin(), next_frontier_.end());
+    frontier_.swap(next_frontier_);
+  }
+
+  if (compact) {
+    out.model_index.assign(static_cast<size_t>(n_atoms), -1);
+    for (size_t m = 0; m < out.atoms.size(); ++m) out.model_index[out.atoms[m]] = static_cast<int64_t>(m);
+  } else {
+    out.atoms.clear();
+    out.model_index.clear();
+  }
+  out.edge_pairs.clear();
+  out.stage_edges.clear();
+  for (auto& edges : by_level_) {
+    if (compact)
+      for (auto& [x, y] : edges) x = out.model_index[x], y = out.model_index[y];
+    // Both ends in the same frontier: (a,b) and (b,a) arrive twice; neighbour lists may repeat.
+    std::sort(edges.begin(), edges.end());
+    edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+    for (const auto& [x, y] : edges) {
+      out.edge_pairs.push_back(x);
+      out.edge_pairs.push_back(y);
+    }
+    out.stage_edges.push_back(out.n_edges());
+  }
+}
+
+StagedGraph staged_graph_of_atoms(const double* coords, int64_t n_owned, int64_t n_atoms,
+                                  double cutoff, int depth) {
+  const std::vector<NeighborPair> pairs = find_neighbors(coords, n_atoms, Cell::open(), cutoff);
+  std::vector<int64_t> first(static_cast<size_t>(n_atoms) + 1, 0);
+  for (const NeighborPair& p : pairs) ++first[p.i + 1];
+  for (int64_t a = 0; a < n_atoms; ++a) first[a + 1] += first[a];
+  StagedGraph graph;
+  StagedGraphBuilder builder;
+  builder.build(nullptr, n_owned, n_atoms, depth,
+                [&](int64_t atom, std::vector<int64_t>& out) {
+                  for (int64_t k = first[atom]; k < first[atom + 1]; ++k) out.push_back(pairs[k].j);
+                },
+                /*compact=*/false, graph);
+  return graph;
+}
+
+PaddedAtoms pad_with_images(const double* positions, int64_t n, const Cell& cell,
+                            double padding_cutoff) {
+  PaddedAtoms padded;
+  padded.n_owned = n;
+  padded.coords.assign(positions, positions + 3 * n);
+  for (int64_t i = 0; i < n; ++i) {
+    padded.image_of.push_back(i);
+    padded.offset.push_back({0, 0, 0});
+  }
+  if (!cell.any_periodic() || n == 0) return padded;
+
+  // Every image within the padding cutoff of some unit-cell atom is a neighbour pair (i, j, S≠0).
+  std::vector<std::pair<std::array<int, 3>, int64_t>> images;
+  for (const NeighborPair& p : find_neighbors(positions, n, cell, padding_cutoff))
+    if (p.offset != std::array<int, 3>{0, 0, 0}) images.emplace_back(p.offset, p.j);
+  std::sort(images.begin(), images.end());
+  images.erase(std::unique(images.begin(), images.end()), images.end());
+
+  for (const auto& [offset, j] : images) {
+    const std::array<double, 3> shift = cell.translation(offset);
+    for (int k = 0; k < 3; ++k) padded.coords.push_back(positions[3 * j + k] + shift[k]);
+    padded.image_of.push_back(j);
+    padded.offset.push_back(offset);
+  }
+  return padded;
+}
+
+}  // namespace klay::md

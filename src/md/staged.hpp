@@ -1,0 +1,72 @@
+// Staged graphs (design.md §4, shared/conformance/README.md "Staged-graph convention"):
+//   S_0 = owned atoms; for k = 0..D-1: G_k = {(a,b), (b,a) : a ∈ S_k, b a neighbour of a within
+//   r_cut, b ≠ a}; S_{k+1} = S_k ∪ {those b}.
+// All stages share one edge array ordered so that G_k is its first stage_edges[k] pairs
+// (G_0 ⊆ G_1 ⊆ …): edge (x, y) belongs to G_k exactly when min(level(x), level(y)) ≤ k, where
+// level(a) is the first k with a ∈ S_k, so the array is the edges grouped by that minimum level,
+// each group sorted by (x, y). G_0 is then in the conformance order; a larger G_k holds the same
+// set as the conformance edge_index{k}, in a different order.
+// Also: the padding (ghost) atoms of a periodic cell, in the conformance order. Torch-free.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "md/neighbors.hpp"
+
+namespace klay::md {
+
+struct StagedGraph {
+  std::vector<int64_t> edge_pairs;   // [n_edges][2]: the largest graph G_{D-1}
+  std::vector<int64_t> stage_edges;  // [D]: G_k = the first stage_edges[k] pairs
+  // Compacted graphs only: the model's atoms are S_D (the atoms any edge touches plus the owned
+  // ones): the owned atoms in the order given, then each stage's new atoms by caller index.
+  // Edges use model indices.
+  std::vector<int64_t> atoms;        // [n_model_atoms]: caller index of model atom m
+  std::vector<int64_t> model_index;  // [caller atoms]: model index, -1 if not in S_D
+  int64_t n_edges() const { return static_cast<int64_t>(edge_pairs.size() / 2); }
+};
+
+// Appends the neighbours of `atom` (any order, duplicates allowed) to `out`; only called for atoms
+// of S_{D-1}, so neighbour lists of atoms further out may be incomplete (LAMMPS's outer ghosts).
+using NeighborsOf = std::function<void(int64_t atom, std::vector<int64_t>& out)>;
+
+// Builds staged graphs and keeps its scratch storage between calls (one per MD step).
+class StagedGraphBuilder {
+ public:
+  // S_0 = `owned` ([n_owned] caller indices), or atoms [0, n_owned) when owned is NULL. With
+  // `compact` the result is in model indices (see StagedGraph), otherwise in caller indices and
+  // owned must be NULL. Throws klay::Error for a neighbour index outside [0, n_atoms), a self
+  // pair, a repeated owned atom or depth < 1.
+  void build(const int64_t* owned, int64_t n_owned, int64_t n_atoms, int depth,
+             const NeighborsOf& neighbors_of, bool compact, StagedGraph& out);
+
+ private:
+  std::vector<int> level_;
+  std::vector<int64_t> frontier_, next_frontier_, neighbors_;
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> by_level_;
+};
+
+// Staged graphs of explicit atoms (no periodicity): neighbours are all atoms within cutoff.
+StagedGraph staged_graph_of_atoms(const double* coords, int64_t n_owned, int64_t n_atoms,
+                                  double cutoff, int depth);
+
+// A periodic cell made explicit: the unit-cell atoms (in order) followed by their periodic images
+// pos[j] + S·cell (S ≠ 0) that lie within `padding_cutoff` of some unit-cell atom, ordered by
+// (S0, S1, S2, j). An open cell gets no images.
+struct PaddedAtoms {
+  int64_t n_owned = 0;
+  std::vector<double> coords;               // [n_atoms][3]
+  std::vector<int64_t> image_of;            // [n_atoms]: the unit-cell atom each atom is a copy of
+  std::vector<std::array<int, 3>> offset;   // [n_atoms]: S (zero for the unit-cell atoms)
+  int64_t n_atoms() const { return static_cast<int64_t>(image_of.size()); }
+};
+
+PaddedAtoms pad_with_images(const double* positions, int64_t n, const Cell& cell,
+                            double padding_cutoff);
+
+// Margin added to D·r_cut when choosing padding atoms (the conformance cases use 0.5 Å): atoms
+// just outside D·r_cut cannot reach the owned atoms, the margin only makes the choice robust.
+constexpr double kPaddingMargin = 0.5;
+
+}  // namespace klay::md

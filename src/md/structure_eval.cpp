@@ -1,0 +1,95 @@
+#include "md/structure_eval.hpp"
+
+#include "md/neighbors.hpp"
+#include "md/staged.hpp"
+#include "runtime/error.hpp"
+
+namespace klay::md {
+
+namespace {
+
+std::vector<int64_t> species_codes(MdModel& model, const Structure& structure) {
+  std::vector<int64_t> codes;
+  if (!model.takes_species()) return codes;
+  for (int64_t a = 0; a < structure.size(); ++a) {
+    try {
+      codes.push_back(model.element_code(structure.elements[a]));
+    } catch (const Error& e) {
+      throw Error("atom " + std::to_string(a + 1) + ": " + e.what());
+    }
+  }
+  return codes;
+}
+
+}  // namespace
+
+StructureResult evaluate_structure(MdModel& model, const Structure& structure) {
+  const int64_t n = structure.size();
+  if (n == 0) throw Error("the structure has no atoms");
+  const std::vector<int64_t> codes = species_codes(model, structure);
+  const bool has_graph = model.num_graph_inputs() > 0;
+  StructureResult result;
+  AtomsView atoms;
+  ResultsView out;
+
+  if (model.takes_shifts() && model.num_graph_inputs() == 1) {
+    // One periodic graph with explicit shifts: every atom is owned.
+    const std::vector<NeighborPair> pairs = find_neighbors(structure.positions.data(), n, structure.cell, model.cutoff());
+    std::vector<int64_t> edges;
+    std::vector<double> shifts;
+    for (const NeighborPair& p : pairs) {
+      edges.push_back(p.i);
+      edges.push_back(p.j);
+      const auto t = structure.cell.translation(p.offset);
+      shifts.insert(shifts.end(), t.begin(), t.end());
+    }
+    const std::vector<int64_t> stage_edges{static_cast<int64_t>(pairs.size())};
+    atoms = AtomsView{n, n, structure.positions.data(), codes.empty() ? nullptr : codes.data(),
+                      static_cast<int64_t>(pairs.size()), edges.data(), 1, stage_edges.data(), shifts.data()};
+    result.forces.assign(3 * n, 0.0);
+    if (model.has_per_atom_energy()) result.per_atom_energy.assign(n, 0.0);
+    out.forces = result.forces.data();
+    out.per_atom_energy = result.per_atom_energy.empty() ? nullptr : result.per_atom_energy.data();
+    model.compute(atoms, out);
+    if (!out.per_atom_energy_filled) result.per_atom_energy.clear();
+    result.method = "periodic neighbour list with shifts (cutoff " + std::to_string(model.cutoff()) + ")";
+    result.n_model_atoms = n;
+    result.n_edges = atoms.n_edges;
+    result.energy = out.energy;
+    return result;
+  }
+
+  // Padding atoms + staged graphs; images fold back onto their unit-cell atoms.
+  const int depth = model.num_stages();
+  const PaddedAtoms padded =
+      has_graph ? pad_with_images(structure.positions.data(), n, structure.cell, depth * model.cutoff() + kPaddingMargin)
+                : pad_with_images(structure.positions.data(), n, Cell::open(), 1.0);
+  const int64_t n_all = padded.n_atoms();
+  StagedGraph graph;
+  if (has_graph) graph = staged_graph_of_atoms(padded.coords.data(), n, n_all, model.cutoff(), depth);
+  std::vector<int64_t> all_codes;
+  for (int64_t a = 0; a < n_all && !codes.empty(); ++a) all_codes.push_back(codes[padded.image_of[a]]);
+
+  atoms = AtomsView{n_all, n, padded.coords.data(), all_codes.empty() ? nullptr : all_codes.data(),
+                    graph.n_edges(), graph.edge_pairs.data(), static_cast<int>(graph.stage_edges.size()),
+                    graph.stage_edges.data(), nullptr};
+  std::vector<double> forces(3 * n_all, 0.0), per_atom;
+  if (model.has_per_atom_energy()) per_atom.assign(n_all, 0.0);
+  out.forces = forces.data();
+  out.per_atom_energy = per_atom.empty() ? nullptr : per_atom.data();
+  model.compute(atoms, out);
+
+  result.energy = out.energy;
+  result.forces.assign(3 * n, 0.0);
+  for (int64_t a = 0; a < n_all; ++a)
+    for (int k = 0; k < 3; ++k) result.forces[3 * padded.image_of[a] + k] += forces[3 * a + k];
+  if (out.per_atom_energy_filled) result.per_atom_energy.assign(per_atom.begin(), per_atom.begin() + n);
+  result.method = has_graph ? std::to_string(n_all - n) + " padding atoms, " + std::to_string(depth) +
+                                  " staged graph(s) (cutoff " + std::to_string(model.cutoff()) + ")"
+                            : "no edge inputs";
+  result.n_model_atoms = n_all;
+  result.n_edges = graph.n_edges();
+  return result;
+}
+
+}  // namespace klay::md

@@ -1,0 +1,453 @@
+#include "runtime/model.hpp"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include "klay_layer_table.h"
+#include "runtime/error.hpp"
+#include "weights/assign.hpp"
+#include "weights/state_dict.hpp"
+
+namespace klay {
+
+// Where a step reads one value: a slot, optionally indexed (an `output:` alias, or the string
+// tail of a model output).
+struct Model::Operand {
+  enum class Index { None, Int, String };
+  int slot = -1;
+  Index index = Index::None;
+  int64_t key_int = 0;
+  std::string key_str;
+  std::string what;  // the reference as written, for run-time errors
+};
+
+struct Model::Step {
+  int node = -1;
+  Layer* layer = nullptr;
+  std::vector<Operand> operands;
+  std::vector<std::string> keywords;
+  int result_slot = -1;
+  std::vector<int> release;  // slots whose last reader is this step
+};
+
+struct Model::Program {
+  std::vector<Step> steps;
+  std::vector<Operand> outputs;
+  std::vector<int> release_inputs;  // inputs no step and no output reads
+};
+
+namespace {
+
+std::string diags_text(const klay_diags& diags) {
+  const size_t needed = klay_diags_format(&diags, nullptr, 0);
+  std::string text(needed + 1, '\0');
+  klay_diags_format(&diags, text.data(), text.size());
+  text.resize(needed);
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return text;
+}
+
+// RAII for a diagnostics list.
+struct Diags {
+  klay_diags list;
+  Diags() { klay_diags_init(&list); }
+  ~Diags() { klay_diags_free(&list); }
+  Diags(const Diags&) = delete;
+  Diags& operator=(const Diags&) = delete;
+};
+
+bool is_unrestricted(const klay_layer_spec* spec) {
+  return spec && spec->inputs && spec->inputs[0] && std::string(spec->inputs[0]) == "*";
+}
+
+std::vector<std::string> port_names(const klay_layer_spec* spec) {
+  std::vector<std::string> names;
+  for (const char* const* p = spec->inputs; p && *p; ++p) names.emplace_back(*p);
+  return names;
+}
+
+std::string describe(const klay_plan_node& node) {
+  return where(node.mark) + "layer '" + node.name + "'";
+}
+
+std::string error_text(const std::exception& e) {
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) return c10_error->what_without_backtrace();
+  return e.what();
+}
+
+c10::IValue index_value(const c10::IValue& value, const Model::Operand& op);
+
+// Python's value[key] for what layers return: tuple/list by int (negative from the end), dict by
+// its key, and a tensor by int (KLay's `output: {0: a}` on a one-tensor layer takes row 0).
+c10::IValue getitem(const c10::IValue& value, bool key_is_int, int64_t key_int, const std::string& key_str,
+                    const std::string& what) {
+  if (value.isGenericDict()) {
+    for (const auto& entry : value.toGenericDict()) {
+      const c10::IValue& k = entry.key();
+      if ((key_is_int && k.isInt() && k.toInt() == key_int) ||
+          (!key_is_int && k.isString() && k.toStringRef() == key_str))
+        return entry.value();
+    }
+    throw Error(what + ": the returned dict has no key " + (key_is_int ? std::to_string(key_int) : "'" + key_str + "'"));
+  }
+  if (!key_is_int)
+    throw Error(what + ": indexes a " + value.tagKind() + " with the string '" + key_str +
+                "' (only a dict can be indexed by a string; KLay fails the same way)");
+  auto element = [&](int64_t size) {
+    const int64_t i = key_int < 0 ? key_int + size : key_int;
+    if (i < 0 || i >= size)
+      throw Error(what + ": index " + std::to_string(key_int) + " out of range for " + value.tagKind() +
+                  " of size " + std::to_string(size));
+    return i;
+  };
+  if (value.isTuple()) {
+    const auto& elements = value.toTupleRef().elements();
+    return elements[element(static_cast<int64_t>(elements.size()))];
+  }
+  if (value.isList()) {
+    const auto list = value.toList();
+    return list.get(element(static_cast<int64_t>(list.size())));
+  }
+  if (value.isTensor()) {
+    const at::Tensor& t = value.toTensor();
+    if (t.dim() == 0) throw Error(what + ": cannot index a 0-dim tensor");
+    return t.select(0, element(t.size(0)));
+  }
+  throw Error(what + ": cannot index a value of type " + value.tagKind());
+}
+
+c10::IValue index_value(const c10::IValue& value, const Model::Operand& op) {
+  switch (op.index) {
+    case Model::Operand::Index::None: return value;
+    case Model::Operand::Index::Int: return getitem(value, true, op.key_int, "", op.what);
+    case Model::Operand::Index::String: return getitem(value, false, 0, op.key_str, op.what);
+  }
+  return value;
+}
+
+// The state_dict walk in Python's order: a module's own parameters, its buffers, then each child.
+void collect_state(const torch::nn::Module& module, const std::string& prefix,
+                   std::vector<std::pair<std::string, at::Tensor>>& out) {
+  for (const auto& p : module.named_parameters(/*recurse=*/false))
+    if (p.value().defined()) out.emplace_back(prefix + p.key(), p.value());
+  for (const auto& b : module.named_buffers(/*recurse=*/false))
+    if (b.value().defined()) out.emplace_back(prefix + b.key(), b.value());
+  for (const auto& child : module.named_children()) collect_state(*child.value(), prefix + child.key() + ".", out);
+}
+
+}  // namespace
+
+Model::Model(klay_doc* doc, at::ScalarType dtype) : doc_(doc), dtype_(dtype) {
+  if (dtype != at::kDouble && dtype != at::kFloat)
+    throw Error(std::string("model dtype must be float64 or float32, not ") + c10::toString(dtype));
+}
+
+Model::~Model() {
+  klay_plan_free(plan_);
+  klay_doc_free(doc_);
+}
+
+std::unique_ptr<Model> Model::load(const std::string& yaml_path, const std::string& weights_path,
+                                   at::ScalarType dtype) {
+  Diags diags;
+  klay_doc* doc = klay_doc_load_file(yaml_path.c_str(), &diags.list);
+  if (!doc) throw Error(diags_text(diags.list));
+  std::unique_ptr<Model> model(new Model(doc, dtype));
+  model->build();
+  model->load_weights(weights_path);
+  return model;
+}
+
+std::unique_ptr<Model> Model::load_string(const std::string& yaml_text, const std::string& source_name,
+                                          const std::string& weights_path, at::ScalarType dtype) {
+  Diags diags;
+  klay_doc* doc = klay_doc_load_string(yaml_text.data(), yaml_text.size(), source_name.c_str(), &diags.list);
+  if (!doc) throw Error(diags_text(diags.list));
+  std::unique_ptr<Model> model(new Model(doc, dtype));
+  model->build();
+  model->load_weights(weights_path);
+  return model;
+}
+
+void Model::build() {
+  Diags diags;
+  plan_ = klay_plan_build(doc_, klay_layer_table_get(), 0, &diags.list);
+  if (!plan_) throw Error(diags_text(diags.list));
+  for (size_t i = 0; i < diags.list.count; ++i) {
+    const klay_diag& d = diags.list.items[i];
+    if (d.severity == KLAY_WARNING) warnings_.push_back(where(d.mark) + "warning: " + d.message);
+  }
+  for (size_t i = 0; i < plan_->n_inputs; ++i) input_names_.emplace_back(plan_->inputs[i]);
+  for (size_t i = 0; i < plan_->n_outputs; ++i) output_names_.emplace_back(plan_->outputs[i].name);
+
+  root_ = std::make_shared<torch::nn::Module>("KLayModel");
+  node_layers_.resize(plan_->n_nodes);
+  // Every module first, so that each alias finds its target's object whatever the plan order.
+  for (size_t i = 0; i < plan_->n_nodes; ++i) {
+    const klay_plan_node& node = plan_->nodes[i];
+    if (node.alias_of >= 0) continue;
+    const LayerFactory* factory = find_layer_factory(node.type);
+    if (!factory) throw Error(describe(node) + ": layer type " + node.type + " is not implemented");
+    std::shared_ptr<Layer> layer;
+    try {
+      layer = (*factory)(Config(node.config, node.name, node.mark));
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Error(describe(node) + " (" + node.type + "): " + error_text(e));
+    }
+    if (!layer) throw Error(describe(node) + ": the factory of " + node.type + " returned nothing");
+    node_layers_[i] = std::move(layer);
+  }
+  for (size_t i = 0; i < plan_->n_nodes; ++i) {
+    const klay_plan_node& node = plan_->nodes[i];
+    if (node.alias_of >= 0) node_layers_[i] = node_layers_[static_cast<size_t>(node.alias_of)];
+    if (std::string(node.name).find('.') != std::string::npos)
+      throw Error(describe(node) + ": a layer name cannot contain '.' (it is a state_dict prefix)");
+    root_->register_module(node.name, node_layers_[i]);
+
+    // The call shape is fixed by the YAML: let the layer reject it now rather than at the first call.
+    size_t n_positional = 0;
+    std::vector<std::string> keywords;
+    for (size_t b = 0; b < node.n_bindings; ++b) {
+      if (node.bindings[b].keyword) keywords.emplace_back(node.bindings[b].keyword);
+      else ++n_positional;
+    }
+    try {
+      node_layers_[i]->check_call(n_positional, keywords);
+    } catch (const Error& e) {
+      throw Error(describe(node) + ": " + e.what());
+    }
+  }
+  root_->eval();
+  if (dtype_ != at::kDouble)
+    for (const auto& layer : node_layers_) layer->set_floating_dtype(dtype_);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Model::state_dict() const {
+  std::vector<std::pair<std::string, at::Tensor>> entries;
+  collect_state(*root_, "", entries);
+  return entries;
+}
+
+void Model::load_weights(const std::string& weights_path) {
+  if (!weights_path.empty()) {
+    std::vector<WeightSlot> slots;
+    for (auto& entry : state_dict()) slots.push_back(WeightSlot{entry.first, entry.second});
+    assign_state_dict(load_state_dict(weights_path), slots, weights_path);
+  }
+  if (dtype_ != at::kDouble) cast_floating_state(dtype_);
+}
+
+void Model::cast_floating_state(at::ScalarType dtype) {
+  // Shared modules list the same tensor under each call-site: cast every tensor once. Buffers that
+  // are float32 by design (ElectronicConfigurationEncoding) are left as they are.
+  std::unordered_set<const void*> done;
+  at::NoGradGuard no_grad;
+  for (auto& entry : state_dict()) {
+    at::Tensor& t = entry.second;
+    if (!done.insert(t.unsafeGetTensorImpl()).second) continue;
+    if (t.scalar_type() == at::kDouble) t.set_data(t.to(dtype));
+  }
+}
+
+int Model::input_index(const std::string& name) const {
+  auto it = std::find(input_names_.begin(), input_names_.end(), name);
+  return it == input_names_.end() ? -1 : static_cast<int>(it - input_names_.begin());
+}
+
+int Model::output_index(const std::string& name) const {
+  auto it = std::find(output_names_.begin(), output_names_.end(), name);
+  return it == output_names_.end() ? -1 : static_cast<int>(it - output_names_.begin());
+}
+
+std::shared_ptr<const Model::Program> Model::compile(const std::vector<int>& outputs) const {
+  const int n_inputs = static_cast<int>(plan_->n_inputs);
+  auto slot_of = [&](const klay_source& src) {
+    return src.kind == KLAY_SRC_INPUT ? src.index : n_inputs + src.index;
+  };
+  auto operand_of = [&](const klay_source& src, const std::string& what) {
+    Operand op;
+    op.slot = slot_of(src);
+    op.what = what;
+    if (src.kind == KLAY_SRC_ITEM) {
+      op.index = src.key_is_int ? Operand::Index::Int : Operand::Index::String;
+      op.key_int = src.key_int;
+      op.key_str = src.key_str ? src.key_str : "";
+    }
+    return op;
+  };
+
+  auto program = std::make_shared<Program>();
+  const int n_outputs = static_cast<int>(plan_->n_outputs);
+  for (int o : outputs) {
+    if (o >= n_outputs) {  // node_value_index()
+      const klay_source node{KLAY_SRC_NODE, o - n_outputs, 0, 0, nullptr};
+      program->outputs.push_back(operand_of(node, describe(plan_->nodes[o - n_outputs])));
+      continue;
+    }
+    const klay_model_output& out = plan_->outputs[o];
+    Operand op = operand_of(out.source, where(out.mark) + "model output '" + out.name + "'");
+    if (out.tail) {
+      if (op.index != Operand::Index::None)
+        throw Error(op.what + ": cannot index an `output:` alias again with '." + out.tail + "'");
+      op.index = Operand::Index::String;
+      op.key_str = out.tail;
+    }
+    program->outputs.push_back(std::move(op));
+  }
+
+  // Backwards from the outputs: which nodes are needed.
+  std::vector<bool> needed(plan_->n_nodes, false);
+  for (int o : outputs) {
+    if (o >= n_outputs) needed[o - n_outputs] = true;
+    else if (plan_->outputs[o].source.kind != KLAY_SRC_INPUT) needed[plan_->outputs[o].source.index] = true;
+  }
+  for (size_t i = plan_->n_nodes; i-- > 0;) {
+    if (!needed[i]) continue;
+    const klay_plan_node& node = plan_->nodes[i];
+    for (size_t b = 0; b < node.n_bindings; ++b)
+      if (node.bindings[b].source.kind != KLAY_SRC_INPUT) needed[node.bindings[b].source.index] = true;
+  }
+
+  for (size_t i = 0; i < plan_->n_nodes; ++i) {
+    if (!needed[i]) continue;
+    const klay_plan_node& node = plan_->nodes[i];
+    Step step;
+    step.node = static_cast<int>(i);
+    step.layer = node_layers_[i].get();
+    step.result_slot = n_inputs + static_cast<int>(i);
+    auto what = [&](const klay_binding& b) {
+      return where(b.mark) + "layer '" + node.name + "', input '" + (b.reference ? b.reference : "?") + "'";
+    };
+    if (is_unrestricted(node.spec)) {
+      for (size_t b = 0; b < node.n_bindings; ++b) {
+        const klay_binding& binding = node.bindings[b];
+        step.operands.push_back(operand_of(binding.source, what(binding)));
+        if (binding.keyword) step.keywords.emplace_back(binding.keyword);
+      }
+    } else {
+      // Registered ports: args[i] is the value of port i. Aliases are not port-checked by the
+      // builder, so their bindings are matched to ports here the way Python binds a call.
+      const std::vector<std::string> ports = port_names(node.spec);
+      step.operands.resize(ports.size());
+      int next_positional = 0;
+      for (size_t b = 0; b < node.n_bindings; ++b) {
+        const klay_binding& binding = node.bindings[b];
+        int port = binding.port;
+        if (port < 0 && !binding.keyword) port = next_positional++;
+        if (port < 0) {
+          auto it = std::find(ports.begin(), ports.end(), binding.keyword);
+          if (it == ports.end()) {
+            const std::string suggestion = closest_match(binding.keyword, ports);
+            throw Error(where(binding.mark) + "layer '" + node.name + "': " + node.type + " has no input port '" +
+                        binding.keyword + "'" + (suggestion.empty() ? "" : " (did you mean '" + suggestion + "'?)"));
+          }
+          port = static_cast<int>(it - ports.begin());
+        }
+        if (port >= static_cast<int>(ports.size()))
+          throw Error(where(binding.mark) + "layer '" + node.name + "': " + node.type + " takes " +
+                      std::to_string(ports.size()) + " inputs, more are given");
+        if (step.operands[port].slot >= 0)
+          throw Error(where(binding.mark) + "layer '" + node.name + "': port '" + ports[port] + "' is bound twice");
+        step.operands[port] = operand_of(binding.source, what(binding));
+      }
+      for (size_t p = 0; p < ports.size(); ++p)
+        if (step.operands[p].slot < 0)
+          throw Error(describe(node) + ": input port '" + ports[p] + "' of " + node.type + " is not connected");
+    }
+    program->steps.push_back(std::move(step));
+  }
+
+  // Release every slot after its last reader; outputs are read at the end and never released.
+  const int n_slots = n_inputs + static_cast<int>(plan_->n_nodes);
+  constexpr int kReadAtEnd = -2, kNeverRead = -1;
+  std::vector<int> last_reader(n_slots, kNeverRead);
+  for (size_t s = 0; s < program->steps.size(); ++s)
+    for (const Operand& op : program->steps[s].operands) last_reader[op.slot] = static_cast<int>(s);
+  for (const Operand& op : program->outputs) last_reader[op.slot] = kReadAtEnd;
+  for (int slot = 0; slot < n_slots; ++slot) {
+    if (last_reader[slot] >= 0) program->steps[last_reader[slot]].release.push_back(slot);
+    if (last_reader[slot] == kNeverRead && slot < n_inputs) program->release_inputs.push_back(slot);
+  }
+  return program;
+}
+
+const Model::Program& Model::program_for(const std::vector<int>& outputs) const {
+  std::lock_guard<std::mutex> lock(programs_mutex_);
+  auto it = programs_.find(outputs);
+  if (it != programs_.end()) return *it->second;
+  for (int o : outputs)
+    if (o < 0 || o >= static_cast<int>(plan_->n_outputs + plan_->n_nodes))
+      throw Error("requested output index " + std::to_string(o) + " is out of range (the model has " +
+                  std::to_string(plan_->n_outputs) + " outputs)");
+  return *programs_.emplace(outputs, compile(outputs)).first->second;
+}
+
+std::vector<c10::IValue> Model::forward_values(const std::vector<c10::IValue>& inputs,
+                                               const std::vector<int>& outputs) const {
+  if (inputs.size() != plan_->n_inputs)
+    throw Error("the model takes " + std::to_string(plan_->n_inputs) + " inputs, " +
+                std::to_string(inputs.size()) + " given");
+  std::vector<int> requested = outputs;
+  if (requested.empty())
+    for (int o = 0; o < static_cast<int>(plan_->n_outputs); ++o) requested.push_back(o);
+  const Program& program = program_for(requested);
+
+  std::vector<c10::IValue> slots(plan_->n_inputs + plan_->n_nodes);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const c10::IValue& value = inputs[i];
+    if (value.isTensor() && value.toTensor().defined() && at::isFloatingType(value.toTensor().scalar_type()))
+      slots[i] = value.toTensor().to(dtype_);
+    else
+      slots[i] = value;
+  }
+  for (int slot : program.release_inputs) slots[slot] = c10::IValue();
+
+  CallArgs call;
+  for (const Step& step : program.steps) {
+    call.args.clear();
+    for (const Operand& op : step.operands) call.args.push_back(index_value(slots[op.slot], op));
+    call.keywords = step.keywords;
+    const klay_plan_node& node = plan_->nodes[step.node];
+    try {
+      slots[step.result_slot] = step.layer->call(call);
+    } catch (const std::exception& e) {
+      throw Error(describe(node) + " (" + node.type + "): " + error_text(e));
+    }
+    for (int slot : step.release) slots[slot] = c10::IValue();
+  }
+  call.args.clear();
+
+  std::vector<c10::IValue> results;
+  for (const Operand& op : program.outputs) results.push_back(index_value(slots[op.slot], op));
+  return results;
+}
+
+std::vector<at::Tensor> Model::forward(const std::vector<at::Tensor>& inputs, const std::vector<int>& outputs) const {
+  std::vector<c10::IValue> values(inputs.begin(), inputs.end());
+  std::vector<c10::IValue> results = forward_values(values, outputs);
+  std::vector<at::Tensor> tensors;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (!results[i].isTensor()) {
+      const int o = outputs.empty() ? static_cast<int>(i) : outputs[i];
+      const std::string what = o < static_cast<int>(output_names_.size())
+                                   ? "model output '" + output_names_[o] + "'"
+                                   : describe(plan_->nodes[o - output_names_.size()]);
+      throw Error(what + " is a " + results[i].tagKind() + ", not a tensor");
+    }
+    tensors.push_back(results[i].toTensor());
+  }
+  return tensors;
+}
+
+c10::IValue Model::forward_klay(const std::vector<c10::IValue>& inputs) const {
+  std::vector<c10::IValue> results = forward_values(inputs);
+  if (results.size() == 1) return results[0];
+  return c10::ivalue::Tuple::create(std::move(results));
+}
+
+}  // namespace klay

@@ -1,0 +1,98 @@
+// A KLay model built from its YAML: one module per non-alias layer (aliases are further
+// call-sites of the same module object), the trained weights, and an executor that runs the
+// build plan (klay_spec.md §3.3–3.7).
+//
+// Execution: at build time the plan is compiled into a flat list of steps that read and write
+// integer value slots (no name lookups per call). A caller may ask for a subset of the outputs;
+// only the layers those outputs depend on run, and every intermediate value is dropped after its
+// last use. Unlike KLay (which runs unreachable layers too) dead layers are skipped; layers have
+// no side effects in eval mode, so the outputs are the same.
+#pragma once
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/ivalue.h>
+#include <torch/nn/module.h>
+
+#include "klay_builder.h"
+#include "runtime/layer.hpp"
+
+namespace klay {
+
+class Model {
+ public:
+  // Reads the YAML, validates it (errors carry file:line:col), instantiates the layers and loads
+  // the weights with strict key/shape/dtype checks. An empty weights_path means "no weights":
+  // parameters keep their initialisation (random for trainable ones) — for tests and tooling
+  // only; `klay run` always asks for a weights file. dtype: at::kDouble (reference) or at::kFloat
+  // (floating parameters and buffers are cast once after loading; floating inputs at each call).
+  static std::unique_ptr<Model> load(const std::string& yaml_path, const std::string& weights_path,
+                                     at::ScalarType dtype = at::kDouble);
+  // Same, from YAML text (`source_name` appears in error positions).
+  static std::unique_ptr<Model> load_string(const std::string& yaml_text, const std::string& source_name,
+                                            const std::string& weights_path,
+                                            at::ScalarType dtype = at::kDouble);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const std::vector<std::string>& input_names() const { return input_names_; }
+  const std::vector<std::string>& output_names() const { return output_names_; }
+  int input_index(const std::string& name) const;   // -1 if absent
+  int output_index(const std::string& name) const;  // -1 if absent
+  at::ScalarType dtype() const { return dtype_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
+
+  // inputs: one value per model input, in input_names() order. outputs: indices into
+  // output_names(); empty = all, in model order. Returns the requested outputs in the order asked.
+  std::vector<c10::IValue> forward_values(const std::vector<c10::IValue>& inputs,
+                                          const std::vector<int>& outputs = {}) const;
+  // An index for `outputs` that asks for plan node `node`'s whole return value as if it were an
+  // extra model output (src/md reads the per-atom energies feeding a sum layer this way).
+  int node_value_index(int node) const { return static_cast<int>(output_names_.size()) + node; }
+  // The same for tensor inputs and outputs (an output that is not a tensor is an error).
+  std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs,
+                                  const std::vector<int>& outputs = {}) const;
+  // KLay's return convention (§3.5): one output -> the bare value, several -> a tuple.
+  c10::IValue forward_klay(const std::vector<c10::IValue>& inputs) const;
+
+  // The validated plan: nodes, stages (message-passing call-sites), depth, the resolved document
+  // root (model_params and optional sections such as `md:`). Valid as long as the Model lives.
+  const klay_plan& plan() const { return *plan_; }
+  const klay_node* root_node() const { return plan_->root; }
+
+  // Every call-site as a submodule under its layer name, so named_parameters()/named_buffers()
+  // give the KLay state_dict names; shared modules appear once per call-site.
+  torch::nn::Module& modules() const { return *root_; }
+  std::vector<std::pair<std::string, at::Tensor>> state_dict() const;
+
+  // The compiled plan (defined in model.cpp).
+  struct Operand;
+  struct Step;
+  struct Program;
+
+ private:
+
+  Model(klay_doc* doc, at::ScalarType dtype);
+  void build();
+  void load_weights(const std::string& weights_path);
+  void cast_floating_state(at::ScalarType dtype);
+  const Program& program_for(const std::vector<int>& outputs) const;
+  std::shared_ptr<const Program> compile(const std::vector<int>& outputs) const;
+
+  klay_doc* doc_ = nullptr;
+  klay_plan* plan_ = nullptr;
+  at::ScalarType dtype_;
+  std::vector<std::string> input_names_, output_names_, warnings_;
+  std::shared_ptr<torch::nn::Module> root_;
+  std::vector<std::shared_ptr<Layer>> node_layers_;  // per plan node (aliases share)
+
+  mutable std::mutex programs_mutex_;
+  mutable std::map<std::vector<int>, std::shared_ptr<const Program>> programs_;
+};
+
+}  // namespace klay

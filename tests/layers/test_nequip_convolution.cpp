@@ -1,0 +1,214 @@
+// InteractionBlock and ConvNetLayer (klay_spec.md §5.13, §5.14): state_dict shapes derived by
+// hand from the spec, equivariance under rotations and inversion, autograd vs finite differences,
+// config errors. Numbers against Python: layer_InteractionBlock_0, layer_ConvNetLayer_* and the
+// NequIP model cases.
+#include <gtest/gtest.h>
+
+#include "conv_layer_testing.hpp"
+
+namespace klay::testing {
+namespace {
+
+// new_model.yaml's first convolution (klay_spec.md §5.14 lists its shapes).
+const char* kNewModelConv1 =
+    "{hidden_irreps_lmax: 1, edge_sh_lmax: 1, conv_feature_size: 32, input_block: [{l: 0, mul: 32}], "
+    "node_attr_block: [{l: 0, mul: 2}], avg_neigh: 1, num_radial_basis: 8}";
+
+TEST(ConvNetLayer, NewModelShapesFromSpec) {
+  auto layer = build_layer("ConvNetLayer", kNewModelConv1);
+  auto shapes = state_shapes(*layer);
+  const std::map<std::string, std::vector<int64_t>> expected{{"conv.linear_1.weight", {1024}},
+                                                             {"conv.linear_1.bias", {0}},
+                                                             {"conv.linear_1.output_mask", {32}},
+                                                             {"conv.fc.layer0.weight", {8, 64}},
+                                                             {"conv.fc.layer1.weight", {64, 64}},
+                                                             {"conv.fc.layer2.weight", {64, 64}},
+                                                             {"conv.tp.weight", {0}},
+                                                             {"conv.tp.output_mask", {128}},
+                                                             {"conv.linear_2.weight", {3072}},
+                                                             {"conv.linear_2.bias", {0}},
+                                                             {"conv.linear_2.output_mask", {160}},
+                                                             {"conv.sc.weight", {4096}},
+                                                             {"conv.sc.output_mask", {160}},
+                                                             {"equivariant_nonlin.mul.weight", {0}},
+                                                             {"equivariant_nonlin.mul.output_mask", {96}}};
+  EXPECT_EQ(shapes, expected);
+}
+
+TEST(ConvNetLayer, SecondLayerSortsConvOutput) {
+  // Input 32x0e+32x1o: conv_out = 96x0e + 32x1o + 32x1e (1o before 1e), output 32x0e+32x1e+32x1o.
+  auto layer = build_layer("ConvNetLayer",
+                           "{hidden_irreps_lmax: 1, edge_sh_lmax: 1, conv_feature_size: 32, input_block: "
+                           "[{l: 0, mul: 32}, {l: 1, mul: 32}], "
+                           "node_attr_block: [{l: 0, mul: 2}]}");
+  auto shapes = state_shapes(*layer);
+  EXPECT_EQ(shapes["conv.linear_2.output_mask"], (std::vector<int64_t>{96 + 96 + 96}));
+  EXPECT_EQ(shapes["equivariant_nonlin.mul.output_mask"], (std::vector<int64_t>{192}));
+  // FCTP(32x0e+32x1o, 2x0e → 96x0e+32x1o+32x1e): 32·2·96 + 32·2·32.
+  EXPECT_EQ(shapes["conv.sc.weight"], (std::vector<int64_t>{32 * 2 * 96 + 32 * 2 * 32}));
+}
+
+TEST(ConvNetLayer, NormNonlinearityState) {
+  auto layer = build_layer("ConvNetLayer",
+                           "{hidden_irreps_lmax: 2, edge_sh_lmax: 2, conv_feature_size: 3, input_block: [{l: "
+                           "0, mul: 3}, {l: 1, mul: 2}], "
+                           "node_attr_block: [{l: 0, mul: 3}], parity: false, nonlinearity_type: norm, "
+                           "nonlinearity_scalars: {e: ssp, o: tanh}}");
+  auto shapes = state_shapes(*layer);
+  // conv_out = 3x0e+3x1e+3x2e (dim 27).
+  EXPECT_EQ(shapes["equivariant_nonlin.scalar_multiplier.output_mask"], (std::vector<int64_t>{27}));
+  EXPECT_EQ(shapes["equivariant_nonlin.norm.tp.output_mask"], (std::vector<int64_t>{9}));
+  EXPECT_EQ(shapes["conv.linear_2.output_mask"], (std::vector<int64_t>{27}));
+}
+
+struct ConvCase {
+  std::string type, config;
+  e3nn::Irreps attrs, irreps_in, irreps_out;
+  int sh_lmax;
+  int64_t n_basis;
+};
+
+at::Tensor run_conv(Layer& layer, const ConvCase& c, const at::Tensor& pos, const at::Tensor& x,
+                    const at::Tensor& h) {
+  const at::Tensor edge_index = small_graph_edges();
+  const EdgeInputs edges = edge_inputs(pos, edge_index, c.sh_lmax, c.n_basis);
+  return call_tensor(layer, {x, h, edges.embeddings, edges.sh, edge_index});
+}
+
+class ConvolutionEquivariance : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(ConvolutionEquivariance, RotationsAndInversion) {
+  const ConvCase& c = GetParam();
+  auto layer = build_layer(c.type, c.config);
+  randomize_parameters(*layer, 17);
+  at::manual_seed(2);
+  const at::Tensor pos = at::randn({5, 3}, f64()) * 1.2;
+  const at::Tensor x = at::randn({5, c.attrs.dim()}, f64());
+  const at::Tensor h = at::randn({5, c.irreps_in.dim()}, f64());
+  const at::Tensor out = run_conv(*layer, c, pos, x, h);
+  ASSERT_EQ(out.size(1), c.irreps_out.dim());
+  const at::Tensor rotation = random_rotation(8);
+  for (bool inversion : {false, true}) {
+    const at::Tensor moved = run_conv(*layer, c, at::matmul(pos, rotation.t()) * (inversion ? -1.0 : 1.0), x,
+                                      rotate_features(h, c.irreps_in, rotation, inversion));
+    const at::Tensor expected = rotate_features(out, c.irreps_out, rotation, inversion);
+    EXPECT_LE(max_abs(moved - expected), 1e-12 * max_abs(expected)) << "inversion " << inversion;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layers, ConvolutionEquivariance,
+    ::testing::Values(
+        ConvCase{"InteractionBlock",
+                 "{irreps_in: 3x0e+2x1o+1x2e, irreps_out: 2x0e+1x1o+2x1e+1x2o, node_attr_irreps: 2x0e, "
+                 "edge_attr_irreps: 1x0e+1x1o+1x2e, edge_embedding_irreps: 4x0e, avg_num_neighbors: 3.5}",
+                 e3nn::Irreps("2x0e"), e3nn::Irreps("3x0e+2x1o+1x2e"), e3nn::Irreps("2x0e+1x1o+2x1e+1x2o"), 2,
+                 4},
+        // Gate: scalars 2x0e (silu), gated 2x1e+2x1o behind 0e gates.
+        ConvCase{"ConvNetLayer",
+                 "{hidden_irreps_lmax: 1, edge_sh_lmax: 1, conv_feature_size: 2, input_block: [{l: 0, mul: "
+                 "2}, {l: 1, "
+                 "mul: 1}], node_attr_block: [{l: 0, mul: 2}], avg_neigh: 2, num_radial_basis: 3, "
+                 "radial_network_hidden_dim: 5, radial_network_layers: 1}",
+                 e3nn::Irreps("2x0e"), e3nn::Irreps("2x0e+1x1o"), e3nn::Irreps("2x0e+2x1e+2x1o"), 1, 3},
+        // Odd scalars present (tanh), gates 0e, lmax 2 hidden.
+        ConvCase{"ConvNetLayer",
+                 "{hidden_irreps_lmax: 2, edge_sh_lmax: 2, conv_feature_size: 2, input_block: [{l: 0, mul: "
+                 "1}, {l: 0, "
+                 "mul: 1, p: o}, {l: 1, mul: 1}], node_attr_block: [{l: 0, mul: 1}], num_radial_basis: 3, "
+                 "radial_network_hidden_dim: 4, radial_network_layers: 1}",
+                 e3nn::Irreps("1x0e"), e3nn::Irreps("1x0e+1x0o+1x1o"),
+                 e3nn::Irreps("2x0e+2x0o+2x1e+2x2e+2x1o+2x2o"), 2, 3},
+        // Norm nonlinearity without parity.
+        ConvCase{"ConvNetLayer",
+                 "{hidden_irreps_lmax: 2, edge_sh_lmax: 2, conv_feature_size: 2, input_block: [{l: 0, mul: "
+                 "2}, {l: 1, "
+                 "mul: 1}], node_attr_block: [{l: 0, mul: 2}], parity: false, nonlinearity_type: norm, "
+                 "num_radial_basis: 3, radial_network_hidden_dim: 4, radial_network_layers: 2}",
+                 e3nn::Irreps("2x0e"), e3nn::Irreps("2x0e+1x1o"), e3nn::Irreps("2x0e+2x1e+2x2e"), 2, 3}));
+
+TEST(ConvNetLayer, AutogradMatchesCentralDifferences) {
+  const ConvCase c{
+      "ConvNetLayer",
+      "{hidden_irreps_lmax: 1, edge_sh_lmax: 1, conv_feature_size: 2, input_block: [{l: 0, mul: 2}, {l: 1, "
+      "mul: 1}], node_attr_block: [{l: 0, mul: 1}], num_radial_basis: 3, radial_network_hidden_dim: 4, "
+      "radial_network_layers: 1}",
+      e3nn::Irreps("1x0e"),
+      e3nn::Irreps("2x0e+1x1o"),
+      e3nn::Irreps("2x0e+2x1e+2x1o"),
+      1,
+      3};
+  auto layer = build_layer(c.type, c.config);
+  randomize_parameters(*layer, 23);
+  at::manual_seed(3);
+  const at::Tensor pos = at::randn({5, 3}, f64()) * 1.2;
+  const at::Tensor x = at::randn({5, 1}, f64());
+  const at::Tensor h = at::randn({5, 5}, f64());
+  auto objective = [&](const at::Tensor& p, const at::Tensor& features) {
+    return run_conv(*layer, c, p, x, features).pow(2).sum();
+  };
+  const at::Tensor pos_var = pos.clone().requires_grad_(true), h_var = h.clone().requires_grad_(true);
+  const auto grads = torch::autograd::grad({objective(pos_var, h_var)}, {pos_var, h_var});
+  const at::Tensor numerics[2] = {
+      central_differences([&](const at::Tensor& p) { return objective(p, h); }, pos),
+      central_differences([&](const at::Tensor& features) { return objective(pos, features); }, h)};
+  for (int which = 0; which < 2; ++which) {
+    const at::Tensor& numeric = numerics[which];
+    EXPECT_LE(max_abs(grads[which] - numeric), 1e-7 * std::max(1.0, max_abs(numeric))) << "input " << which;
+  }
+}
+
+TEST(ConvNetLayer, ConfigErrors) {
+  const std::string common =
+      "hidden_irreps_lmax: 1, edge_sh_lmax: 1, conv_feature_size: 2, node_attr_block: [{l: 0, mul: 1}]";
+  const std::string base = common + ", input_block: [{l: 0, mul: 2}]";
+  EXPECT_EQ(build_error("ConvNetLayer", "{" + base + "}"), "");
+  EXPECT_NE(build_error("ConvNetLayer", "{" + base + ", nonlinearity_type: relu}").find("gate or norm"),
+            std::string::npos);
+  EXPECT_NE(build_error("ConvNetLayer", "{" + base + ", nonlinearity_scalars: {e: relu, o: tanh}}").find("relu"),
+            std::string::npos);
+  EXPECT_NE(build_error("ConvNetLayer", "{" + common + ", input_block: [{l: 0}]}").find("block without 'mul'"),
+            std::string::npos);
+  EXPECT_NE(build_error("ConvNetLayer", "{" + common + ", input_block: [{l: 0, mul: 2, p: x}]}")
+                .find("'p' must be one of"),
+            std::string::npos);
+  EXPECT_NE(build_error("ConvNetLayer", "{" + base + ", avg_neighbours: 3}").find("did you mean 'avg_neigh'"),
+            std::string::npos);
+  // Only odd scalars are reachable (0o ⊗ 0e) and silu has no parity: e3nn's Activation refuses it.
+  EXPECT_NE(build_error("ConvNetLayer",
+                        "{hidden_irreps_lmax: 0, edge_sh_lmax: 1, conv_feature_size: 2, "
+                        "input_block: [{l: 0, mul: 1, p: o}], node_attr_block: [{l: 0, mul: 1}], "
+                        "nonlinearity_scalars: {e: silu, o: silu}}")
+                .find("neither even nor odd"),
+            std::string::npos);
+}
+
+TEST(InteractionBlock, ConfigErrors) {
+  const std::string common = "irreps_out: 2x0e, node_attr_irreps: 1x0e, edge_attr_irreps: 1x0e+1x1o";
+  const std::string base = common + ", irreps_in: 2x0e";
+  EXPECT_EQ(build_error("InteractionBlock", "{" + base + ", edge_embedding_irreps: 3x0e}"), "");
+  EXPECT_NE(build_error("InteractionBlock", "{" + base + ", edge_embedding_irreps: 3x1o}").find("scalars"),
+            std::string::npos);
+  EXPECT_NE(build_error("InteractionBlock", "{" + common + ", edge_embedding_irreps: 3x0e, irreps_in: 2xx0e}")
+                .find("irreps_in"),
+            std::string::npos);
+  EXPECT_NE(build_error("InteractionBlock",
+                        "{" + base + ", edge_embedding_irreps: 3x0e, nonlinearity_scalars: {e: tanh}}")
+                .find("tanh"),
+            std::string::npos);
+}
+
+TEST(InteractionBlock, IrrepsAsBlocksEqualIrrepsAsStrings) {
+  auto from_text = build_layer("InteractionBlock",
+                               "{irreps_in: 2x0e+1x1o, irreps_out: 1x0e+1x1o, node_attr_irreps: 1x0e, "
+                               "edge_attr_irreps: 1x0e+1x1o, edge_embedding_irreps: 3x0e}");
+  auto from_blocks = build_layer(
+      "InteractionBlock",
+      "{irreps_in: [{l: 0, mul: 2}, {l: 1, mul: 1}], irreps_out: [{l: 0, mul: 1}, {l: 1, mul: 1}], "
+      "node_attr_irreps: [{l: 0, mul: 1}], edge_attr_irreps: [{l: 0, mul: 1}, {l: 1, mul: 1}], "
+      "edge_embedding_irreps: [{l: 0, mul: 3}]}");
+  EXPECT_EQ(state_shapes(*from_text), state_shapes(*from_blocks));
+}
+
+}  // namespace
+}  // namespace klay::testing
