@@ -145,6 +145,67 @@ TEST_P(Conformance, MatchesPythonKLay) {
   }
 }
 
+// Every layer case whose reference has input gradients (Python's backward runs): autograd through
+// the layer equals central finite differences of the same loss (sum of all floating outputs) for
+// a few entries of each floating input. This checks our backward independently of Python's.
+std::vector<CaseRun> differentiable_layer_cases() {
+  std::vector<CaseRun> cases;
+  for (const CaseRun& run : all_cases()) {
+    if (run.name.rfind("layer_", 0) != 0) continue;
+    const json::Value* grads = json::parse_file(run.dir + "/reference.json").find("input_grads");
+    if (grads && !grads->members.empty()) cases.push_back(run);
+  }
+  return cases;
+}
+
+class LayerGradients : public ::testing::TestWithParam<CaseRun> {};
+
+TEST_P(LayerGradients, AutogradMatchesFiniteDifferences) {
+  const CaseRun& run = GetParam();
+  const json::Value reference = json::parse_file(run.dir + "/reference.json");
+  const auto model = Model::load(run.dir + "/model.yaml", run.dir + "/weights.pth");
+  const json::Value& input_order = member(reference, "input_order");
+  const std::vector<at::Tensor> inputs = tensors_in_order(member(reference, "inputs"), input_order, "input");
+
+  // Floating inputs are fresh leaves that require grad (AutogradForces needs tracked positions).
+  const auto leaves = [](std::vector<at::Tensor> xs) {
+    for (at::Tensor& t : xs)
+      if (at::isFloatingType(t.scalar_type())) t = t.detach().clone().requires_grad_(true);
+    return xs;
+  };
+  const auto loss_of = [&](const std::vector<at::Tensor>& xs) {
+    at::Tensor total = at::zeros({}, at::kDouble);
+    for (const at::Tensor& t : model->forward(xs))
+      if (at::isFloatingType(t.scalar_type())) total = total + t.sum();
+    return total;
+  };
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!at::isFloatingType(inputs[i].scalar_type())) continue;
+    const std::vector<at::Tensor> xs = leaves(inputs);
+    const auto grad = torch::autograd::grad({loss_of(xs)}, {xs[i]}, {}, false, false, /*allow_unused=*/true)[0];
+    const at::Tensor analytic = grad.defined() ? grad.reshape({-1}) : at::zeros({xs[i].numel()}, at::kDouble);
+
+    const int64_t n = inputs[i].numel();
+    for (int64_t k = 0; k < n; k += std::max<int64_t>(1, n / 6)) {
+      const double h = 1e-6;
+      std::vector<at::Tensor> plus = inputs, minus = inputs;
+      plus[i] = inputs[i].clone();
+      minus[i] = inputs[i].clone();
+      plus[i].view({-1})[k] += h;
+      minus[i].view({-1})[k] -= h;
+      const double numeric = (loss_of(leaves(plus)).item<double>() - loss_of(leaves(minus)).item<double>()) / (2 * h);
+      const double a = analytic[k].item<double>();
+      EXPECT_LE(std::abs(a - numeric), 1e-6 * std::max(1.0, std::abs(numeric)))
+          << "input '" << input_order.items[i].text << "' entry " << k << ": autograd " << a
+          << ", finite differences " << numeric;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, LayerGradients, ::testing::ValuesIn(differentiable_layer_cases()),
+                         [](const ::testing::TestParamInfo<CaseRun>& info) { return info.param.name; });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(LayerGradients);
+
 INSTANTIATE_TEST_SUITE_P(Cases, Conformance, ::testing::ValuesIn(all_cases()),
                          [](const ::testing::TestParamInfo<CaseRun>& info) { return info.param.name; });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Conformance);
