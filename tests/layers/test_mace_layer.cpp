@@ -72,6 +72,11 @@ struct MaceCase {
   int64_t n_elements, n_radial;
 };
 
+// Test names show the case's irreps instead of its bytes.
+void PrintTo(const MaceCase& c, std::ostream* os) {
+  *os << c.irreps_in.to_string() << " -> " << c.irreps_out.to_string();
+}
+
 const MaceCase kSmallCase{"{lmax: 1, correlation: 2, num_elements: 2, hidden_irreps_block: [{l: 0, mul: 2}, "
                           "{l: 1, mul: 2}], input_block: [{l: 0, mul: 2}, {l: 1, mul: 1}], num_radial_basis: 3, "
                           "avg_num_neighbors: 2.5}",

@@ -68,6 +68,11 @@ struct ConvCase {
   int64_t n_basis;
 };
 
+// Test names show the case's layer and irreps instead of its bytes.
+void PrintTo(const ConvCase& c, std::ostream* os) {
+  *os << c.type << " " << c.irreps_in.to_string() << " -> " << c.irreps_out.to_string();
+}
+
 at::Tensor run_conv(Layer& layer, const ConvCase& c, const at::Tensor& pos, const at::Tensor& x,
                     const at::Tensor& h) {
   const at::Tensor edge_index = small_graph_edges();
