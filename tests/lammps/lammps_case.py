@@ -199,8 +199,11 @@ print "KLAY_ENERGY $(pe:%.17g) $(c_atom_energy_sum:%.17g)"
 print "KLAY_VIRIAL $(c_virial[1]*vol/{NKTV2P_METAL!r}:%.17g) $(c_virial[4]*vol/{NKTV2P_METAL!r}:%.17g)"
 undump forces
 {strain_steps}
+{round_trip_steps(model, weights, elements, args.newton) if args.round_trip else ""}
 """, workdir, args.ranks)
         dump = read_dump(os.path.join(workdir, "forces.dump"))
+        round_trip_dumps = {way: read_dump(os.path.join(workdir, f"forces_{way}.dump"))
+                            for way in ROUND_TRIPS} if args.round_trip else {}
 
     match = re.search(r"KLAY_ENERGY (\S+) (\S+)", output)
     energy, atom_energy_sum = float(match.group(1)), float(match.group(2))
@@ -213,6 +216,13 @@ undump forces
                   [c for row in reference["forces_folded"]["data"] for c in row], bar)
     ok &= compare("per-atom energy", atom_energies, reference["per_atom_energy"]["data"][:n], bar)
     ok &= compare("sum of per-atom energy vs pe", [atom_energy_sum], [energy], bar)
+    for way, energy_after in re.findall(r"KLAY_ROUND_TRIP (\S+) (\S+)", output):
+        ok &= compare(f"energy after {way}", [float(energy_after)], [reference["energy"]], bar)
+        ok &= compare(f"forces after {way}", [c for i in range(n) for c in round_trip_dumps[way][i + 1][0:3]],
+                      [c for row in reference["forces_folded"]["data"] for c in row], bar)
+    if args.round_trip and len(re.findall(r"KLAY_ROUND_TRIP", output)) != len(ROUND_TRIPS):
+        print("FAIL: not every round trip reported its energy")
+        ok = False
     if args.virial:
         virial = [float(v) for v in re.search(r"KLAY_VIRIAL (\S+) (\S+)", output).groups()]
         strained = dict(re.findall(r"KLAY_STRAINED (\S+) (\S+)", output))
@@ -221,6 +231,34 @@ undump forces
         ok &= compare("virial xx, xy vs finite-strain derivative of the energy", virial, derivative,
                       FINITE_DIFFERENCE_TOLERANCE)
     return 0 if ok else 1
+
+
+ROUND_TRIPS = ("restart", "data")
+
+
+def round_trip_steps(model, weights, elements, newton):
+    """LAMMPS commands that write the state, start over from it (read_restart, then read_data)
+    with pair_style and pair_coeff issued again, and report energy and forces each time."""
+    settings = f"pair_style klay\npair_coeff * * {model} {weights} {elements}"
+    report = """run 0
+print "KLAY_ROUND_TRIP {way} $(pe:%.17g)"
+write_dump all custom forces_{way}.dump id fx fy fz modify format float %.17g sort id"""
+    return f"""write_restart state.restart
+write_data state.data
+clear
+read_restart state.restart
+{settings}
+{report.format(way="restart")}
+clear
+units metal
+atom_style atomic
+atom_modify map array
+boundary p p p
+newton {newton}
+read_data state.data
+{settings}
+{report.format(way="data")}
+"""
 
 
 SI8 = "staged_nequip_staged2_si8"
@@ -438,6 +476,8 @@ def main():
                                help="also check the virial against finite strains of the box")
     staged_parser.add_argument("--empty-rank", action="store_true",
                                help="3 ranks along a, the middle one owning no atom")
+    staged_parser.add_argument("--round-trip", action="store_true",
+                               help="also restart from write_restart and write_data files")
     staged_parser.add_argument("--tolerance", type=float, default=1e-10)
     args = parser.parse_args()
     if args.command == "plugin-loads":
