@@ -78,9 +78,7 @@ class E3Attention : public EquivariantLayer {
     const at::Tensor edge_sh = tensor_input(call, 3, "edge_sh");
     const at::Tensor embeddings = tensor_input(call, 4, "edge_length_embeddings");
     const int64_t n_nodes = f.size(0);
-    if (edge_index.dim() != 2 || edge_index.size(0) != 2)
-      fail("edge_index must be [2, E], got " + c10::str(edge_index.sizes()));
-    const int64_t n_edges = edge_index.size(1);
+    const int64_t n_edges = edge_count(edge_index);
     if (edge_lengths.dim() != 1 || edge_lengths.size(0) != n_edges)
       fail("edge_lengths must be [E=" + std::to_string(n_edges) + "], got " + c10::str(edge_lengths.sizes()));
     if (edge_sh.dim() != 2 || edge_sh.size(0) != n_edges || edge_sh.size(1) != irreps_sh_.dim())
@@ -89,8 +87,7 @@ class E3Attention : public EquivariantLayer {
     if (embeddings.dim() != 2 || embeddings.size(0) != n_edges || embeddings.size(1) != number_of_basis_)
       fail("edge_length_embeddings must be [E=" + std::to_string(n_edges) + ", number_of_basis=" +
            std::to_string(number_of_basis_) + "], got " + c10::str(embeddings.sizes()));
-    if (n_edges > 0 && (edge_index.min().item<int64_t>() < 0 || edge_index.max().item<int64_t>() >= n_nodes))
-      fail("edge_index refers to a node outside 0.." + std::to_string(n_nodes - 1));
+    check_edge_nodes(edge_index, n_nodes);
     return forward(f, edge_index, edge_lengths, edge_sh, embeddings);
   }
 

@@ -104,11 +104,8 @@ class EGCL : public NamedLayer {
       fail("h must be [N, hidden_dim=" + std::to_string(hidden_dim_) + "], got " + c10::str(h.sizes()));
     if (coords.dim() != 2 || coords.size(0) != n_nodes || coords.size(1) != 3)
       fail("coords must be [N=" + std::to_string(n_nodes) + ", 3], got " + c10::str(coords.sizes()));
-    if (edge_index.dim() != 2 || edge_index.size(0) != 2)
-      fail("edge_index must be [2, E], got " + c10::str(edge_index.sizes()));
-    const int64_t n_edges = edge_index.size(1);
-    if (n_edges > 0 && (edge_index.min().item<int64_t>() < 0 || edge_index.max().item<int64_t>() >= n_nodes))
-      fail("edge_index refers to a node outside 0.." + std::to_string(n_nodes - 1));
+    const int64_t n_edges = edge_count(edge_index);
+    check_edge_nodes(edge_index, n_nodes);
     if (shift_vectors.dim() != 2 || shift_vectors.size(1) != 3 ||
         (shift_vectors.size(0) != n_edges && shift_vectors.size(0) != 1))
       fail("shift_vectors must be [E=" + std::to_string(n_edges) + ", 3], got " +

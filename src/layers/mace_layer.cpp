@@ -134,16 +134,13 @@ class MaceLayer : public EquivariantLayer {
     if (node_attrs.size(0) != n_nodes)
       fail("node_attrs has " + std::to_string(node_attrs.size(0)) + " rows but node_feats has " +
            std::to_string(n_nodes));
-    if (edge_index.dim() != 2 || edge_index.size(0) != 2)
-      fail("edge_index must be [2, E], got " + c10::str(edge_index.sizes()));
-    const int64_t n_edges = edge_index.size(1);
+    const int64_t n_edges = edge_count(edge_index);
     if (vectors.dim() != 2 || vectors.size(0) != n_edges || vectors.size(1) != 3)
       fail("vectors must be [E=" + std::to_string(n_edges) + ", 3], got " + c10::str(vectors.sizes()));
     if (edge_feats.dim() != 2 || edge_feats.size(0) != n_edges || edge_feats.size(1) != num_radial_)
       fail("edge_feats must be [E=" + std::to_string(n_edges) + ", num_radial_basis=" + std::to_string(num_radial_) +
            "], got " + c10::str(edge_feats.sizes()));
-    if (n_edges > 0 && (edge_index.min().item<int64_t>() < 0 || edge_index.max().item<int64_t>() >= n_nodes))
-      fail("edge_index refers to a node outside 0.." + std::to_string(n_nodes - 1));
+    check_edge_nodes(edge_index, n_nodes);
     return forward(vectors, node_feats, node_attrs, edge_feats, edge_index);
   }
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/StringUtil.h>
 
 #include "runtime/error.hpp"
 #include "runtime/layer.hpp"
@@ -34,6 +35,20 @@ class NamedLayer : public Layer {
     if (tensor.scalar_type() != at::kLong)
       fail(std::string("input ") + port + " must be int64, got " + c10::toString(tensor.scalar_type()));
     return tensor;
+  }
+
+  // Number of edges of an edge_index input, which must be [2, E].
+  int64_t edge_count(const at::Tensor& edge_index) const {
+    if (edge_index.dim() != 2 || edge_index.size(0) != 2)
+      fail("edge_index must be [2, E], got " + c10::str(edge_index.sizes()));
+    return edge_index.size(1);
+  }
+
+  // Every node an edge names must be one of the n_nodes nodes.
+  void check_edge_nodes(const at::Tensor& edge_index, int64_t n_nodes) const {
+    if (edge_index.size(1) > 0 &&
+        (edge_index.min().item<int64_t>() < 0 || edge_index.max().item<int64_t>() >= n_nodes))
+      fail("edge_index refers to a node outside 0.." + std::to_string(n_nodes - 1));
   }
 
  private:

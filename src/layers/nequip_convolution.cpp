@@ -114,16 +114,13 @@ std::vector<at::Tensor> InteractionBlock::common_inputs(const CallArgs& call) co
   const at::Tensor& edge_index = in[4];
   if (in[0].size(0) != n_nodes)
     fail("x has " + std::to_string(in[0].size(0)) + " rows but h has " + std::to_string(n_nodes));
-  if (edge_index.dim() != 2 || edge_index.size(0) != 2)
-    fail("edge_index must be [2, E], got " + c10::str(edge_index.sizes()));
-  const int64_t n_edges = edge_index.size(1);
+  const int64_t n_edges = edge_count(edge_index);
   if (in[2].dim() != 2 || in[2].size(0) != n_edges || in[2].size(1) != s.num_edge_embeddings)
     fail("edge_length_embeddings must be [E=" + std::to_string(n_edges) + ", " +
          std::to_string(s.num_edge_embeddings) + "], got " + c10::str(in[2].sizes()));
   if (in[3].size(0) != n_edges)
     fail("edge_sh has " + std::to_string(in[3].size(0)) + " rows for " + std::to_string(n_edges) + " edges");
-  if (n_edges > 0 && (edge_index.min().item<int64_t>() < 0 || edge_index.max().item<int64_t>() >= n_nodes))
-    fail("edge_index refers to a node outside 0.." + std::to_string(n_nodes - 1));
+  check_edge_nodes(edge_index, n_nodes);
   return in;
 }
 
