@@ -4,6 +4,9 @@
 // a Lattice is periodic in all three directions and one without is an isolated cluster (the ASE
 // conventions). Errors name the file and line. Torch-free.
 #pragma once
+#include <array>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,5 +25,22 @@ struct Structure {
 // Throws klay::Error "SOURCE:LINE: message".
 Structure parse_extended_xyz(const std::string& text, const std::string& source);
 Structure read_extended_xyz(const std::string& path);
+
+// One configuration of a multi-frame file with the labels ASE writes: `energy=` on the comment
+// line, a `forces:R:3` column, and the stress as `virial="9 numbers"` (eV) or `stress="9 or 6
+// (Voigt xx yy zz yz xz xy) numbers"` (eV/Å^3, ASE's sign: stress = -virial / volume).
+struct LabelledFrame {
+  Structure structure;
+  int line = 0;                      // line of the frame's atom count, for messages
+  std::optional<double> energy;      // eV
+  std::vector<double> forces;        // [n][3] eV/Å, empty when the frame has none
+  std::optional<std::array<double, 9>> virial;  // eV, row-major; from `virial` or -stress·V
+  std::map<std::string, std::string> info;      // every comment-line key=value, keys as written
+};
+
+// Every frame of the text (blank lines between frames are allowed). Labels are optional per frame;
+// callers decide what they require.
+std::vector<LabelledFrame> parse_extended_xyz_frames(const std::string& text, const std::string& source);
+std::vector<LabelledFrame> read_extended_xyz_frames(const std::string& path);
 
 }  // namespace klay::md
