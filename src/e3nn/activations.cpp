@@ -104,13 +104,9 @@ Activation::Activation(Irreps irreps_in, std::vector<std::optional<ScalarActivat
 
 at::Tensor Activation::forward(const at::Tensor& features) const {
   if (irreps_in_.empty()) return at::zeros_like(features);
-  std::vector<at::Tensor> pieces;
-  int64_t offset = 0;
-  for (size_t k = 0; k < acts_.size(); ++k) {
-    const at::Tensor block = features.narrow(-1, offset, irreps_in_[k].dim());
-    pieces.push_back(acts_[k] ? (*acts_[k])(block) : block);
-    offset += irreps_in_[k].dim();
-  }
+  std::vector<at::Tensor> pieces = features.split_with_sizes(irreps_in_.widths(), -1);
+  for (size_t k = 0; k < acts_.size(); ++k)
+    if (acts_[k]) pieces[k] = (*acts_[k])(pieces[k]);
   return pieces.size() == 1 ? pieces[0] : at::cat(pieces, -1);
 }
 

@@ -114,6 +114,12 @@ std::vector<int64_t> Irreps::offsets() const {
   return out;
 }
 
+std::vector<int64_t> Irreps::widths() const {
+  std::vector<int64_t> out;
+  for (const auto& e : entries_) out.push_back(e.dim());
+  return out;
+}
+
 Irreps Irreps::simplify() const {
   std::vector<MulIrrep> out;
   for (const auto& e : entries_) {

@@ -64,6 +64,10 @@ class Irreps {
   int lmax() const;  // max l over entries with mul > 0; throws if there is none
   // Offset of each entry in the feature vector; size() + 1 values, the last one is dim().
   std::vector<int64_t> offsets() const;
+  // Width of each entry: the sizes to split a feature vector into its blocks with
+  // split_with_sizes, whose backward is one cat (narrow per block zero-fills a full-width
+  // gradient per block).
+  std::vector<int64_t> widths() const;
 
   // Merges adjacent equal irreps and drops mul-0 entries; never reorders.
   Irreps simplify() const;

@@ -92,20 +92,25 @@ at::Tensor LinearImpl::forward(const at::Tensor& features) const {
   std::vector<int64_t> shape(features.sizes().begin(), features.sizes().end() - 1);
   const int64_t n = c10::multiply_integers(shape);
   const at::Tensor x = features.reshape({n, irreps_in_.dim()});
-  const std::vector<int64_t> in_offsets = irreps_in_.offsets();
+  const std::vector<at::Tensor> blocks = x.split_with_sizes(irreps_in_.widths(), 1);
 
   std::vector<at::Tensor> pieces(irreps_out_.size());
   for (const IrrepGroup& g : groups_) {
     std::vector<at::Tensor> inputs;
     for (int i : g.inputs)
-      inputs.push_back(x.narrow(1, in_offsets[i], irreps_in_[i].dim()).reshape({n, irreps_in_[i].mul, g.d}));
+      inputs.push_back(blocks[i].reshape({n, irreps_in_[i].mul, g.d}));
     // [n, d, Σ mul_in] @ [Σ mul_in, Σ mul_out]: one matmul over n·d rows for every instruction of the group.
     const at::Tensor stacked = (inputs.size() == 1 ? inputs[0] : at::cat(inputs, 1)).transpose(1, 2);
-    const at::Tensor matrix = weight.index_select(0, g.weight_index).view({g.rows, g.cols}) * g.coefficient;
+    // The coefficients are not state, so a model cast to float32 leaves them in float64.
+    const at::Tensor matrix =
+        weight.index_select(0, g.weight_index).view({g.rows, g.cols}) * g.coefficient.to(weight.scalar_type());
     const at::Tensor result = at::matmul(stacked, matrix);
+    std::vector<int64_t> column_counts;
+    for (int o : g.outputs) column_counts.push_back(irreps_out_[o].mul);
+    const std::vector<at::Tensor> columns = result.split_with_sizes(column_counts, 2);
     for (size_t k = 0; k < g.outputs.size(); ++k) {
       const int o = g.outputs[k];
-      pieces[o] = result.narrow(2, g.output_columns[k], irreps_out_[o].mul).transpose(1, 2).reshape({n, irreps_out_[o].dim()});
+      pieces[o] = columns[k].transpose(1, 2).reshape({n, irreps_out_[o].dim()});
     }
   }
   for (size_t o = 0; o < pieces.size(); ++o)

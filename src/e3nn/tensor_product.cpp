@@ -87,7 +87,7 @@ TensorProductImpl::TensorProductImpl(Irreps irreps_in1, Irreps irreps_in2, Irrep
     const int l1 = e1.ir.l, l2 = e2.ir.l, l3 = eo.ir.l;
     auto& w3j = w3j_of[{l1, l2, l3}];
     if (!w3j.defined()) w3j = wigner_3j(l1, l2, l3).to(options);
-    Path path{ins, e1.mul, e2.mul, eo.mul, e1.ir.dim(), e2.ir.dim(), eo.ir.dim(), weight_numel_, 0, 0.0, w3j};
+    Path path{ins, e1.mul, e2.mul, eo.mul, e1.ir.dim(), e2.ir.dim(), eo.ir.dim(), 0, 0.0, w3j};
     if (ins.mode == ConnectionMode::uvw) path.weight_size = e1.mul * e2.mul * eo.mul;
     if (ins.mode == ConnectionMode::uvu) path.weight_size = e1.mul * e2.mul;
     weight_numel_ += path.weight_size;
@@ -111,10 +111,12 @@ TensorProductImpl::TensorProductImpl(Irreps irreps_in1, Irreps irreps_in2, Irrep
 
 // s[n, u, c] = Σ_i a[n, u, i] t[n, i, c]. The contracted axis is a 2l+1 ≤ ~13 wide irrep axis, so one
 // broadcast multiply-add per i over all rows beats a batched matmul of n tiny matrices by far.
+// unbind, not select per i: its backward is one stack instead of a zero-filled full gradient per i.
 namespace {
 at::Tensor contract_irrep_axis(const at::Tensor& a, const at::Tensor& t) {
-  at::Tensor s = a.select(2, 0).unsqueeze(-1) * t.select(1, 0).unsqueeze(1);
-  for (int64_t i = 1; i < a.size(2); ++i) s.addcmul_(a.select(2, i).unsqueeze(-1), t.select(1, i).unsqueeze(1));
+  const std::vector<at::Tensor> a_i = a.unbind(2), t_i = t.unbind(1);
+  at::Tensor s = a_i[0].unsqueeze(-1) * t_i[0].unsqueeze(1);
+  for (size_t i = 1; i < a_i.size(); ++i) s = s.addcmul(a_i[i].unsqueeze(-1), t_i[i].unsqueeze(1));
   return s;
 }
 }  // namespace
@@ -123,18 +125,21 @@ at::Tensor contract_irrep_axis(const at::Tensor& a, const at::Tensor& t) {
 at::Tensor TensorProductImpl::path_output(const Path& p, const at::Tensor& a, const at::Tensor& b,
                                           const at::Tensor& w) const {
   const int64_t n = a.size(0);
+  // A computed (unregistered) w3j constant stays float64 when the model is cast to float32.
+  const at::Tensor w3j = p.w3j.to(a.scalar_type());
   if (p.ins.mode == ConnectionMode::uuu) {
     const at::Tensor outer = (a.unsqueeze(-1) * b.unsqueeze(-2)).reshape({n * p.mul1, p.d1 * p.d2});
-    return at::matmul(outer, p.w3j.reshape({p.d1 * p.d2, p.d3})).view({n, p.mul1, p.d3});
+    return at::matmul(outer, w3j.reshape({p.d1 * p.d2, p.d3})).view({n, p.mul1, p.d3});
   }
   // s[n, u, v, k] = Σ_{i,j} a[n,u,i] b[n,v,j] W[i,j,k]: first (b·W) as one matmul over all rows.
-  const at::Tensor bw = at::matmul(b.reshape({n * p.mul2, p.d2}), p.w3j.permute({1, 0, 2}).reshape({p.d2, p.d1 * p.d3}))
+  const at::Tensor bw = at::matmul(b.reshape({n * p.mul2, p.d2}), w3j.permute({1, 0, 2}).reshape({p.d2, p.d1 * p.d3}))
                             .view({n, p.mul2, p.d1, p.d3})
                             .permute({0, 2, 1, 3});  // [n, d1, mul2, d3]
   const at::Tensor s = contract_irrep_axis(a, bw.reshape({n, p.d1, p.mul2 * p.d3}));  // [n, mul1, mul2·d3]
   const int64_t wn = w.size(0);  // n (per-row weights) or 1 (shared)
   if (p.ins.mode == ConnectionMode::uvu) {
-    // y[n,u,k] = Σ_v w[u,v] s[n,u,v,k]
+    // y[n,u,k] = Σ_v w[u,v] s[n,u,v,k]; with one v (edge spherical harmonics) there is nothing to sum.
+    if (p.mul2 == 1) return s.view({n, p.mul1, p.d3}) * w.reshape({wn, p.mul1, 1});
     return (s.view({n, p.mul1, p.mul2, p.d3}) * w.reshape({wn, p.mul1, p.mul2, 1})).sum(2);
   }
   // uvw: y[n,w,k] = Σ_{u,v} w[u,v,w] s[n,u,v,k]
@@ -168,14 +173,21 @@ at::Tensor TensorProductImpl::forward(const at::Tensor& x1, const at::Tensor& x2
   const at::Tensor a_all = flatten(x1), b_all = flatten(x2);
   const at::Tensor w_all = shared ? w.reshape({1, weight_numel_}) : flatten(w);
 
-  const std::vector<int64_t> off1 = irreps_in1_.offsets(), off2 = irreps_in2_.offsets();
+  const std::vector<at::Tensor> blocks1 = a_all.split_with_sizes(irreps_in1_.widths(), 1);
+  const std::vector<at::Tensor> blocks2 = b_all.split_with_sizes(irreps_in2_.widths(), 1);
+  std::vector<int64_t> weight_sizes;
+  for (const Path& p : paths_) weight_sizes.push_back(p.weight_size);
+  const std::vector<at::Tensor> path_weights =
+      weight_numel_ > 0 ? w_all.split_with_sizes(weight_sizes, 1) : std::vector<at::Tensor>(paths_.size());
   std::vector<at::Tensor> outputs(irreps_out_.size());
-  for (const Path& p : paths_) {
+  for (size_t k = 0; k < paths_.size(); ++k) {
+    const Path& p = paths_[k];
     if (p.mul1 == 0 || p.mul2 == 0 || p.mul_out == 0) continue;
-    const at::Tensor a = a_all.narrow(1, off1[p.ins.i_in1], p.mul1 * p.d1).reshape({n, p.mul1, p.d1});
-    const at::Tensor b = b_all.narrow(1, off2[p.ins.i_in2], p.mul2 * p.d2).reshape({n, p.mul2, p.d2});
-    const at::Tensor pw = p.weight_size > 0 ? w_all.narrow(1, p.weight_offset, p.weight_size) : at::Tensor();
-    const at::Tensor y = path_output(p, a, b, pw) * p.coefficient;
+    const at::Tensor a = blocks1[p.ins.i_in1].reshape({n, p.mul1, p.d1});
+    const at::Tensor b = blocks2[p.ins.i_in2].reshape({n, p.mul2, p.d2});
+    // The path coefficient scales the (smaller) weights rather than the output.
+    const at::Tensor y = p.weight_size > 0 ? path_output(p, a, b, path_weights[k] * p.coefficient)
+                                           : path_output(p, a, b, at::Tensor()) * p.coefficient;
     at::Tensor& out = outputs[p.ins.i_out];
     out = out.defined() ? out + y : y;
   }

@@ -61,7 +61,7 @@ class TensorProductImpl : public torch::nn::Module {
   struct Path {
     TPInstruction ins;
     int64_t mul1, mul2, mul_out, d1, d2, d3;
-    int64_t weight_offset, weight_size;  // weight_size 0 for unweighted paths
+    int64_t weight_size;                 // 0 for unweighted paths; weights are laid out in path order
     double coefficient;                  // √(d(l_out) · path_weight / Σ num_el into i_out)
     at::Tensor w3j;                      // the registered buffer, or a computed constant
   };
