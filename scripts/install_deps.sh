@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config ccache git xz-utils python3
+  build-essential cmake pkg-config ccache git xz-utils python3 gnuplot-nox
   libyaml-dev libgtest-dev
   libtorch-dev
   libopenblas0-openmp   # without it Debian's libtorch runs matmuls 20-40x slower (design.md §6)
