@@ -24,8 +24,12 @@
 #include "neighbor.h"
 #include "update.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
+
+#include <sys/resource.h>
 
 using namespace LAMMPS_NS;
 
@@ -43,9 +47,9 @@ bool is_coordinates_input(const char *name)
 /* ---------------------------------------------------------------------- */
 
 PairKLay::PairKLay(LAMMPS *lmp) :
-    Pair(lmp), model(nullptr), use_float32(0), num_threads(0), cutoff(0.0), num_stages(0),
-    ghost_cutoff_set(0.0), model_energy(0.0), time_graph(0.0), time_model(0.0), time_first_compute(-1.0),
-    num_computes(0)
+    Pair(lmp), model(nullptr), use_float32(0), num_threads(0), feed_largest_graph(0), cutoff(0.0),
+    num_stages(0), ghost_cutoff_set(0.0), reverse_stride(3), model_energy(0.0), time_graph(0.0),
+    time_forward(0.0), time_backward(0.0), time_first_compute(-1.0), num_computes(0)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -58,8 +62,9 @@ PairKLay::PairKLay(LAMMPS *lmp) :
   // atom->f would miss them. pair_style hybrid then lets every sub-style tally its own.
   no_virial_fdotr_compute = 1;
 
-  // newton off: the forces on ghost atoms go home by this style's own reverse communication
-  comm_reverse = 3;
+  // newton off: the forces (and per-atom virials) of ghost atoms go home by this style's own
+  // reverse communication
+  comm_reverse = 9;
 
   klay_staged_graph_init(&graph);
 }
@@ -94,25 +99,23 @@ void PairKLay::compute(int eflag, int vflag)
     error->all(FLERR,
                "Pair style klay cannot compute per-atom energies with this model: its energy "
                "output is a sum whose per-atom terms are not a model output");
-  if (vflag_atom)
+  if (vflag_atom && !klay_model_has_edge_gradients(model))
     error->all(FLERR,
-               "Pair style klay cannot compute a per-atom virial: the model gives forces on "
-               "atoms, and a per-atom split of its many-body virial is not defined by them");
+               "Pair style klay cannot compute a per-atom virial with this model: the model has no "
+               "'shifts' input, so there are no per-edge gradients to split its many-body virial "
+               "onto atoms (forces on atoms alone do not define that split)");
 
   const double time_start = platform::walltime();
   if (time_first_compute < 0.0) time_first_compute = time_start;
 
   build_model_inputs();
-  const double time_inputs = platform::walltime();
+  time_graph += platform::walltime() - time_start;
   run_model();
-  const double time_forward_backward = platform::walltime();
+  if (vflag_atom) compute_edge_virial();
 
   tally_energy();
   tally_forces();
   tally_virial();
-
-  time_graph += time_inputs - time_start;
-  time_model += time_forward_backward - time_inputs;
   num_computes++;
 }
 
@@ -159,6 +162,7 @@ void PairKLay::run_model()
   const int n = (int) graph.n_atoms;
   forces.assign(3 * (std::size_t) n, 0.0);
   atom_energy.assign(eflag_atom ? n : 0, 0.0);
+  edge_gradients.assign(vflag_atom ? 3 * (std::size_t) graph.n_edges : 0, 0.0);
   model_energy = 0.0;
 
   // A rank without owned atoms of this style contributes nothing; the model is not asked to
@@ -174,18 +178,77 @@ void PairKLay::run_model()
   atoms.edge_pairs = graph.edge_pairs;
   atoms.n_stage_graphs = graph.n_stage_graphs;
   atoms.stage_edges = graph.stage_edges;
+  if (feed_largest_graph) {
+    largest_graph_edges.assign(graph.n_stage_graphs, graph.n_edges);
+    atoms.stage_edges = largest_graph_edges.data();
+  }
 
   klay_results results;
   results.energy = 0.0;
   results.per_atom_energy = eflag_atom ? atom_energy.data() : nullptr;
   results.forces = forces.data();
-  results.edge_gradients = nullptr;
+  results.edge_gradients = vflag_atom ? edge_gradients.data() : nullptr;
 
   char message[KLAY_ERROR_SIZE];
   if (klay_model_compute(model, &atoms, &results, message, sizeof(message)) != 0)
     error->one(FLERR, "Pair style klay: model evaluation failed on {} atoms ({} owned): {}", n,
                list->inum, message);
   model_energy = results.energy;
+  time_forward += results.forward_seconds;
+  time_backward += results.backward_seconds;
+}
+
+/* ----------------------------------------------------------------------
+   per-atom virial from the edge gradients g_e = dE/dshift_e. When the energy depends on the
+   positions only through the edge vectors r_e = x_j - x_i + sigma shift_e (sigma = +1 for
+   SphericalHarmonicEdgeAttrs, -1 for EGCL), dE/dr_e = sigma g_e, the force on atom a is
+   sum_e sigma g_e (delta_ia - delta_ja), and W = sum_a x_a (x) F_a = -sum_e r_e (x) sigma g_e:
+   each edge's term is split half onto i, half onto j, as LAMMPS does for pair forces.
+   The forces implied by the edges are checked against the model's forces, which gives sigma and
+   refuses models whose energy also depends on positions directly.
+------------------------------------------------------------------------- */
+
+void PairKLay::compute_edge_virial()
+{
+  const int n = (int) graph.n_atoms;
+  const int64_t n_edges = graph.n_edges;
+  const int64_t *pairs = graph.edge_pairs;
+  std::vector<double> implied(3 * (std::size_t) n, 0.0);    // forces for sigma = +1
+  for (int64_t e = 0; e < n_edges; e++)
+    for (int c = 0; c < 3; c++) {
+      implied[3 * pairs[2 * e] + c] += edge_gradients[3 * e + c];
+      implied[3 * pairs[2 * e + 1] + c] -= edge_gradients[3 * e + c];
+    }
+  double scale = 0.0, plus = 0.0, minus = 0.0;
+  for (std::size_t k = 0; k < implied.size(); k++) {
+    scale = std::max(scale, std::fabs(forces[k]));
+    plus = std::max(plus, std::fabs(implied[k] - forces[k]));
+    minus = std::max(minus, std::fabs(implied[k] + forces[k]));
+  }
+  const double tolerance = (use_float32 ? 1e-4 : 1e-8) * scale;
+  if (plus > tolerance && minus > tolerance)
+    error->one(FLERR,
+               "Pair style klay cannot compute a per-atom virial with this model: its forces are "
+               "not the sum of its per-edge gradients (off by {:.3g} eV/A), so its energy depends "
+               "on atom positions other than through the edge vectors",
+               std::min(plus, minus));
+  const double sigma = plus <= tolerance ? 1.0 : -1.0;
+
+  edge_virial.assign(6 * (std::size_t) n, 0.0);
+  for (int64_t e = 0; e < n_edges; e++) {
+    const int64_t i = pairs[2 * e], j = pairs[2 * e + 1];
+    double r[3], g[3];
+    for (int c = 0; c < 3; c++) {
+      r[c] = coords[3 * j + c] - coords[3 * i + c];
+      g[c] = -0.5 * sigma * edge_gradients[3 * e + c];
+    }
+    const double w[6] = {r[0] * g[0], r[1] * g[1], r[2] * g[2],
+                         r[0] * g[1], r[0] * g[2], r[1] * g[2]};
+    for (int c = 0; c < 6; c++) {
+      edge_virial[6 * i + c] += w[c];
+      edge_virial[6 * j + c] += w[c];
+    }
+  }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -207,37 +270,41 @@ void PairKLay::tally_forces()
   double **f = atom->f;
   const int n = (int) graph.n_atoms;
   const int num_owned = list->inum;
+  const int num_tallied = force->newton_pair ? n : num_owned;
 
-  for (int m = 0; m < num_owned; m++) {
+  for (int m = 0; m < num_tallied; m++) {
     const int i = (int) graph.atoms[m];
-    f[i][0] += forces[3 * m + 0];
-    f[i][1] += forces[3 * m + 1];
-    f[i][2] += forces[3 * m + 2];
+    for (int c = 0; c < 3; c++) f[i][c] += forces[3 * m + c];
+    if (vflag_atom)
+      for (int c = 0; c < 6; c++) vatom[i][c] += edge_virial[6 * m + c];
   }
+  if (!force->newton_pair) send_ghost_values_home();
+}
 
-  if (force->newton_pair) {
-    for (int m = num_owned; m < n; m++) {
-      const int i = (int) graph.atoms[m];
-      f[i][0] += forces[3 * m + 0];
-      f[i][1] += forces[3 * m + 1];
-      f[i][2] += forces[3 * m + 2];
-    }
-    return;
-  }
+/* ----------------------------------------------------------------------
+   newton off: LAMMPS neither sends forces on ghost atoms home nor, in compute stress/atom, their
+   per-atom virials, so this style does both by its own reverse communication
+------------------------------------------------------------------------- */
 
+void PairKLay::send_ghost_values_home()
+{
+  const int n = (int) graph.n_atoms;
   const int nlocal = atom->nlocal;
-  ghost_forces.assign(3 * (std::size_t) (nlocal + atom->nghost), 0.0);
-  for (int m = num_owned; m < n; m++) {
-    const int i = (int) graph.atoms[m];
-    ghost_forces[3 * i + 0] = forces[3 * m + 0];
-    ghost_forces[3 * i + 1] = forces[3 * m + 1];
-    ghost_forces[3 * i + 2] = forces[3 * m + 2];
+  reverse_stride = vflag_atom ? 9 : 3;
+  ghost_values.assign(reverse_stride * (std::size_t) (nlocal + atom->nghost), 0.0);
+  for (int m = list->inum; m < n; m++) {
+    double *values = &ghost_values[reverse_stride * graph.atoms[m]];
+    for (int c = 0; c < 3; c++) values[c] = forces[3 * m + c];
+    if (vflag_atom)
+      for (int c = 0; c < 6; c++) values[3 + c] = edge_virial[6 * m + c];
   }
   comm->reverse_comm(this);
+  double **f = atom->f;
   for (int i = 0; i < nlocal; i++) {
-    f[i][0] += ghost_forces[3 * i + 0];
-    f[i][1] += ghost_forces[3 * i + 1];
-    f[i][2] += ghost_forces[3 * i + 2];
+    const double *values = &ghost_values[reverse_stride * (std::size_t) i];
+    for (int c = 0; c < 3; c++) f[i][c] += values[c];
+    if (vflag_atom)
+      for (int c = 0; c < 6; c++) vatom[i][c] += values[3 + c];
   }
 }
 
@@ -269,25 +336,18 @@ void PairKLay::tally_virial()
 int PairKLay::pack_reverse_comm(int n, int first, double *buf)
 {
   int k = 0;
-  for (int i = first; i < first + n; i++) {
-    buf[k++] = ghost_forces[3 * i + 0];
-    buf[k++] = ghost_forces[3 * i + 1];
-    buf[k++] = ghost_forces[3 * i + 2];
-  }
+  for (int i = first; i < first + n; i++)
+    for (int c = 0; c < reverse_stride; c++) buf[k++] = ghost_values[reverse_stride * i + c];
   return k;
 }
 
 void PairKLay::unpack_reverse_comm(int n, int *list, double *buf)
 {
   // A receiving atom may itself be a ghost that sends on in a later swap (ghost shells deeper
-  // than one subdomain), so forces accumulate in ghost_forces, not in atom->f.
+  // than one subdomain), so values accumulate in ghost_values, not in atom->f.
   int k = 0;
-  for (int i = 0; i < n; i++) {
-    const int j = list[i];
-    ghost_forces[3 * j + 0] += buf[k++];
-    ghost_forces[3 * j + 1] += buf[k++];
-    ghost_forces[3 * j + 2] += buf[k++];
-  }
+  for (int i = 0; i < n; i++)
+    for (int c = 0; c < reverse_stride; c++) ghost_values[reverse_stride * list[i] + c] += buf[k++];
 }
 
 /* ---------------------------------------------------------------------- */
@@ -302,13 +362,14 @@ void PairKLay::allocate()
 }
 
 /* ----------------------------------------------------------------------
-   pair_style klay [dtype float64|float32] [threads N]
+   pair_style klay [dtype float64|float32] [threads N] [graphs staged|largest]
 ------------------------------------------------------------------------- */
 
 void PairKLay::settings(int narg, char **arg)
 {
   use_float32 = 0;
   num_threads = 0;
+  feed_largest_graph = 0;
   int iarg = 0;
   while (iarg < narg) {
     if (strcmp(arg[iarg], "dtype") == 0) {
@@ -327,8 +388,19 @@ void PairKLay::settings(int narg, char **arg)
       if (num_threads < 1)
         error->all(FLERR, "Pair style klay threads must be at least 1, not {}", num_threads);
       iarg += 2;
+    } else if (strcmp(arg[iarg], "graphs") == 0) {
+      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style klay graphs", error);
+      if (strcmp(arg[iarg + 1], "staged") == 0)
+        feed_largest_graph = 0;
+      else if (strcmp(arg[iarg + 1], "largest") == 0)
+        feed_largest_graph = 1;
+      else
+        error->all(FLERR, "Pair style klay graphs must be staged or largest, not {}",
+                   arg[iarg + 1]);
+      iarg += 2;
     } else
-      error->all(FLERR, "Unknown pair style klay keyword: {} (expected dtype or threads)",
+      error->all(FLERR,
+                 "Unknown pair style klay keyword: {} (expected dtype, threads or graphs)",
                  arg[iarg]);
   }
 }
@@ -445,30 +517,40 @@ double PairKLay::init_one(int, int)
 }
 
 /* ----------------------------------------------------------------------
-   timing breakdown of the run, averaged over ranks
+   timing breakdown of the run averaged over ranks, and the ranks' peak memory (resident set)
 ------------------------------------------------------------------------- */
 
 void PairKLay::finish()
 {
   const double time_total =
       time_first_compute < 0.0 ? 0.0 : platform::walltime() - time_first_compute;
-  const double mine[3] = {time_graph, time_model, time_total};
-  double sum[3];
-  MPI_Allreduce(mine, sum, 3, MPI_DOUBLE, MPI_SUM, world);
-  if (comm->me == 0 && num_computes > 0 && sum[2] > 0.0) {
-    const double nprocs = comm->nprocs;
-    const double graph_time = sum[0] / nprocs, model_time = sum[1] / nprocs;
-    const double total = sum[2] / nprocs;
-    const double rest = total - graph_time - model_time;
+  const double mine[4] = {time_graph, time_forward, time_backward, time_total};
+  double sum[4];
+  MPI_Allreduce(mine, sum, 4, MPI_DOUBLE, MPI_SUM, world);
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  const double peak_mib = usage.ru_maxrss / 1024.0;    // Linux reports KiB
+  double peak_max, peak_min;
+  MPI_Allreduce(&peak_mib, &peak_max, 1, MPI_DOUBLE, MPI_MAX, world);
+  MPI_Allreduce(&peak_mib, &peak_min, 1, MPI_DOUBLE, MPI_MIN, world);
+  if (comm->me == 0 && num_computes > 0 && sum[3] > 0.0) {
+    double average[4];
+    for (int k = 0; k < 4; k++) average[k] = sum[k] / comm->nprocs;
+    const double total = average[3];
+    const double rest = total - average[0] - average[1] - average[2];
+    // Another tool parses these lines: keep the format as it is.
     utils::logmesg(lmp,
                    "\nPair style klay timing ({} force evaluations, average over {} ranks):\n"
                    "  staged graphs        {:10.4f} s {:6.2f}%\n"
-                   "  forward + backward   {:10.4f} s {:6.2f}%\n"
-                   "  LAMMPS (rest)        {:10.4f} s {:6.2f}%\n",
-                   num_computes, comm->nprocs, graph_time, 100.0 * graph_time / total, model_time,
-                   100.0 * model_time / total, rest, 100.0 * rest / total);
+                   "  forward              {:10.4f} s {:6.2f}%\n"
+                   "  backward             {:10.4f} s {:6.2f}%\n"
+                   "  LAMMPS (rest)        {:10.4f} s {:6.2f}%\n"
+                   "  peak memory per rank {:10.1f} MiB max, {:.1f} MiB min\n",
+                   num_computes, comm->nprocs, average[0], 100.0 * average[0] / total, average[1],
+                   100.0 * average[1] / total, average[2], 100.0 * average[2] / total, rest,
+                   100.0 * rest / total, peak_max, peak_min);
   }
-  time_graph = time_model = 0.0;
+  time_graph = time_forward = time_backward = 0.0;
   time_first_compute = -1.0;
   num_computes = 0;
 }
@@ -481,7 +563,9 @@ double PairKLay::memory_usage()
   bytes += (double) coords.capacity() * sizeof(double);
   bytes += (double) forces.capacity() * sizeof(double);
   bytes += (double) atom_energy.capacity() * sizeof(double);
-  bytes += (double) ghost_forces.capacity() * sizeof(double);
+  bytes += (double) ghost_values.capacity() * sizeof(double);
+  bytes += (double) edge_gradients.capacity() * sizeof(double);
+  bytes += (double) edge_virial.capacity() * sizeof(double);
   bytes += (double) species.capacity() * sizeof(int64_t);
   bytes += (double) (2 * graph.n_edges + 2 * graph.n_atoms) * sizeof(int64_t);
   return bytes;

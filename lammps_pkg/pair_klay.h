@@ -44,6 +44,7 @@ class PairKLay : public Pair {
   klay_model *model;
   int use_float32;
   int num_threads;
+  int feed_largest_graph;          // graphs largest: every staged input gets G_{D-1} (benchmarks)
   double cutoff;                   // r_cut of one message-passing stage
   int num_stages;                  // D: ghost atoms are needed out to D * r_cut
   double ghost_cutoff_set;         // what init_style() wrote into comm->cutghostuser, 0 if nothing
@@ -54,11 +55,15 @@ class PairKLay : public Pair {
   std::vector<int64_t> species;         // [n]
   std::vector<double> forces;           // [n][3] -dE/dx from the model
   std::vector<double> atom_energy;      // [n] when per-atom energy is requested
-  std::vector<double> ghost_forces;     // [nall][3] newton off: forces on ghosts to send home
+  std::vector<int64_t> largest_graph_edges;  // graphs largest: [D] copies of n_edges
+  std::vector<double> edge_gradients;   // [n_edges][3] dE/dshift, for the per-atom virial
+  std::vector<double> edge_virial;      // [n][6] per model atom, from the edge gradients
+  int reverse_stride;                   // values per atom sent home: 3 forces (+ 6 virial)
+  std::vector<double> ghost_values;     // [nall][reverse_stride] newton off: to send home
   double model_energy;                  // energy of the owned atoms, this step
 
   // seconds spent since the last finish(), for the timing breakdown
-  double time_graph, time_model, time_first_compute;
+  double time_graph, time_forward, time_backward, time_first_compute;
   long num_computes;
 
   void allocate();
@@ -67,6 +72,9 @@ class PairKLay : public Pair {
   void tally_energy();
   void tally_forces();
   void tally_virial();
+  void compute_edge_virial();
+  void tally_atom_virial();
+  void send_ghost_values_home();
   void free_model();
 };
 

@@ -126,6 +126,8 @@ int klay_model_compute(klay_model* model, const klay_atoms* atoms, klay_results*
     if (out.per_atom_energy && !out.per_atom_energy_filled)
       throw klay::Error("per-atom energies are not available: the model outputs only a total energy");
     results->energy = out.energy;
+    results->forward_seconds = out.forward_seconds;
+    results->backward_seconds = out.backward_seconds;
     return 0;
   });
 }

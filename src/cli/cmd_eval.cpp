@@ -1,5 +1,6 @@
 // `klay eval MODEL.yaml WEIGHTS STRUCTURE.xyz [--json] [--float32]`: energy, forces and per-atom
-// energies of one extended-XYZ structure, with the graph built as in MD (src/md/structure_eval).
+// energies of one extended-XYZ structure, with the graph built as in MD (src/md/structure_eval);
+// --json adds the virial (sum of r·F as LAMMPS reports it) when the graph uses padding images.
 // Text output for people (what was inferred about the model first, as # comments); --json for
 // programs, floats with 17 significant digits so they round-trip.
 #include <cstdio>
@@ -27,6 +28,11 @@ void print_json(const klay::md::Structure& s, const klay::md::StructureResult& r
   if (!r.per_atom_energy.empty()) {
     std::printf(",\n  \"per_atom_energy\": [");
     for (int64_t a = 0; a < s.size(); ++a) std::printf("%s%.17g", a ? ", " : "", r.per_atom_energy[a]);
+    std::printf("]");
+  }
+  if (!r.virial.empty()) {
+    std::printf(",\n  \"virial\": [");
+    for (int k = 0; k < 9; ++k) std::printf("%s%.17g", k ? ", " : "", r.virial[k]);
     std::printf("]");
   }
   std::printf(",\n  \"graph\": \"%s\",\n  \"n_model_atoms\": %lld,\n  \"n_edges\": %lld\n}\n", r.method.c_str(),

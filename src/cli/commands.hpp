@@ -7,3 +7,5 @@ int cmd_layers(int argc, char** argv);    // klay layers [--type CATEGORY]
 int cmd_weights(int argc, char** argv);   // klay weights FILE
 int cmd_run(int argc, char** argv);       // klay run MODEL.yaml WEIGHTS INPUTS.json [--grads] [--out F]
 int cmd_eval(int argc, char** argv);      // klay eval MODEL.yaml WEIGHTS STRUCTURE.xyz [--json]
+int cmd_bench(int argc, char** argv);      // klay bench accuracy|speed ... (cmd_bench.cpp)
+int cmd_fit(int argc, char** argv);        // klay fit MODEL.yaml DATA.xyz [options] (cmd_fit.cpp)

@@ -21,6 +21,8 @@ const Command kCommands[] = {
     {"weights", cmd_weights, "weights FILE                                           list the tensors of a weights file"},
     {"run", cmd_run, "run MODEL.yaml (WEIGHTS | --no-weights) INPUTS.json [--grads] [--out OUT.json] [--float32]"},
     {"eval", cmd_eval, "eval MODEL.yaml WEIGHTS STRUCTURE.xyz [--json]          energy and forces of a structure"},
+    {"bench", cmd_bench, "bench accuracy|speed MODEL.yaml WEIGHTS ...             errors on labelled data, MD speed"},
+    {"fit", cmd_fit, "fit MODEL.yaml DATA.xyz [--out model.pth] [--epochs N] ...   train a model on labelled frames"},
 };
 
 void print_usage(FILE* out) {

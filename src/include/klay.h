@@ -64,6 +64,8 @@ typedef struct klay_results {
     double *per_atom_energy; /* [n_atoms] or NULL; ghost entries are 0 */
     double *forces;          /* [n_atoms][3] or NULL: -dE/dx for owned and ghost atoms */
     double *edge_gradients;  /* [n_edges][3] or NULL: dE/d(shift_e), models with shifts only */
+    double forward_seconds;  /* out: wall time of the forward pass */
+    double backward_seconds; /* out: wall time of the backward pass (forces, edge gradients) */
 } klay_results;
 
 /* Returns 0 on success, -1 with a message in err. Outputs not asked for (NULL) are not computed.

@@ -1,6 +1,7 @@
 #include "md/md_model.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <sstream>
 
@@ -409,6 +410,7 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
                   " outside [0, " + std::to_string(n) + ")");
 
   results.energy = 0;
+  results.forward_seconds = results.backward_seconds = 0;
   results.per_atom_energy_filled = results.per_atom_energy != nullptr;
   if (results.per_atom_energy) std::fill(results.per_atom_energy, results.per_atom_energy + n, 0.0);
   if (results.forces) std::fill(results.forces, results.forces + 3 * n, 0.0);
@@ -421,6 +423,8 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
     throw Error("per-atom energies are not available: layer '" + energy_layer_ +
                 "' sums an element of a tuple; add that tensor to model_outputs");
 
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point forward_start = Clock::now();
   c10::AutoGradMode grad_mode(true);
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
   const auto i64 = at::TensorOptions().dtype(at::kLong);
@@ -491,6 +495,8 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
     std::copy(owned.data_ptr<double>(), owned.data_ptr<double>() + atoms.n_owned, results.per_atom_energy);
   }
 
+  const Clock::time_point backward_start = Clock::now();
+  results.forward_seconds = std::chrono::duration<double>(backward_start - forward_start).count();
   if (!results.forces && !results.edge_gradients) return;
   if (!energy.requires_grad()) return;  // an energy independent of positions: zero forces
   std::vector<at::Tensor> wrt{coords};
@@ -505,6 +511,47 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
     const at::Tensor g = grads[1].to(at::kDouble).contiguous();
     std::copy(g.data_ptr<double>(), g.data_ptr<double>() + 3 * n_edges, results.edge_gradients);
   }
+  results.backward_seconds = std::chrono::duration<double>(Clock::now() - backward_start).count();
+}
+
+at::Tensor MdModel::owned_energy(const AtomsView& atoms, const at::Tensor& coords) const {
+  const int64_t n = atoms.n_atoms, n_edges = atoms.n_edges;
+  if (coords.dim() != 2 || coords.size(0) != n || coords.size(1) != 3)
+    throw Error("owned_energy: coords must be [" + std::to_string(n) + ", 3], got " + std::string(c10::str(coords.sizes())));
+  if (atoms.n_stage_graphs < num_staged_inputs_)
+    throw Error("the model takes " + std::to_string(num_staged_inputs_) + " staged graphs, " +
+                std::to_string(atoms.n_stage_graphs) + " given");
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  const at::Tensor pairs = n_edges > 0 ? at::from_blob(const_cast<int64_t*>(atoms.edge_pairs), {n_edges, 2}, i64).t()
+                                       : at::empty({2, 0}, i64);
+  at::Tensor owned_flags = at::zeros({n}, i64);
+  owned_flags.narrow(0, 0, atoms.n_owned).fill_(1);
+  std::vector<at::Tensor> inputs;
+  for (const InputBinding& b : bindings_) {
+    switch (b.role) {
+      case InputRole::Species:
+        inputs.push_back(at::from_blob(const_cast<int64_t*>(atoms.species), {n}, i64).clone());
+        break;
+      case InputRole::Coords: inputs.push_back(coords); break;
+      case InputRole::StageGraph: inputs.push_back(pairs.narrow(1, 0, atoms.stage_edges[b.stage]).contiguous()); break;
+      case InputRole::LargestGraph: inputs.push_back(pairs.contiguous()); break;
+      case InputRole::Shifts:
+        inputs.push_back(atoms.shifts ? at::from_blob(const_cast<double*>(atoms.shifts), {n_edges, 3}, f64).clone()
+                                      : at::zeros({n_edges, 3}, f64));
+        break;
+      case InputRole::Contributing: inputs.push_back(owned_flags); break;
+      case InputRole::Contributions:
+      case InputRole::Batch: inputs.push_back(1 - owned_flags); break;
+    }
+  }
+  const at::Tensor raw = model_->forward(inputs, {energy_output_})[0];
+  if (energy_kind_ == EnergyKind::IndexedSum) return row_selected_ ? raw.sum() : raw.select(0, owned_row_).sum();
+  if (is_per_atom(raw, n)) return raw.reshape({n}).narrow(0, 0, atoms.n_owned).sum();
+  if (raw.numel() == 1 && n == atoms.n_owned) return raw.sum();
+  throw Error("model output '" + model_->output_names()[energy_output_] + "' has shape " +
+              std::string(c10::str(raw.sizes())) + ": it is neither one value per atom (" + std::to_string(n) +
+              ") nor, without ghost atoms, a single total");
 }
 
 }  // namespace klay::md

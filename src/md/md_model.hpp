@@ -32,6 +32,9 @@
 #include <string>
 #include <vector>
 
+namespace at {
+class Tensor;
+}
 namespace klay {
 class Model;
 }
@@ -67,6 +70,10 @@ struct ResultsView {
   // Out: false when per-atom energies were asked for but the model gives only a total (possible
   // only without ghost atoms); per_atom_energy is then left at zero.
   bool per_atom_energy_filled = false;
+  // Out: wall time of the forward pass (model outputs) and of the backward pass (autograd of the
+  // energy), for the callers' timing breakdowns.
+  double forward_seconds = 0;
+  double backward_seconds = 0;
 };
 
 class MdModel {
@@ -94,6 +101,11 @@ class MdModel {
 
   // Throws klay::Error for inconsistent atoms/graphs or an energy that cannot be split.
   void compute(const AtomsView& atoms, ResultsView& results) const;
+
+  // Training (src/fit): the owned atoms' energy as a 0-dim tensor in the model's dtype whose
+  // autograd graph reaches `coords` (float64 [n_atoms,3], the caller's leaf; atoms.coords is not
+  // read) and the parameters, fed exactly as compute() feeds the model. Shifts are constants.
+  at::Tensor owned_energy(const AtomsView& atoms, const at::Tensor& coords) const;
 
  private:
   enum class EnergyKind {

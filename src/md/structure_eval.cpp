@@ -81,8 +81,12 @@ StructureResult evaluate_structure(MdModel& model, const Structure& structure) {
 
   result.energy = out.energy;
   result.forces.assign(3 * n, 0.0);
+  result.virial.assign(9, 0.0);
   for (int64_t a = 0; a < n_all; ++a)
-    for (int k = 0; k < 3; ++k) result.forces[3 * padded.image_of[a] + k] += forces[3 * a + k];
+    for (int k = 0; k < 3; ++k) {
+      result.forces[3 * padded.image_of[a] + k] += forces[3 * a + k];
+      for (int l = 0; l < 3; ++l) result.virial[3 * k + l] += padded.coords[3 * a + k] * forces[3 * a + l];
+    }
   if (out.per_atom_energy_filled) result.per_atom_energy.assign(per_atom.begin(), per_atom.begin() + n);
   result.method = has_graph ? std::to_string(n_all - n) + " padding atoms, " + std::to_string(depth) +
                                   " staged graph(s) (cutoff " + std::to_string(model.cutoff()) + ")"
@@ -90,6 +94,47 @@ StructureResult evaluate_structure(MdModel& model, const Structure& structure) {
   result.n_model_atoms = n_all;
   result.n_edges = graph.n_edges();
   return result;
+}
+
+AtomsView PreparedStructure::view() const {
+  return AtomsView{n_model_atoms(), n_cell_atoms, coords.data(), species.empty() ? nullptr : species.data(),
+                   static_cast<int64_t>(edge_pairs.size() / 2), edge_pairs.data(),
+                   static_cast<int>(stage_edges.size()), stage_edges.data(), shifts.empty() ? nullptr : shifts.data()};
+}
+
+PreparedStructure prepare_structure(MdModel& model, const Structure& structure) {
+  const int64_t n = structure.size();
+  if (n == 0) throw Error("the structure has no atoms");
+  const std::vector<int64_t> codes = species_codes(model, structure);
+  PreparedStructure prepared;
+  prepared.n_cell_atoms = n;
+  if (model.takes_shifts() && model.num_graph_inputs() == 1) {
+    const std::vector<NeighborPair> pairs = find_neighbors(structure.positions.data(), n, structure.cell, model.cutoff());
+    for (const NeighborPair& p : pairs) {
+      prepared.edge_pairs.insert(prepared.edge_pairs.end(), {p.i, p.j});
+      const auto t = structure.cell.translation(p.offset);
+      prepared.shifts.insert(prepared.shifts.end(), t.begin(), t.end());
+    }
+    prepared.stage_edges = {static_cast<int64_t>(pairs.size())};
+    prepared.coords = structure.positions;
+    prepared.species = codes;
+    for (int64_t a = 0; a < n; ++a) prepared.image_of.push_back(a);
+    return prepared;
+  }
+  const bool has_graph = model.num_graph_inputs() > 0;
+  const int depth = model.num_stages();
+  PaddedAtoms padded =
+      has_graph ? pad_with_images(structure.positions.data(), n, structure.cell, depth * model.cutoff() + kPaddingMargin)
+                : pad_with_images(structure.positions.data(), n, Cell::open(), 1.0);
+  if (has_graph) {
+    StagedGraph graph = staged_graph_of_atoms(padded.coords.data(), n, padded.n_atoms(), model.cutoff(), depth);
+    prepared.edge_pairs = std::move(graph.edge_pairs);
+    prepared.stage_edges = std::move(graph.stage_edges);
+  }
+  for (int64_t a = 0; a < padded.n_atoms() && !codes.empty(); ++a) prepared.species.push_back(codes[padded.image_of[a]]);
+  prepared.coords = std::move(padded.coords);
+  prepared.image_of = std::move(padded.image_of);
+  return prepared;
 }
 
 }  // namespace klay::md

@@ -40,7 +40,7 @@ def launch_lammps(args, input_text, workdir, ranks):
         command = [args.mpiexec, "--oversubscribe", "--allow-run-as-root", "-np", str(ranks)] + command
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(command, cwd=workdir, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=args.timeout)
+                          stderr=subprocess.STDOUT, text=True, errors="replace", timeout=args.timeout)
     return done.returncode, done.stdout, command
 
 
@@ -56,6 +56,18 @@ def run_lammps(args, input_text, workdir, ranks):
         print(f"FAIL: LAMMPS exited with status {returncode}: {' '.join(command)}")
         sys.exit(1)
     return output
+
+
+def preamble(newton, data_file="structure.data", before_read=""):
+    """The LAMMPS commands every run starts with: metal units, periodic box, the structure."""
+    return f"""units metal
+atom_style atomic
+atom_modify map array
+boundary p p p
+newton {newton}
+{before_read}
+read_data {data_file}
+"""
 
 
 def plugin_loads(args):
@@ -134,6 +146,21 @@ NKTV2P_METAL = 1.6021765e6   # LAMMPS's pressure * volume -> energy conversion o
 ELEMENT_OF_SPECIES = ["Si", "O", "C", "H"]
 
 
+# The end-of-run breakdown, exactly as pair_klay.cpp prints it (benchmark scripts parse it).
+TIMING_REPORT = re.compile(
+    r"Pair style klay timing \((\d+) force evaluations, average over (\d+) ranks\):\n"
+    + "".join("  " + re.escape(f"{name:<20}") + r" [ \d.]{10} s [ \d.-]{6}%\n"
+              for name in ("staged graphs", "forward", "backward", "LAMMPS (rest)"))
+    + r"  peak memory per rank [ \d.]{10} MiB max, [\d.]+ MiB min\n")
+
+
+def check_timing_report(output, ranks):
+    match = TIMING_REPORT.search(output)
+    ok = match is not None and int(match.group(2)) == ranks and int(match.group(1)) > 0
+    print(f"timing breakdown in the log: {'ok' if ok else 'FAIL (missing or malformed)'}")
+    return ok
+
+
 def staged(args):
     with open(os.path.join(args.case, "reference.json")) as f:
         reference = json.load(f)
@@ -175,17 +202,10 @@ print "KLAY_STRAINED xy- $(pe:%.17g)"
     with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
         write_data_file(os.path.join(workdir, "structure.data"), structure["cell"],
                         structure["unit_cell_positions"], [s + 1 for s in species], num_types)
-        output = run_lammps(args, f"""
-units metal
-atom_style atomic
-atom_modify map array
-boundary p p p
-newton {args.newton}
-{"processors 3 1 1" if args.empty_rank else ""}
-read_data structure.data
+        output = run_lammps(args, preamble(args.newton, before_read="processors 3 1 1" if args.empty_rank else "") + f"""
 {"change_box all triclinic" if args.virial else ""}
 {decomposition}
-pair_style klay
+pair_style klay graphs {args.graphs}
 pair_coeff * * {model} {weights} {elements}
 compute atom_energy all pe/atom
 compute atom_energy_sum all reduce sum c_atom_energy
@@ -216,6 +236,7 @@ undump forces
                   [c for row in reference["forces_folded"]["data"] for c in row], bar)
     ok &= compare("per-atom energy", atom_energies, reference["per_atom_energy"]["data"][:n], bar)
     ok &= compare("sum of per-atom energy vs pe", [atom_energy_sum], [energy], bar)
+    ok &= check_timing_report(output, args.ranks)
     for way, energy_after in re.findall(r"KLAY_ROUND_TRIP (\S+) (\S+)", output):
         ok &= compare(f"energy after {way}", [float(energy_after)], [reference["energy"]], bar)
         ok &= compare(f"forces after {way}", [c for i in range(n) for c in round_trip_dumps[way][i + 1][0:3]],
@@ -250,12 +271,7 @@ read_restart state.restart
 {settings}
 {report.format(way="restart")}
 clear
-units metal
-atom_style atomic
-atom_modify map array
-boundary p p p
-newton {newton}
-read_data state.data
+{preamble(newton, "state.data")}
 {settings}
 {report.format(way="data")}
 """
@@ -311,13 +327,7 @@ def pair(args):
         # the model has no parameters: its weights file is an empty safetensors file
         with open(os.path.join(workdir, "empty.safetensors"), "wb") as f:
             f.write(struct.pack("<Q", 2) + b"{}")
-        output = run_lammps(args, f"""
-units metal
-atom_style atomic
-atom_modify map array
-boundary p p p
-newton {args.newton}
-read_data structure.data
+        output = run_lammps(args, preamble(args.newton) + f"""
 pair_style klay
 pair_coeff * * {model} empty.safetensors Si
 compute atom_energy all pe/atom
@@ -355,13 +365,7 @@ def dynamics(args):
                             structure["unit_cell_positions"], [1] * 8, 1)
             with open(os.path.join(workdir, "empty.safetensors"), "wb") as f:
                 f.write(struct.pack("<Q", 2) + b"{}")
-            output = run_lammps(args, f"""
-units metal
-atom_style atomic
-atom_modify map array
-boundary p p p
-newton {newton}
-read_data structure.data
+            output = run_lammps(args, preamble(newton) + f"""
 replicate 2 2 2
 pair_style klay
 pair_coeff * * {model} empty.safetensors Si
@@ -451,10 +455,351 @@ mass * 28.0
     return 1 if failures else 0
 
 
+# ---------------------------------------------------------------------------------------------
+# Runs checked against the runtime on the whole periodic system (`klay eval`), against each other
+# and against physics (finite differences, energy conservation, additivity under hybrid/overlay).
+
+# LAMMPS's virial components in order (xx yy zz xy xz yz) as (row, column) of the 3x3 tensor
+VIRIAL_COMPONENTS = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
+VIRIAL_REPORT = " ".join(f"$(c_virial[{k + 1}]*vol/{NKTV2P_METAL!r}:%.17g)" for k in range(6))
+
+
+class Case:
+    """A shared/conformance staged case: its periodic cell, model, weights and pair_coeff elements."""
+
+    def __init__(self, directory):
+        with open(os.path.join(directory, "reference.json")) as f:
+            self.reference = json.load(f)
+        structure = self.reference["structure"]
+        self.cell = structure["cell"]
+        self.positions = structure["unit_cell_positions"]
+        self.species = structure["unit_cell_species_index"]
+        self.num_types = max(self.species) + 1
+        self.elements = ELEMENT_OF_SPECIES[:self.num_types]
+        self.model = os.path.join(directory, "model.yaml")
+        self.weights = os.path.join(directory, "weights.pth")
+
+    def write_data(self, workdir, name="structure.data", cell=None, positions=None):
+        write_data_file(os.path.join(workdir, name), cell or self.cell, positions or self.positions,
+                        [s + 1 for s in self.species], self.num_types)
+
+
+def pair_commands(model, weights, elements):
+    return f"pair_style klay\npair_coeff * * {model} {weights} {' '.join(elements)}\n"
+
+
+def klay_eval(args, model, weights, cell, positions, elements, workdir):
+    """`klay eval --json` of the periodic structure: the runtime's padding images and staged graphs,
+    independent of LAMMPS. Atoms are written species-sorted so that the model's species numbering
+    (order of first appearance) is the pair_coeff order; results come back in the caller's order."""
+    order = sorted(range(len(positions)), key=lambda i: ELEMENT_OF_SPECIES.index(elements[i]))
+    path = os.path.join(workdir, "structure.xyz")
+    lattice = " ".join(repr(float(v)) for row in cell for v in row)
+    with open(path, "w") as f:
+        f.write(f"{len(positions)}\nLattice=\"{lattice}\" Properties=species:S:1:pos:R:3 pbc=\"T T T\"\n")
+        for i in order:
+            f.write(f"{elements[i]} " + " ".join(repr(float(v)) for v in positions[i]) + "\n")
+    done = subprocess.run([args.klay, "eval", model, weights, path, "--json"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=args.timeout)
+    if done.returncode != 0:
+        print(done.stdout + done.stderr)
+        print(f"FAIL: klay eval exited with status {done.returncode}")
+        sys.exit(1)
+    result = json.loads(done.stdout)
+    forces = [None] * len(positions)
+    for row, i in enumerate(order):
+        forces[i] = result["forces"][row]
+    result["forces"] = forces
+    result["virial6"] = [result["virial"][3 * a + b] for a, b in VIRIAL_COMPONENTS]
+    return result
+
+
+def read_step_report(output, tag):
+    """{step: (energy, [6 virial components])} from `print "TAG step pe v1..v6"` lines."""
+    report = {}
+    for fields in re.findall(rf"{tag} (\S+)" + r" (\S+)" * 7, output):
+        report[fields[0]] = (float(fields[1]), [float(v) for v in fields[2:]])
+    return report
+
+
+def periodic(args):
+    """Energy, 6-component virial and forces from LAMMPS at step 0 and after 4 NVE steps equal the
+    model evaluated by the runtime (`klay eval`) on the same periodic configuration."""
+    case = Case(args.case)
+    n = len(case.positions)
+    with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
+        case.write_data(workdir)
+        report = 'print "KLAY_STEP {step} $(pe:%.17g) ' + VIRIAL_REPORT + '"\n' + \
+            "write_dump all custom step{step}.dump id x y z fx fy fz modify format float %.17g sort id\n"
+        output = run_lammps(args, preamble(args.newton) + pair_commands(case.model, case.weights, case.elements) + f"""
+compute virial all pressure NULL virial
+thermo_style custom step pe ke c_virial[*]
+run 0
+{report.format(step=0)}
+velocity all create 600.0 4928459 loop geom
+timestep 0.001
+fix integrate all nve
+run 4
+{report.format(step=4)}
+""", workdir, args.ranks)
+        steps = read_step_report(output, "KLAY_STEP")
+        ok = True
+        for step in ("0", "4"):
+            dump = read_dump(os.path.join(workdir, f"step{step}.dump"))
+            positions = [dump[i + 1][0:3] for i in range(n)]
+            elements = [case.elements[s] for s in case.species]
+            want = klay_eval(args, case.model, case.weights, case.cell, positions, elements, workdir)
+            energy, virial = steps[step]
+            label = f"step {step}, {args.ranks} ranks, newton {args.newton}"
+            ok &= compare(f"energy vs klay eval, {label}", [energy], [want["energy"]], args.tolerance)
+            ok &= compare(f"forces vs klay eval, {label}", [c for i in range(n) for c in dump[i + 1][3:6]],
+                          [c for row in want["forces"] for c in row], args.tolerance)
+            ok &= compare(f"virial vs klay eval, {label}", virial, want["virial6"], args.tolerance)
+    return 0 if ok else 1
+
+
+def strained(cell, positions, a, b, h):
+    """Cell and positions under the homogeneous strain x_a += h x_b (a <= b keeps LAMMPS's
+    lower-triangular cell rows lower triangular)."""
+    def deform(v):
+        w = list(v)
+        w[a] += h * v[b]
+        return w
+    return [deform(row) for row in cell], [deform(p) for p in positions]
+
+
+def finite_differences(args):
+    """Forces equal central differences of the LAMMPS energy (atoms displaced by +-h), and the
+    virial W_ab = sum x_a F_b equals -dE/dh under the strain x_a += h x_b, all 6 components."""
+    case = Case(args.case)
+    n = len(case.positions)
+    h = FINITE_STRAIN
+    atoms = list(range(1, min(n, args.atoms) + 1))
+    pair = pair_commands(case.model, case.weights, case.elements)
+    commands = [preamble(args.newton), pair, "compute virial all pressure NULL virial",
+                "thermo_style custom step pe c_virial[*]", "run 0",
+                f'print "KLAY_CENTER 0 $(pe:%.17g) {VIRIAL_REPORT}"',
+                "write_dump all custom forces.dump id fx fy fz modify format float %.17g sort id"]
+    for atom in atoms:
+        commands.append(f"group moved{atom} id {atom}")
+        for axis, name in enumerate("xyz"):
+            step = ["0", "0", "0"]
+            for sign, move in (("+", h), ("-", -2 * h)):
+                step[axis] = repr(move)
+                commands += [f"displace_atoms moved{atom} move {' '.join(step)} units box", "run 0",
+                             f'print "KLAY_MOVED {atom}{name}{sign} $(pe:%.17g)"']
+            step[axis] = repr(h)
+            commands.append(f"displace_atoms moved{atom} move {' '.join(step)} units box")
+    with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
+        case.write_data(workdir)
+        for a, b in VIRIAL_COMPONENTS:
+            for sign in (1, -1):
+                name = f"strain_{a}{b}{'+-'[sign < 0]}"
+                cell, positions = strained(case.cell, case.positions, a, b, sign * h)
+                case.write_data(workdir, name + ".data", cell, positions)
+                commands += ["clear", preamble(args.newton, name + ".data"), pair, "run 0",
+                             f'print "KLAY_STRAINED {name} $(pe:%.17g)"']
+        output = run_lammps(args, "\n".join(commands) + "\n", workdir, args.ranks)
+        forces = read_dump(os.path.join(workdir, "forces.dump"))
+    moved = dict(re.findall(r"KLAY_MOVED (\S+) (\S+)", output))
+    energies = dict(re.findall(r"KLAY_STRAINED (\S+) (\S+)", output))
+    virial = read_step_report(output, "KLAY_CENTER")["0"][1]
+    got, want = [], []
+    for atom in atoms:
+        for axis, name in enumerate("xyz"):
+            got.append(forces[atom][axis])
+            want.append(-(float(moved[f"{atom}{name}+"]) - float(moved[f"{atom}{name}-"])) / (2 * h))
+    ok = compare(f"forces on atoms {atoms[0]}..{atoms[-1]} vs central differences of the energy",
+                 got, want, FINITE_DIFFERENCE_TOLERANCE)
+    derivative = [-(float(energies[f"strain_{a}{b}+"]) - float(energies[f"strain_{a}{b}-"])) / (2 * h)
+                  for a, b in VIRIAL_COMPONENTS]
+    ok &= compare("virial (6 components) vs finite-strain derivative of the energy", virial, derivative,
+                  FINITE_DIFFERENCE_TOLERANCE)
+    return 0 if ok else 1
+
+
+def single_graph_variant(yaml_text):
+    """The same model wired to one `edge_index` input (the largest graph) instead of the staged
+    edge_index0..edge_index{D-1}: layer names, hence weights, are unchanged."""
+    lines, declared = [], False
+    for line in yaml_text.splitlines():
+        if re.match(r"\s+edge_index\d+:", line):    # an input declaration: keep one, for edge_index
+            if declared:
+                continue
+            declared = True
+            line = re.sub(r"edge_index\d+:.*", "edge_index: LongTensor (2,E) the largest staged graph", line)
+        lines.append(re.sub(r"model_inputs\.edge_index\d+", "model_inputs.edge_index", line))
+    return "\n".join(lines) + "\n"
+
+
+def rank_models(args, workdir):
+    """(name, model, weights) for a 1-stage and a 3-stage model, each with staged and single-graph
+    wiring; the single-graph variants are written into workdir."""
+    tric12 = os.path.join(args.conformance, "staged_nequip_staged3_tric12")
+    empty_weights = os.path.join(workdir, "empty.safetensors")
+    with open(empty_weights, "wb") as f:
+        f.write(struct.pack("<Q", 2) + b"{}")
+    models = [("1-stage edge_index0", SOFT_SPHERE_MODEL, empty_weights),
+              ("3-stage edge_index0..2", os.path.join(tric12, "model.yaml"), os.path.join(tric12, "weights.pth"))]
+    variants = []
+    for name, model, weights in models:
+        with open(model) as f:
+            text = single_graph_variant(f.read())
+        path = os.path.join(workdir, os.path.basename(os.path.dirname(model)) + "_edge_index.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        variants.append((name.split()[0] + " edge_index", path, weights))
+    return models + variants
+
+
+def ranks(args):
+    """1, 2, 3 and 4 ranks and a 3-rank grid with an empty middle rank give the same energy and
+    forces for 1- and 3-stage models wired to staged graphs and to a single edge_index, equal to
+    `klay eval` on the periodic system."""
+    case = Case(os.path.join(args.conformance, "staged_nequip_staged3_tric12"))
+    n = len(case.positions)
+    decompositions = [(1, ""), (2, ""), (3, ""), (4, ""), (3, "empty")]
+    cuts = empty_slab_cuts(case.cell, case.positions)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
+        case.write_data(workdir)
+        models = rank_models(args, workdir)
+        for ranks_used, layout in decompositions:
+            commands = []
+            for index, (name, model, weights) in enumerate(models):
+                commands += ["clear", preamble(args.newton, before_read="processors 3 1 1" if layout else ""),
+                             f"balance 1.0 x {cuts[0]!r} {cuts[1]!r}" if layout else "",
+                             pair_commands(model, weights, case.elements), "compute virial all pressure NULL virial",
+                             "thermo_style custom step pe c_virial[*]", "run 0",
+                             f'print "KLAY_MODEL {index} $(pe:%.17g) {VIRIAL_REPORT}"',
+                             f"write_dump all custom model{index}.dump id fx fy fz modify format float %.17g sort id"]
+            output = run_lammps(args, "\n".join(commands) + "\n", workdir, ranks_used)
+            owned_min = [int(m) for m in re.findall(r"Nlocal:\s+\S+ ave\s+\d+ max\s+(\d+) min", output)]
+            if layout and (len(owned_min) != len(models) or any(owned_min)):
+                print(f"FAIL: the balanced 3-rank grid should leave a rank without atoms (Nlocal min {owned_min})")
+                return 1
+            report = read_step_report(output, "KLAY_MODEL")
+            for index in range(len(models)):
+                dump = read_dump(os.path.join(workdir, f"model{index}.dump"))
+                results[(ranks_used, layout, index)] = (report[str(index)], [c for i in range(n) for c in dump[i + 1]])
+        elements = [case.elements[s] for s in case.species]
+        references = [klay_eval(args, model, weights, case.cell, case.positions, elements, workdir)
+                      for _, model, weights in models]
+    ok = True
+    for index, (name, _, _) in enumerate(models):
+        (energy, virial), forces = results[(1, "", index)]
+        want = references[index]
+        ok &= compare(f"{name}: energy, 1 rank vs klay eval", [energy], [want["energy"]], args.tolerance)
+        ok &= compare(f"{name}: forces, 1 rank vs klay eval", forces,
+                      [c for row in want["forces"] for c in row], args.tolerance)
+        ok &= compare(f"{name}: virial, 1 rank vs klay eval", virial, want["virial6"], args.tolerance)
+        for ranks_used, layout in decompositions[1:]:
+            (other_energy, _), other_forces = results[(ranks_used, layout, index)]
+            label = f"{ranks_used} ranks" + (" (middle rank empty)" if layout else "")
+            ok &= compare(f"{name}: energy, {label} vs 1 rank", [other_energy], [energy], args.tolerance)
+            ok &= compare(f"{name}: forces, {label} vs 1 rank", other_forces, forces, args.tolerance)
+    return 0 if ok else 1
+
+
+def energy_conservation(args):
+    """NVE with a conformance model on a replicated cell, relaxed, at about 300 K: the total energy
+    drifts less than the bar (eV/atom) over the run."""
+    case = Case(args.case)
+    steps = args.steps
+    with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
+        case.write_data(workdir)
+        output = run_lammps(args, preamble("on") + f"""
+replicate {args.replicate} {args.replicate} {args.replicate}
+{pair_commands(case.model, case.weights, case.elements)}
+# from a local minimum, 600 K of kinetic energy shares out to about 300 K
+minimize 0.0 1.0e-4 50 500
+reset_timestep 0
+velocity all create 600.0 4928459 loop geom
+timestep {args.timestep}
+fix integrate all nve
+thermo_style custom step temp pe ke etotal
+thermo_modify format float %.17g
+thermo {steps // 100}
+run {steps}
+print "KLAY_ATOMS $(atoms)"
+""", workdir, args.ranks)
+    atoms = int(re.search(r"KLAY_ATOMS (\d+)", output).group(1))
+    rows = [line.split() for line in output.splitlines()
+            if re.match(r"\s*\d+(\s+[-+0-9.eE]+){4}\s*$", line)]
+    totals = [float(row[4]) for row in rows]
+    drift = max(abs(e - totals[0]) for e in totals) / atoms
+    temperatures = [float(row[1]) for row in rows]
+    ok = len(rows) == 101 and drift < args.bar
+    print(f"NVE, {atoms} atoms, {steps} steps of {1000 * args.timestep:g} fs, T {min(temperatures):.0f}-"
+          f"{max(temperatures):.0f} K: total energy drift (max |E(t) - E(0)|) {drift:.3e} eV/atom "
+          f"(bar {args.bar:g}) {'ok' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+def hybrid(args):
+    """pair_style hybrid/overlay klay zbl: energy, forces and virial are the sums of those of
+    klay alone and zbl alone."""
+    case = Case(args.case)
+    n = len(case.positions)
+    zbl = "zbl 1.5 2.5"    # inner/outer cutoffs: Si-Si neighbours at ~2.35 A feel the switching region
+    klay = f"{case.model} {case.weights} {' '.join(case.elements)}"
+    runs = [("klay", f"pair_style klay\npair_coeff * * {klay}"),
+            ("zbl", f"pair_style {zbl}\npair_coeff * * 14.0 14.0"),
+            ("hybrid", f"pair_style hybrid/overlay klay {zbl}\npair_coeff * * klay {klay}\n"
+                       "pair_coeff * * zbl 14.0 14.0")]
+    commands = [preamble(args.newton), "compute virial all pressure NULL virial",
+                "thermo_style custom step pe c_virial[*]"]
+    for name, settings in runs:
+        commands += [settings, "run 0", f'print "KLAY_PART {name} $(pe:%.17g) {VIRIAL_REPORT}"',
+                     f"write_dump all custom {name}.dump id fx fy fz modify format float %.17g sort id"]
+    with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
+        case.write_data(workdir)
+        output = run_lammps(args, "\n".join(commands) + "\n", workdir, args.ranks)
+        report = read_step_report(output, "KLAY_PART")
+        forces = {name: [c for i in range(n) for c in read_dump(os.path.join(workdir, f"{name}.dump"))[i + 1]]
+                  for name, _ in runs}
+    if not report["zbl"][0] > 0:
+        print(f"FAIL: the zbl energy {report['zbl'][0]} is not positive: the test would not test the sum")
+        return 1
+    label = f"{args.ranks} ranks, newton {args.newton}"
+    ok = compare(f"hybrid/overlay energy vs klay + zbl, {label}", [report["hybrid"][0]],
+                 [report["klay"][0] + report["zbl"][0]], args.tolerance)
+    ok &= compare(f"hybrid/overlay forces vs klay + zbl, {label}", forces["hybrid"],
+                  [a + b for a, b in zip(forces["klay"], forces["zbl"])], args.tolerance)
+    ok &= compare(f"hybrid/overlay virial vs klay + zbl, {label}", report["hybrid"][1],
+                  [a + b for a, b in zip(report["klay"][1], report["zbl"][1])], args.tolerance)
+    return 0 if ok else 1
+
+
+def atom_virial(args):
+    """compute stress/atom with a model that takes shifts (per-atom virial from edge gradients):
+    the per-atom virials sum to the global virial (sum x (x) F over owned and ghost atoms)."""
+    case = Case(os.path.join(args.conformance, SI8))
+    model_dir = os.path.join(args.conformance, "model_nequip2_si8")
+    model, weights = os.path.join(model_dir, "model.yaml"), os.path.join(model_dir, "weights.pth")
+    stress_sum = " ".join(f"$(-c_stress_sum[{k + 1}]/{NKTV2P_METAL!r}:%.17g)" for k in range(6))
+    with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
+        case.write_data(workdir)
+        output = run_lammps(args, preamble(args.newton) + pair_commands(model, weights, case.elements) + f"""
+compute virial all pressure NULL virial
+compute stress all stress/atom NULL virial
+compute stress_sum all reduce sum c_stress[1] c_stress[2] c_stress[3] c_stress[4] c_stress[5] c_stress[6]
+thermo_style custom step pe c_virial[*] c_stress_sum[*]
+run 0
+print "KLAY_VIRIALS 0 $(pe:%.17g) {VIRIAL_REPORT}"
+print "KLAY_ATOM_VIRIALS 0 $(pe:%.17g) {stress_sum}"
+""", workdir, args.ranks)
+    virial = read_step_report(output, "KLAY_VIRIALS")["0"][1]
+    atom_sum = read_step_report(output, "KLAY_ATOM_VIRIALS")["0"][1]
+    return 0 if compare(f"sum of per-atom virials vs global virial, {args.ranks} ranks, newton {args.newton}",
+                        atom_sum, virial, args.tolerance) else 1
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lmp", required=True, help="LAMMPS executable with the KLAY plugin")
     parser.add_argument("--mpiexec", default="mpirun")
+    parser.add_argument("--klay", default="klay", help="the klay command-line tool (klay eval)")
     parser.add_argument("--timeout", type=float, default=600)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("plugin-loads")
@@ -478,7 +823,27 @@ def main():
                                help="3 ranks along a, the middle one owning no atom")
     staged_parser.add_argument("--round-trip", action="store_true",
                                help="also restart from write_restart and write_data files")
+    staged_parser.add_argument("--graphs", choices=["staged", "largest"], default="staged")
     staged_parser.add_argument("--tolerance", type=float, default=1e-10)
+    for name in ("periodic", "finite-differences", "hybrid", "nve"):
+        case_parser = sub.add_parser(name)
+        case_parser.add_argument("--case", required=True, help="shared/conformance/staged_* directory")
+        case_parser.add_argument("--ranks", type=int, default=1)
+        case_parser.add_argument("--newton", choices=["on", "off"], default="on")
+        case_parser.add_argument("--tolerance", type=float, default=1e-10)
+        if name == "finite-differences":
+            case_parser.add_argument("--atoms", type=int, default=3, help="atoms displaced")
+        if name == "nve":
+            case_parser.add_argument("--replicate", type=int, default=2)
+            case_parser.add_argument("--steps", type=int, default=1000)
+            case_parser.add_argument("--timestep", type=float, default=0.0005, help="ps")
+            case_parser.add_argument("--bar", type=float, default=1e-4, help="eV/atom")
+    for name in ("ranks", "atom-virial"):
+        conformance_parser = sub.add_parser(name)
+        conformance_parser.add_argument("--conformance", required=True, help="shared/conformance directory")
+        conformance_parser.add_argument("--ranks", type=int, default=1)
+        conformance_parser.add_argument("--newton", choices=["on", "off"], default="on")
+        conformance_parser.add_argument("--tolerance", type=float, default=1e-10)
     args = parser.parse_args()
     if args.command == "plugin-loads":
         return plugin_loads(args)
@@ -488,6 +853,10 @@ def main():
         return pair(args)
     if args.command == "dynamics":
         return dynamics(args)
+    modes = {"periodic": periodic, "finite-differences": finite_differences, "ranks": ranks,
+             "nve": energy_conservation, "hybrid": hybrid, "atom-virial": atom_virial}
+    if args.command in modes:
+        return modes[args.command](args)
     return staged(args)
 
 
