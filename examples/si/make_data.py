@@ -107,6 +107,8 @@ print           "{index} {config_type} $(pe:%.12f) $(xlo:%.12f) $(ylo:%.12f) $(z
             self.snapshot(config_type)
 
     def run(self, lmp):
+        if self.snapshot_count == 0:
+            return []
         (self.workdir / f"{self.name}.labels").unlink(missing_ok=True)  # print appends
         lmp_driver.run_lammps(lmp, "\n".join(self.lines) + "\n", self.workdir, self.name)
         return self.parse()
@@ -238,7 +240,22 @@ def equation_of_state(script, split):
         script.snapshot("eos_rattled")
 
 
-FAMILIES = [crystal_md, liquid_and_quench, strained, vacancy, surface_slab, equation_of_state]
+def isolated_atoms(script, split):
+    """Atoms farther apart than any cutoff: zero energy, the reference a cohesive energy needs.
+
+    A machine-learned model is not zero there by construction (its per-atom energy of an atom
+    without neighbours is just another output), so it has to be told."""
+    for separation in split["isolated_separations"]:
+        script.diamond()
+        script.add(f"delete_atoms    group all\n"
+                   f"change_box      all x final 0 20 y final 0 20 z final 0 20 units box\n"
+                   f"create_atoms    1 single 5 10 10 units box")
+        if separation:
+            script.add(f"create_atoms    1 single {5 + separation} 10 10 units box")
+        script.snapshot("isolated")
+
+
+FAMILIES = [crystal_md, liquid_and_quench, strained, vacancy, surface_slab, equation_of_state, isolated_atoms]
 
 SPLITS = {
     "train": {
@@ -258,6 +275,7 @@ SPLITS = {
         "slab_temperatures": [300, 600, 900],
         "slab_frames": 5,
         "eos_lattice_constants": [5.2 + 0.05 * k for k in range(11)],
+        "isolated_separations": [0, 6.0],
     },
     "test": {
         "seeds": list(range(5001, 5031)),
@@ -274,6 +292,7 @@ SPLITS = {
         "slab_temperatures": [450],
         "slab_frames": 4,
         "eos_lattice_constants": [5.25, 5.375, 5.475, 5.625],
+        "isolated_separations": [],
     },
 }
 
