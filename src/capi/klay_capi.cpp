@@ -9,6 +9,8 @@
 #include <string>
 
 #include <ATen/Parallel.h>
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "md/md_model.hpp"
 #include "md/staged.hpp"
@@ -16,7 +18,17 @@
 #include "runtime/model.hpp"
 
 struct klay_model {
+  // Exactly one is set: md by klay_model_load, graph_only by klay_model_load_graph.
   std::unique_ptr<klay::md::MdModel> md;
+  std::unique_ptr<klay::Model> graph_only;
+  const klay::Model& graph() const { return md ? md->model() : *graph_only; }
+};
+
+struct klay_outputs {
+  // Owners of what the views point at; names are copied so outputs may outlive the model.
+  std::vector<std::string> names;
+  std::vector<at::Tensor> tensors;
+  std::vector<klay_tensor> views;
 };
 
 struct klay_graph_workspace {
@@ -45,6 +57,74 @@ Result guarded(char* err, size_t err_size, Result failed, Body&& body) {
   return failed;
 }
 
+const klay::md::MdModel* md_of(const klay_model* model) { return model ? model->md.get() : nullptr; }
+
+klay::md::MdModel& require_md(klay_model* model, const char* function) {
+  if (!model) throw klay::Error(std::string(function) + ": NULL model");
+  if (!model->md)
+    throw klay::Error(std::string(function) +
+                      ": the model was loaded with klay_model_load_graph, which gives it no MD interpretation");
+  return *model->md;
+}
+
+// Checks the options and applies the thread count; returns whether to run in float32.
+bool apply_options(const klay_model_options* options, const char* function) {
+  if (options && options->dtype != KLAY_FLOAT32 && options->dtype != KLAY_FLOAT64)
+    throw klay::Error(std::string(function) + ": unknown dtype " + std::to_string(options->dtype));
+  if (options && options->num_threads > 0) at::set_num_threads(options->num_threads);
+  return options && options->dtype == KLAY_FLOAT32;
+}
+
+at::ScalarType scalar_type_of(klay_tensor_dtype dtype) {
+  switch (dtype) {
+    case KLAY_TENSOR_FLOAT64: return at::kDouble;
+    case KLAY_TENSOR_FLOAT32: return at::kFloat;
+    case KLAY_TENSOR_INT64: return at::kLong;
+  }
+  throw klay::Error("unknown klay_tensor_dtype " + std::to_string(static_cast<int>(dtype)));
+}
+
+// A copy of the caller's buffer, so the model can never write into it.
+at::Tensor tensor_from(const klay_tensor& t) {
+  const std::string name = t.name;
+  if (t.ndim < 0 || t.ndim > KLAY_TENSOR_MAX_DIMS)
+    throw klay::Error("input '" + name + "': ndim " + std::to_string(t.ndim) + " is not in 0.." +
+                      std::to_string(KLAY_TENSOR_MAX_DIMS));
+  std::vector<int64_t> shape(t.shape, t.shape + t.ndim);
+  int64_t numel = 1;
+  for (int64_t extent : shape) {
+    if (extent < 0) throw klay::Error("input '" + name + "': negative extent in its shape");
+    numel *= extent;
+  }
+  const at::ScalarType type = scalar_type_of(t.dtype);
+  if (numel > 0 && !t.data) throw klay::Error("input '" + name + "': data is NULL");
+  if (numel == 0) return at::empty(shape, at::TensorOptions().dtype(type));
+  return at::from_blob(const_cast<void*>(t.data), shape, at::TensorOptions().dtype(type)).clone();
+}
+
+// The returned tensor in one of the three C dtypes: integers and booleans widen to int64.
+at::Tensor output_tensor(const c10::IValue& value, const std::string& name) {
+  if (!value.isTensor())
+    throw klay::Error("output '" + name + "' is a " + value.tagKind() +
+                      ", not a tensor: klay_model_run returns tensors only");
+  at::Tensor t = value.toTensor().detach();
+  if (t.dim() > KLAY_TENSOR_MAX_DIMS)
+    throw klay::Error("output '" + name + "' has " + std::to_string(t.dim()) + " dimensions, more than " +
+                      std::to_string(KLAY_TENSOR_MAX_DIMS));
+  const at::ScalarType type = t.scalar_type();
+  if (type == at::kBool || at::isIntegralType(type, /*includeBool=*/false)) {
+    t = t.to(at::kLong);
+  } else if (type != at::kDouble && type != at::kFloat) {
+    throw klay::Error("output '" + name + "' has dtype " + std::string(c10::toString(type)) +
+                      ", which klay_tensor cannot hold");
+  }
+  return t.contiguous();
+}
+
+klay_tensor_dtype c_dtype_of(at::ScalarType type) {
+  return type == at::kDouble ? KLAY_TENSOR_FLOAT64 : type == at::kFloat ? KLAY_TENSOR_FLOAT32 : KLAY_TENSOR_INT64;
+}
+
 }  // namespace
 
 extern "C" {
@@ -53,42 +133,60 @@ klay_model* klay_model_load(const char* yaml_path, const char* weights_path, con
                             char* err, size_t err_size) {
   return guarded(err, err_size, static_cast<klay_model*>(nullptr), [&]() -> klay_model* {
     if (!yaml_path) throw klay::Error("klay_model_load: yaml_path is NULL");
-    const bool single = options && options->dtype == KLAY_FLOAT32;
-    if (options && options->dtype != KLAY_FLOAT32 && options->dtype != KLAY_FLOAT64)
-      throw klay::Error("klay_model_load: unknown dtype " + std::to_string(options->dtype));
-    if (options && options->num_threads > 0) at::set_num_threads(options->num_threads);
+    const bool single = apply_options(options, "klay_model_load");
     auto model = std::make_unique<klay_model>();
     model->md = klay::md::MdModel::load(yaml_path, weights_path ? weights_path : "", single);
     return model.release();
   });
 }
 
+klay_model* klay_model_load_graph(const char* yaml_path, const char* weights_path, const klay_model_options* options,
+                                  char* err, size_t err_size) {
+  return guarded(err, err_size, static_cast<klay_model*>(nullptr), [&]() -> klay_model* {
+    if (!yaml_path) throw klay::Error("klay_model_load_graph: yaml_path is NULL");
+    const bool single = apply_options(options, "klay_model_load_graph");
+    auto model = std::make_unique<klay_model>();
+    model->graph_only =
+        klay::Model::load(yaml_path, weights_path ? weights_path : "", single ? at::kFloat : at::kDouble);
+    return model.release();
+  });
+}
+
 void klay_model_free(klay_model* model) { delete model; }
 
-double klay_model_cutoff(const klay_model* model) { return model ? model->md->cutoff() : 0.0; }
-int klay_model_num_stages(const klay_model* model) { return model ? model->md->num_stages() : 0; }
-int klay_model_num_graph_inputs(const klay_model* model) { return model ? model->md->num_graph_inputs() : 0; }
-int klay_model_has_edge_gradients(const klay_model* model) { return model && model->md->takes_shifts() ? 1 : 0; }
+double klay_model_cutoff(const klay_model* model) { return md_of(model) ? md_of(model)->cutoff() : 0.0; }
+int klay_model_num_stages(const klay_model* model) { return md_of(model) ? md_of(model)->num_stages() : 0; }
+int klay_model_num_graph_inputs(const klay_model* model) {
+  return md_of(model) ? md_of(model)->num_graph_inputs() : 0;
+}
+int klay_model_has_edge_gradients(const klay_model* model) {
+  return md_of(model) && md_of(model)->takes_shifts() ? 1 : 0;
+}
 int klay_model_has_per_atom_energy(const klay_model* model) {
-  return model && model->md->has_per_atom_energy() ? 1 : 0;
+  return md_of(model) && md_of(model)->has_per_atom_energy() ? 1 : 0;
 }
 
-size_t klay_model_num_inputs(const klay_model* model) {
-  return model ? model->md->model().input_names().size() : 0;
-}
+size_t klay_model_num_inputs(const klay_model* model) { return model ? model->graph().input_names().size() : 0; }
 
 const char* klay_model_input_name(const klay_model* model, size_t i) {
-  if (!model || i >= model->md->model().input_names().size()) return nullptr;
-  return model->md->model().input_names()[i].c_str();
+  if (!model || i >= model->graph().input_names().size()) return nullptr;
+  return model->graph().input_names()[i].c_str();
+}
+
+size_t klay_model_num_outputs(const klay_model* model) { return model ? model->graph().output_names().size() : 0; }
+
+const char* klay_model_output_name(const klay_model* model, size_t i) {
+  if (!model || i >= model->graph().output_names().size()) return nullptr;
+  return model->graph().output_names()[i].c_str();
 }
 
 const char* klay_model_units(const klay_model* model) {
-  return model && !model->md->units().empty() ? model->md->units().c_str() : nullptr;
+  return md_of(model) && !md_of(model)->units().empty() ? md_of(model)->units().c_str() : nullptr;
 }
 
 size_t klay_model_describe(const klay_model* model, char* buf, size_t size) {
   return guarded(nullptr, 0, static_cast<size_t>(0), [&]() -> size_t {
-    const std::string text = model ? model->md->describe() : std::string();
+    const std::string text = md_of(model) ? md_of(model)->describe() : std::string();
     if (buf && size > 0) std::snprintf(buf, size, "%s", text.c_str());
     return text.size();
   });
@@ -97,10 +195,10 @@ size_t klay_model_describe(const klay_model* model, char* buf, size_t size) {
 int klay_model_element_code(const klay_model* model, const char* element, int64_t* code, char* err,
                             size_t err_size) {
   return guarded(err, err_size, -1, [&]() {
-    if (!model || !element || !code) throw klay::Error("klay_model_element_code: NULL argument");
+    if (!element || !code) throw klay::Error("klay_model_element_code: NULL argument");
     // Numbering species in the order they are first asked for is part of the documented contract,
     // so the model is a logically const registry that grows on demand.
-    *code = const_cast<klay_model*>(model)->md->element_code(element);
+    *code = require_md(const_cast<klay_model*>(model), "klay_model_element_code").element_code(element);
     return 0;
   });
 }
@@ -108,7 +206,8 @@ int klay_model_element_code(const klay_model* model, const char* element, int64_
 int klay_model_compute(klay_model* model, const klay_atoms* atoms, klay_results* results, char* err,
                        size_t err_size) {
   return guarded(err, err_size, -1, [&]() {
-    if (!model || !atoms || !results) throw klay::Error("klay_model_compute: NULL argument");
+    klay::md::MdModel& md = require_md(model, "klay_model_compute");
+    if (!atoms || !results) throw klay::Error("klay_model_compute: NULL argument");
     klay::md::AtomsView view;
     view.n_atoms = atoms->n_atoms;
     view.n_owned = atoms->n_owned;
@@ -122,7 +221,7 @@ int klay_model_compute(klay_model* model, const klay_atoms* atoms, klay_results*
     out.per_atom_energy = results->per_atom_energy;
     out.forces = results->forces;
     out.edge_gradients = results->edge_gradients;
-    model->md->compute(view, out);
+    md.compute(view, out);
     if (out.per_atom_energy && !out.per_atom_energy_filled)
       throw klay::Error("per-atom energies are not available: the model outputs only a total energy");
     results->energy = out.energy;
@@ -131,6 +230,61 @@ int klay_model_compute(klay_model* model, const klay_atoms* atoms, klay_results*
     return 0;
   });
 }
+
+int klay_model_run(klay_model* model, const klay_tensor* inputs, size_t n_inputs, klay_outputs** outputs, char* err,
+                   size_t err_size) {
+  if (outputs) *outputs = nullptr;
+  return guarded(err, err_size, -1, [&]() {
+    if (!model || !outputs || (n_inputs > 0 && !inputs)) throw klay::Error("klay_model_run: NULL argument");
+    const klay::Model& graph = model->graph();
+    const std::vector<std::string>& names = graph.input_names();
+    std::vector<at::Tensor> values(names.size());
+    for (size_t i = 0; i < n_inputs; ++i) {
+      if (!inputs[i].name) throw klay::Error("klay_model_run: input " + std::to_string(i) + " has no name");
+      const int slot = graph.input_index(inputs[i].name);
+      if (slot < 0) {
+        std::string known;
+        for (const std::string& name : names) known += (known.empty() ? "" : ", ") + name;
+        throw klay::Error("klay_model_run: the model has no input '" + std::string(inputs[i].name) +
+                          "' (its inputs: " + known + ")");
+      }
+      if (values[slot].defined())
+        throw klay::Error("klay_model_run: input '" + std::string(inputs[i].name) + "' is given twice");
+      values[slot] = tensor_from(inputs[i]);
+    }
+    for (size_t slot = 0; slot < names.size(); ++slot)
+      if (!values[slot].defined()) throw klay::Error("klay_model_run: input '" + names[slot] + "' is missing");
+
+    std::vector<c10::IValue> results;
+    {
+      at::NoGradGuard no_grad;
+      results = graph.forward_values(std::vector<c10::IValue>(values.begin(), values.end()));
+    }
+    auto out = std::make_unique<klay_outputs>();
+    out->names = graph.output_names();
+    for (size_t k = 0; k < results.size(); ++k) out->tensors.push_back(output_tensor(results[k], out->names[k]));
+    for (size_t k = 0; k < results.size(); ++k) {
+      const at::Tensor& t = out->tensors[k];
+      klay_tensor view{};
+      view.name = out->names[k].c_str();
+      view.dtype = c_dtype_of(t.scalar_type());
+      view.ndim = static_cast<int>(t.dim());
+      for (int d = 0; d < view.ndim; ++d) view.shape[d] = t.size(d);
+      view.data = t.data_ptr();
+      out->views.push_back(view);
+    }
+    *outputs = out.release();
+    return 0;
+  });
+}
+
+size_t klay_outputs_count(const klay_outputs* outputs) { return outputs ? outputs->views.size() : 0; }
+
+const klay_tensor* klay_outputs_get(const klay_outputs* outputs, size_t i) {
+  return outputs && i < outputs->views.size() ? &outputs->views[i] : nullptr;
+}
+
+void klay_outputs_free(klay_outputs* outputs) { delete outputs; }
 
 void klay_staged_graph_init(klay_staged_graph* graph) {
   if (graph) std::memset(graph, 0, sizeof(*graph));

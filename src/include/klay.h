@@ -83,6 +83,50 @@ const char *klay_model_units(const klay_model *model);
  * (NUL-terminated when size > 0) and returns the length of the full text. */
 size_t klay_model_describe(const klay_model *model, char *buf, size_t size);
 
+/* ---------- any KLay graph on named tensors ----------
+ *
+ * A model that is not an interatomic potential (any inputs, any outputs) is loaded with
+ * klay_model_load_graph: no MD interpretation of its inputs, so the MD functions above refuse it
+ * (klay_model_compute, klay_model_element_code fail; the queries return 0/NULL). klay_model_run
+ * works on models from either loader. */
+klay_model *klay_model_load_graph(const char *yaml_path, const char *weights_path,
+                                  const klay_model_options *options, char *err, size_t err_size);
+size_t klay_model_num_outputs(const klay_model *model);
+const char *klay_model_output_name(const klay_model *model, size_t i); /* model output order */
+
+typedef enum klay_tensor_dtype {
+    KLAY_TENSOR_FLOAT64 = 0,
+    KLAY_TENSOR_FLOAT32 = 1,
+    KLAY_TENSOR_INT64 = 2
+} klay_tensor_dtype;
+
+#define KLAY_TENSOR_MAX_DIMS 8
+
+/* A dense row-major (C-contiguous) tensor. As an input the caller owns data (read, never
+ * written); floating inputs are converted to the model's dtype. As an output name and data
+ * belong to the klay_outputs they came from. */
+typedef struct klay_tensor {
+    const char *name;
+    klay_tensor_dtype dtype;
+    int ndim;                           /* 0 (a scalar) .. KLAY_TENSOR_MAX_DIMS */
+    int64_t shape[KLAY_TENSOR_MAX_DIMS];
+    const void *data;                   /* prod(shape) elements of dtype */
+} klay_tensor;
+
+typedef struct klay_outputs klay_outputs;
+
+/* Evaluates the model (no gradients) on inputs[0..n_inputs), matched by name to the model's
+ * inputs in any order; every model input must be given exactly once. On success *outputs holds
+ * every model output in model output order (free it with klay_outputs_free) and 0 is returned;
+ * on failure -1, a message in err and *outputs = NULL. Outputs are float64/float32 as computed,
+ * integer and boolean outputs become int64; an output that is not a tensor is an error. */
+int klay_model_run(klay_model *model, const klay_tensor *inputs, size_t n_inputs, klay_outputs **outputs,
+                   char *err, size_t err_size);
+size_t klay_outputs_count(const klay_outputs *outputs);
+/* The i-th output, or NULL when i is out of range; valid until klay_outputs_free. */
+const klay_tensor *klay_outputs_get(const klay_outputs *outputs, size_t i);
+void klay_outputs_free(klay_outputs *outputs);
+
 /* ---------- staged graphs from a neighbour list (the LAMMPS pair style's per-step work) ----------
  *
  * S_0 = the owned atoms; for k = 0..D-1: G_k = every pair (a,b) and (b,a) with a in S_k and b a

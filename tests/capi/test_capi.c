@@ -4,7 +4,9 @@
  *      KIMAPISumIndex over `contributions`) gives the analytic energy, per-atom energies and forces;
  *   3. the staged conformance cases: from the recorded atoms (contributing + padding) and a
  *      brute-force full neighbour list, klay_build_staged_graph + klay_model_compute reproduce
- *      the reference energy and forces (≤1e-10 relative).
+ *      the reference energy and forces (≤1e-10 relative);
+ *   4. klay_model_run on a non-MD graph (KLay's arbitrary_and_alias example) gives KLay's outputs
+ *      and refuses missing, unknown, repeated and malformed inputs with a message.
  * Usage: test_capi CONFORMANCE_DIR TEST_DATA_DIR. Exit 0 = pass, 77 = skipped (layers not
  * implemented yet), 1 = failure. */
 #include <math.h>
@@ -323,6 +325,105 @@ static void staged_graph_errors(void)
     klay_staged_graph_free(&graph);
 }
 
+/* klay_model_run on KLay's arbitrary_and_alias example (Linear, ReLU, the Linear again through an
+ * alias, relu): the reference outputs of real KLay, then the refusals. */
+static void graph_model_run(const char *conformance)
+{
+    char path[1024], yaml[1024], weights[1024], err[512] = "";
+    snprintf(path, sizeof path, "%s/model_arbitrary_and_alias/reference.json", conformance);
+    snprintf(yaml, sizeof yaml, "%s/model_arbitrary_and_alias/model.yaml", conformance);
+    snprintf(weights, sizeof weights, "%s/model_arbitrary_and_alias/weights.pth", conformance);
+    char *json = read_text(path);
+    CHECK(json != NULL, "cannot read %s", path);
+    if (!json) return;
+    double *x = NULL, *preds = NULL;
+    const size_t n_x = numbers_of(strstr(json, "\"inputs\":"), "x", &x);
+    const size_t n_preds = numbers_of(strstr(json, "\"outputs\":"), "preds", &preds);
+    CHECK(n_x == 4 * 16 && n_preds == 4 * 16, "reference sizes %zu, %zu", n_x, n_preds);
+
+    klay_model *md_refused = klay_model_load(yaml, weights, NULL, err, sizeof err);
+    CHECK(md_refused == NULL && strstr(err, "x") != NULL, "a model with input 'x' loads as MD: %s", err);
+    klay_model_free(md_refused);
+
+    klay_model *model = klay_model_load_graph(yaml, weights, NULL, err, sizeof err);
+    CHECK(model != NULL, "klay_model_load_graph: %s", err);
+    if (!model || n_x != 64 || n_preds != 64) {
+        klay_model_free(model);
+        free(x), free(preds), free(json);
+        return;
+    }
+    CHECK(klay_model_num_inputs(model) == 1 && strcmp(klay_model_input_name(model, 0), "x") == 0, "inputs");
+    CHECK(klay_model_num_outputs(model) == 1 && strcmp(klay_model_output_name(model, 0), "preds") == 0 &&
+              klay_model_output_name(model, 1) == NULL,
+          "outputs");
+    CHECK(klay_model_cutoff(model) == 0.0 && klay_model_units(model) == NULL, "MD queries on a graph model");
+    int64_t code = 0;
+    CHECK(klay_model_element_code(model, "Si", &code, err, sizeof err) == -1 &&
+              strstr(err, "klay_model_load_graph") != NULL,
+          "element code of a graph model: %s", err);
+
+    klay_tensor input = {"x", KLAY_TENSOR_FLOAT64, 2, {4, 16}, x};
+    klay_outputs *outputs = NULL;
+    CHECK(klay_model_run(model, &input, 1, &outputs, err, sizeof err) == 0 && outputs != NULL, "run: %s", err);
+    if (outputs) {
+        const klay_tensor *out = klay_outputs_get(outputs, 0);
+        CHECK(klay_outputs_count(outputs) == 1 && klay_outputs_get(outputs, 1) == NULL, "one output");
+        CHECK(strcmp(out->name, "preds") == 0 && out->dtype == KLAY_TENSOR_FLOAT64 && out->ndim == 2 &&
+                  out->shape[0] == 4 && out->shape[1] == 16,
+              "output '%s' dtype %d ndim %d", out->name, (int)out->dtype, out->ndim);
+        const double *values = out->data;
+        const double scale = max_abs(preds, n_preds);
+        double worst = 0;
+        for (size_t i = 0; i < n_preds; ++i) worst = fmax(worst, fabs(values[i] - preds[i]));
+        CHECK(worst <= 1e-10 * scale, "preds differ from KLay by %g (scale %g)", worst, scale);
+        klay_outputs_free(outputs);
+    }
+
+    /* float32 input: converted to the float64 model, so float32 rounding of x is all that differs */
+    float x32[64];
+    for (int i = 0; i < 64; ++i) x32[i] = (float)x[i];
+    klay_tensor input32 = {"x", KLAY_TENSOR_FLOAT32, 2, {4, 16}, x32};
+    CHECK(klay_model_run(model, &input32, 1, &outputs, err, sizeof err) == 0, "float32 input: %s", err);
+    if (outputs) {
+        const klay_tensor *out = klay_outputs_get(outputs, 0);
+        CHECK(out->dtype == KLAY_TENSOR_FLOAT64, "a float64 model returns float64");
+        klay_outputs_free(outputs);
+    }
+
+    /* refusals: a message naming the problem, *outputs NULL, no crash */
+    outputs = (klay_outputs *)&input; /* must be reset to NULL on failure */
+    CHECK(klay_model_run(model, NULL, 0, &outputs, err, sizeof err) == -1 && outputs == NULL &&
+              strstr(err, "'x' is missing") != NULL,
+          "missing input: %s", err);
+    klay_tensor unknown = {"y", KLAY_TENSOR_FLOAT64, 2, {4, 16}, x};
+    klay_tensor both[2] = {input, unknown};
+    CHECK(klay_model_run(model, both, 2, &outputs, err, sizeof err) == -1 && strstr(err, "no input 'y'") != NULL,
+          "unknown input: %s", err);
+    klay_tensor twice[2] = {input, input};
+    CHECK(klay_model_run(model, twice, 2, &outputs, err, sizeof err) == -1 && strstr(err, "twice") != NULL,
+          "input given twice: %s", err);
+    int64_t ints[64] = {0};
+    klay_tensor integer = {"x", KLAY_TENSOR_INT64, 2, {4, 16}, ints};
+    CHECK(klay_model_run(model, &integer, 1, &outputs, err, sizeof err) == -1 && outputs == NULL &&
+              strstr(err, "layer 'dense'") != NULL && strstr(err, "dtype") != NULL,
+          "int64 input to a Linear layer: %s", err);
+    klay_tensor wrong_shape = {"x", KLAY_TENSOR_FLOAT64, 2, {16, 4}, x};
+    CHECK(klay_model_run(model, &wrong_shape, 1, &outputs, err, sizeof err) == -1 && outputs == NULL &&
+              strstr(err, "layer 'dense'") != NULL && strstr(err, "16x4") != NULL,
+          "(16,4) input to Linear(16,16): %s", err);
+    klay_tensor bad_ndim = {"x", KLAY_TENSOR_FLOAT64, 9, {4, 16}, x};
+    CHECK(klay_model_run(model, &bad_ndim, 1, &outputs, err, sizeof err) == -1 && strstr(err, "ndim 9") != NULL,
+          "ndim 9: %s", err);
+    klay_tensor bad_dtype = {"x", (klay_tensor_dtype)7, 2, {4, 16}, x};
+    CHECK(klay_model_run(model, &bad_dtype, 1, &outputs, err, sizeof err) == -1 && strstr(err, "dtype") != NULL,
+          "dtype 7: %s", err);
+    klay_tensor no_data = {"x", KLAY_TENSOR_FLOAT64, 2, {4, 16}, NULL};
+    CHECK(klay_model_run(model, &no_data, 1, &outputs, err, sizeof err) == -1 && strstr(err, "NULL") != NULL,
+          "NULL data: %s", err);
+    klay_model_free(model);
+    free(x), free(preds), free(json);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -332,6 +433,7 @@ int main(int argc, char **argv)
     model_without_coordinates_is_refused(argv[1]);
     staged_graph_errors();
     harmonic_model(argv[2]);
+    graph_model_run(argv[1]);
     const char *cases[] = {"staged_nequip_staged2_si8", "staged_nequip_staged2_box20", "staged_nequip_staged3_tric12",
                            "staged_mace_staged2_si8"};
     for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c) staged_case(argv[1], cases[c]);
