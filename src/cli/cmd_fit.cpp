@@ -1,13 +1,16 @@
 // `klay fit MODEL.yaml DATA.xyz [options]`: trains a model's parameters on labelled extended-XYZ
 // frames (src/fit) and writes the best weights as torch.save(state_dict) does. On a terminal a
 // progress bar with the running training errors is redrawn during each epoch; every epoch ends
-// with one summary line (the only output when stdout is not a terminal). Ctrl-C stops after the
-// current step; the best weights so far are in --out at every moment.
+// with one summary line, and without a terminal a progress comment line marks every 30 s of a
+// long epoch. Ctrl-C stops after the current step; the best weights so far are in --out at every
+// moment.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/Context.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -39,9 +42,11 @@ constexpr const char* kUsage =
     "  --patience N                                                          [10]\n"
     "  --energy-weight X          weight of mean((dE/N)^2)                   [1]\n"
     "  --force-weight X           weight of mean(dF^2)                       [1]\n"
+    "  --virial-weight X          weight of mean((dW/N)^2), W = sum x (x) F   [0]\n"
     "  --validation-fraction X    frames held out for validation             [0.1]\n"
     "  --seed N                   split, batch order and initialisation      [0]\n"
     "  --threads N                torch intra-op threads                     [torch's default]\n"
+    "                             (with N > 1 set OMP_WAIT_POLICY=passive on a busy machine)\n"
     "  --dtype float64|float32    training precision                         [float64]\n"
     "  --write-dtype float64|float32  dtype of the written weights           [float64]\n"
     "  --checkpoint-every N       also write OUT-stem.epochK.pth every N epochs\n"
@@ -108,6 +113,7 @@ bool parse(int argc, char** argv, Arguments& a) {
     else if (option == "--patience") a.options.plateau_patience = static_cast<int>(integer(name, value));
     else if (option == "--energy-weight") a.options.energy_weight = number(name, value);
     else if (option == "--force-weight") a.options.force_weight = number(name, value);
+    else if (option == "--virial-weight") a.options.virial_weight = number(name, value);
     else if (option == "--validation-fraction") a.validation_fraction = number(name, value);
     else if (option == "--seed") a.options.seed = static_cast<uint64_t>(integer(name, value));
     else if (option == "--threads") a.threads = static_cast<int>(integer(name, value));
@@ -122,8 +128,8 @@ bool parse(int argc, char** argv, Arguments& a) {
     } else {
       const std::string hint = klay::closest_match(
           option, {"--out", "--init", "--epochs", "--batch-size", "--lr", "--schedule", "--patience", "--energy-weight",
-                   "--force-weight", "--validation-fraction", "--seed", "--threads", "--dtype", "--write-dtype",
-                   "--checkpoint-every"});
+                   "--force-weight", "--virial-weight", "--validation-fraction", "--seed", "--threads", "--dtype",
+                   "--write-dtype", "--checkpoint-every"});
       throw klay::Error("unknown option '" + option + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
     }
   }
@@ -134,9 +140,14 @@ bool parse(int argc, char** argv, Arguments& a) {
   return true;
 }
 
-void print_epoch_header() {
-  std::printf("%6s %9s %12s %11s %12s %11s %8s\n", "epoch", "lr", "train E", "train F", "valid E", "valid F", "time");
-  std::printf("%6s %9s %12s %11s %12s %11s %8s\n", "", "", "meV/atom", "eV/A", "meV/atom", "eV/A", "s");
+// The virial columns come last, and only when the data has virials, so scripts reading the
+// earlier columns keep working.
+void print_epoch_header(bool virials) {
+  std::printf("%6s %9s %12s %11s %12s %11s %8s", "epoch", "lr", "train E", "train F", "valid E", "valid F", "time");
+  if (virials) std::printf(" %12s %12s", "train W", "valid W");
+  std::printf("\n%6s %9s %12s %11s %12s %11s %8s", "", "", "meV/atom", "eV/A", "meV/atom", "eV/A", "s");
+  if (virials) std::printf(" %12s %12s", "meV/atom", "meV/atom");
+  std::printf("\n");
 }
 
 void print_progress(int epoch, int epochs, int step, int n_steps, const klay::fit::Errors& running) {
@@ -148,13 +159,28 @@ void print_progress(int epoch, int epochs, int step, int n_steps, const klay::fi
   std::fflush(stdout);
 }
 
-void print_epoch(const klay::fit::EpochReport& r) {
+// Without a terminal (a log file): a comment line now and then, so a long epoch shows life.
+void print_progress_line(int epoch, int epochs, int step, int n_steps, const klay::fit::Errors& running) {
+  std::printf("# epoch %d/%d step %d/%d: running E %.3f meV/atom, F %.4f eV/A\n", epoch, epochs, step, n_steps,
+              1000 * running.energy_rmse, running.force_rmse);
+  std::fflush(stdout);
+}
+
+void print_epoch(const klay::fit::EpochReport& r, bool virials) {
   std::printf("%6d %9.2e %12.3f %11.5f ", r.epoch, r.lr, 1000 * r.train.energy_rmse, r.train.force_rmse);
   if (r.validation.n_frames > 0)
     std::printf("%12.3f %11.5f", 1000 * r.validation.energy_rmse, r.validation.force_rmse);
   else
     std::printf("%12s %11s", "-", "-");
-  std::printf(" %8.2f%s\n", r.seconds, r.best ? "  *" : "");
+  std::printf(" %8.2f", r.seconds);
+  if (virials) {
+    std::printf(" %12.3f", 1000 * r.train.virial_rmse);
+    if (r.validation.has_virials)
+      std::printf(" %12.3f", 1000 * r.validation.virial_rmse);
+    else
+      std::printf(" %12s", "-");
+  }
+  std::printf("%s\n", r.best ? "  *" : "");
   std::fflush(stdout);
 }
 
@@ -192,19 +218,34 @@ int cmd_fit(int argc, char** argv) {
                 args.single_precision ? "float32" : "float64", at::get_num_threads());
     std::printf("# per frame on average: %.1f atoms, %.1f fed to the model with padding images, %.1f edges\n",
                 cell_atoms, model_atoms, edges);
-    print_epoch_header();
+    const bool virials = std::any_of(labelled.begin(), labelled.end(),
+                                     [](const klay::md::LabelledFrame& f) { return f.virial.has_value(); });
+    // libgomp's spinning workers make several threads many times slower when other processes share
+    // the cores; the policy is read when the program starts, so only the caller can set it.
+    if (at::get_num_threads() > 1 && !std::getenv("OMP_WAIT_POLICY"))
+      std::printf("# several threads: if other processes share the cores, set OMP_WAIT_POLICY=passive\n");
+    print_epoch_header(virials);
     std::fflush(stdout);
 
     const bool tty = isatty(STDOUT_FILENO);
     int best_epoch = 0;
     klay::fit::FitCallbacks callbacks;
-    if (tty)
-      callbacks.on_step = [&](int epoch, int step, int n_steps, const klay::fit::Errors& running) {
+    using Clock = std::chrono::steady_clock;
+    constexpr double kProgressSeconds = 30;
+    Clock::time_point last_progress = Clock::now();
+    callbacks.on_step = [&](int epoch, int step, int n_steps, const klay::fit::Errors& running) {
+      if (tty) {
         print_progress(epoch, args.options.epochs, step, n_steps, running);
-      };
+      } else if (step < n_steps &&
+                 std::chrono::duration<double>(Clock::now() - last_progress).count() >= kProgressSeconds) {
+        print_progress_line(epoch, args.options.epochs, step, n_steps, running);
+        last_progress = Clock::now();
+      }
+    };
     callbacks.on_epoch = [&](const klay::fit::EpochReport& report) {
       if (tty) std::printf("\r\033[K");
-      print_epoch(report);
+      print_epoch(report, virials);
+      last_progress = Clock::now();
       if (report.best) {
         best_epoch = report.epoch;
         klay::write_torch_save(args.out, trainer.best_state(args.write_dtype));

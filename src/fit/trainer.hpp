@@ -1,10 +1,13 @@
 // Fitting a KLay model's parameters to labelled structures (`klay fit`, issue #6):
-//   loss = w_E · mean_frames((ΔE / N)^2) + w_F · mean_components(ΔF^2)
+//   loss = w_E · mean_frames((ΔE / N)^2) + w_F · mean_components(ΔF^2) + w_V · mean((ΔW / N)^2)
 // over a mini-batch, with F = −∂E/∂x by autograd (create_graph, so the loss differentiates through
-// the forces) and the padding images' forces folded onto their unit-cell atoms. Frames of a batch
-// are evaluated one after another and their gradients accumulated, which gives exactly the batch
-// loss's gradient for any model. Adam, with a cosine schedule from lr to lr·0.01 over the epochs
-// (default) or a reduce-on-plateau schedule on the validation loss.
+// the forces), the padding images' forces folded onto their unit-cell atoms, and the virial
+// W = Σ_a x_a ⊗ F_a over all fed atoms, images included (the periodic system's virial, LAMMPS's and
+// ASE's sign; its 9 components, frames with a virial label only). A mini-batch is one disjoint
+// graph (the frames' owned atoms first, then their images), so one forward and one double
+// backward pass serve all its frames; frame energies are sums of per-atom energies by frame.
+// Adam, with a cosine schedule from lr to lr·0.01 over the epochs (default) or a
+// reduce-on-plateau schedule on the validation loss.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -29,6 +32,7 @@ struct FitOptions {
   double lr = 1e-2;
   double energy_weight = 1;
   double force_weight = 1;
+  double virial_weight = 0;      // elastic constants come from energies under strain already
   Schedule schedule = Schedule::Cosine;
   int plateau_patience = 10;     // epochs without a better validation loss before lr is cut
   double plateau_factor = 0.5;   // lr multiplier on a plateau; never below lr·1e-3
@@ -39,6 +43,8 @@ struct FitOptions {
 struct Errors {
   double energy_rmse = 0;  // eV/atom
   double force_rmse = 0;   // eV/Å
+  double virial_rmse = 0;  // eV/atom, over the 9 components of frames with a virial label
+  bool has_virials = false;
   double loss = 0;
   int64_t n_frames = 0;
 };
@@ -71,6 +77,9 @@ class Trainer {
   // Errors of the current parameters on some frames (no parameter gradients).
   Errors evaluate(const std::vector<size_t>& frame_indices) const;
 
+  // The loss of one mini-batch (a mean over its labels), differentiable in the parameters.
+  at::Tensor batch_loss(const std::vector<size_t>& frame_indices) const;
+
   // The model's state_dict (aliases' duplicate names included, sharing storage) with floating
   // tensors cast to `dtype`: the best parameters seen (by validation loss, or training loss
   // without validation frames), or the current ones before the first epoch ends.
@@ -80,8 +89,11 @@ class Trainer {
   size_t n_parameters() const;  // trainable scalars, each shared parameter counted once
 
  private:
-  struct FrameErrors;
-  FrameErrors frame_errors(const TrainingFrame& frame, bool for_training) const;
+  struct BatchErrors;
+  BatchErrors batch_errors(const std::vector<size_t>& frame_indices, bool for_training) const;
+  // Evaluates `frame_indices` in mini-batches of options_.batch_size.
+  template <typename Visit>
+  void for_each_batch(const std::vector<size_t>& frame_indices, Visit&& visit) const;
   void remember_best();
   double scheduled_lr(int epoch, double plateau_lr) const;
 

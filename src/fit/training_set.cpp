@@ -33,6 +33,7 @@ std::vector<TrainingFrame> prepare_training_frames(md::MdModel& model, const std
     t.image_of = at::from_blob(t.prepared.image_of.data(), {m}, at::kLong).clone();
     if (!frame.forces.empty())
       t.forces = at::from_blob(const_cast<double*>(frame.forces.data()), {t.n_atoms, 3}, at::kDouble).clone();
+    if (frame.virial) t.virial = at::tensor(at::ArrayRef<double>(frame.virial->data(), 9), at::kDouble).reshape({3, 3});
     prepared.push_back(std::move(t));
   }
   return prepared;

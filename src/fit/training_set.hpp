@@ -21,6 +21,7 @@ struct TrainingFrame {
   int64_t n_atoms = 0;                // unit-cell atoms
   std::optional<double> energy;       // eV
   at::Tensor forces;                  // [n_atoms,3] float64 eV/Å, undefined without labels
+  at::Tensor virial;                  // [3,3] float64 eV (Σ x ⊗ F), undefined without a label
   int line = 0;                       // where the frame starts in its file, for messages
 };
 

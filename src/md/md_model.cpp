@@ -427,36 +427,10 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
   const Clock::time_point forward_start = Clock::now();
   c10::AutoGradMode grad_mode(true);
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
-  const auto i64 = at::TensorOptions().dtype(at::kLong);
   at::Tensor coords = at::from_blob(const_cast<double*>(atoms.coords), {n, 3}, f64).clone().requires_grad_(true);
-  at::Tensor pairs = n_edges > 0 ? at::from_blob(const_cast<int64_t*>(atoms.edge_pairs), {n_edges, 2}, i64).t()
-                                 : at::empty({2, 0}, i64);
-  at::Tensor shifts;
-  if (takes_shifts()) {
-    shifts = atoms.shifts ? at::from_blob(const_cast<double*>(atoms.shifts), {n_edges, 3}, f64).clone()
-                          : at::zeros({n_edges, 3}, f64);
-    if (results.edge_gradients) shifts.requires_grad_(true);
-  }
-  at::Tensor owned_flags = at::zeros({n}, i64);
-  owned_flags.narrow(0, 0, atoms.n_owned).fill_(1);
-
-  std::vector<at::Tensor> inputs;
-  for (const InputBinding& b : bindings_) {
-    switch (b.role) {
-      case InputRole::Species:
-        inputs.push_back(at::from_blob(const_cast<int64_t*>(atoms.species), {n}, i64).clone());
-        break;
-      case InputRole::Coords: inputs.push_back(coords); break;
-      case InputRole::StageGraph:
-        inputs.push_back(pairs.narrow(1, 0, atoms.stage_edges[b.stage]).contiguous());
-        break;
-      case InputRole::LargestGraph: inputs.push_back(pairs.contiguous()); break;
-      case InputRole::Shifts: inputs.push_back(shifts); break;
-      case InputRole::Contributing: inputs.push_back(owned_flags); break;
-      case InputRole::Contributions:
-      case InputRole::Batch: inputs.push_back(1 - owned_flags); break;
-    }
-  }
+  at::Tensor shifts = edge_shifts(atoms);
+  if (results.edge_gradients) shifts.requires_grad_(true);
+  const std::vector<at::Tensor> inputs = model_inputs(atoms, coords, shifts);
 
   std::vector<int> wanted{energy_output_};
   if (results.per_atom_energy && per_atom_request_ >= 0) wanted.push_back(per_atom_request_);
@@ -514,14 +488,15 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
   results.backward_seconds = std::chrono::duration<double>(Clock::now() - backward_start).count();
 }
 
-at::Tensor MdModel::owned_energy(const AtomsView& atoms, const at::Tensor& coords) const {
+at::Tensor MdModel::edge_shifts(const AtomsView& atoms) const {
+  if (!takes_shifts()) return {};
+  return atoms.shifts ? at::from_blob(const_cast<double*>(atoms.shifts), {atoms.n_edges, 3}, at::kDouble).clone()
+                      : at::zeros({atoms.n_edges, 3}, at::kDouble);
+}
+
+std::vector<at::Tensor> MdModel::model_inputs(const AtomsView& atoms, const at::Tensor& coords,
+                                              const at::Tensor& shifts) const {
   const int64_t n = atoms.n_atoms, n_edges = atoms.n_edges;
-  if (coords.dim() != 2 || coords.size(0) != n || coords.size(1) != 3)
-    throw Error("owned_energy: coords must be [" + std::to_string(n) + ", 3], got " + std::string(c10::str(coords.sizes())));
-  if (atoms.n_stage_graphs < num_staged_inputs_)
-    throw Error("the model takes " + std::to_string(num_staged_inputs_) + " staged graphs, " +
-                std::to_string(atoms.n_stage_graphs) + " given");
-  const auto f64 = at::TensorOptions().dtype(at::kDouble);
   const auto i64 = at::TensorOptions().dtype(at::kLong);
   const at::Tensor pairs = n_edges > 0 ? at::from_blob(const_cast<int64_t*>(atoms.edge_pairs), {n_edges, 2}, i64).t()
                                        : at::empty({2, 0}, i64);
@@ -536,22 +511,33 @@ at::Tensor MdModel::owned_energy(const AtomsView& atoms, const at::Tensor& coord
       case InputRole::Coords: inputs.push_back(coords); break;
       case InputRole::StageGraph: inputs.push_back(pairs.narrow(1, 0, atoms.stage_edges[b.stage]).contiguous()); break;
       case InputRole::LargestGraph: inputs.push_back(pairs.contiguous()); break;
-      case InputRole::Shifts:
-        inputs.push_back(atoms.shifts ? at::from_blob(const_cast<double*>(atoms.shifts), {n_edges, 3}, f64).clone()
-                                      : at::zeros({n_edges, 3}, f64));
-        break;
+      case InputRole::Shifts: inputs.push_back(shifts); break;
       case InputRole::Contributing: inputs.push_back(owned_flags); break;
       case InputRole::Contributions:
       case InputRole::Batch: inputs.push_back(1 - owned_flags); break;
     }
   }
-  const at::Tensor raw = model_->forward(inputs, {energy_output_})[0];
-  if (energy_kind_ == EnergyKind::IndexedSum) return row_selected_ ? raw.sum() : raw.select(0, owned_row_).sum();
-  if (is_per_atom(raw, n)) return raw.reshape({n}).narrow(0, 0, atoms.n_owned).sum();
-  if (raw.numel() == 1 && n == atoms.n_owned) return raw.sum();
-  throw Error("model output '" + model_->output_names()[energy_output_] + "' has shape " +
-              std::string(c10::str(raw.sizes())) + ": it is neither one value per atom (" + std::to_string(n) +
-              ") nor, without ghost atoms, a single total");
+  return inputs;
+}
+
+at::Tensor MdModel::owned_atom_energies(const AtomsView& atoms, const at::Tensor& coords) const {
+  const int64_t n = atoms.n_atoms;
+  if (coords.dim() != 2 || coords.size(0) != n || coords.size(1) != 3)
+    throw Error("owned_atom_energies: coords must be [" + std::to_string(n) + ", 3], got " +
+                std::string(c10::str(coords.sizes())));
+  if (atoms.n_stage_graphs < num_staged_inputs_)
+    throw Error("the model takes " + std::to_string(num_staged_inputs_) + " staged graphs, " +
+                std::to_string(atoms.n_stage_graphs) + " given");
+  if (!has_per_atom_energy())
+    throw Error("model output '" + model_->output_names()[energy_output_] +
+                "' gives no per-atom energies (layer '" + energy_layer_ + "' sums an element of a tuple)");
+  const int wanted = energy_kind_ == EnergyKind::IndexedSum ? per_atom_request_ : energy_output_;
+  at::Tensor per_atom = model_->forward(model_inputs(atoms, coords, edge_shifts(atoms)), {wanted})[0];
+  if (per_atom.dim() == 2) per_atom = per_atom.select(1, 0);  // the sum layers read column 0 only
+  if (!is_per_atom(per_atom, n))
+    throw Error("per-atom energies have shape " + std::string(c10::str(per_atom.sizes())) + ", expected " +
+                std::to_string(n) + " values");
+  return per_atom.reshape({n}).narrow(0, 0, atoms.n_owned);
 }
 
 }  // namespace klay::md

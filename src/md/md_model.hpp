@@ -102,10 +102,11 @@ class MdModel {
   // Throws klay::Error for inconsistent atoms/graphs or an energy that cannot be split.
   void compute(const AtomsView& atoms, ResultsView& results) const;
 
-  // Training (src/fit): the owned atoms' energy as a 0-dim tensor in the model's dtype whose
-  // autograd graph reaches `coords` (float64 [n_atoms,3], the caller's leaf; atoms.coords is not
-  // read) and the parameters, fed exactly as compute() feeds the model. Shifts are constants.
-  at::Tensor owned_energy(const AtomsView& atoms, const at::Tensor& coords) const;
+  // Training (src/fit): the owned atoms' energies, [n_owned] in the model's dtype, whose autograd
+  // graph reaches `coords` (float64 [n_atoms,3], the caller's leaf; atoms.coords is not read) and
+  // the parameters, fed exactly as compute() feeds the model; their sum is compute()'s energy.
+  // Shifts are constants. Throws when the model gives no per-atom energies.
+  at::Tensor owned_atom_energies(const AtomsView& atoms, const at::Tensor& coords) const;
 
  private:
   enum class EnergyKind {
@@ -117,6 +118,10 @@ class MdModel {
   void infer_cutoff(std::optional<double> declared);
   void check_stage_wiring();
   void find_energy(const std::string& declared);
+  // [n_edges,3] float64 constants (zeros without atoms.shifts); undefined for a model without shifts.
+  at::Tensor edge_shifts(const AtomsView& atoms) const;
+  // The model's inputs in plan order; `shifts` is used only when the model takes them.
+  std::vector<at::Tensor> model_inputs(const AtomsView& atoms, const at::Tensor& coords, const at::Tensor& shifts) const;
 
   std::unique_ptr<Model> model_;
   std::vector<InputBinding> bindings_;

@@ -126,14 +126,30 @@ PreparedStructure prepare_structure(MdModel& model, const Structure& structure) 
   PaddedAtoms padded =
       has_graph ? pad_with_images(structure.positions.data(), n, structure.cell, depth * model.cutoff() + kPaddingMargin)
                 : pad_with_images(structure.positions.data(), n, Cell::open(), 1.0);
-  if (has_graph) {
-    StagedGraph graph = staged_graph_of_atoms(padded.coords.data(), n, padded.n_atoms(), model.cutoff(), depth);
-    prepared.edge_pairs = std::move(graph.edge_pairs);
-    prepared.stage_edges = std::move(graph.stage_edges);
+  if (!has_graph) {
+    for (int64_t a = 0; a < padded.n_atoms() && !codes.empty(); ++a) prepared.species.push_back(codes[padded.image_of[a]]);
+    prepared.coords = std::move(padded.coords);
+    prepared.image_of = std::move(padded.image_of);
+    return prepared;
   }
-  for (int64_t a = 0; a < padded.n_atoms() && !codes.empty(); ++a) prepared.species.push_back(codes[padded.image_of[a]]);
-  prepared.coords = std::move(padded.coords);
-  prepared.image_of = std::move(padded.image_of);
+  StagedGraph graph = staged_graph_of_atoms(padded.coords.data(), n, padded.n_atoms(), model.cutoff(), depth);
+  // Only S_D (the unit-cell atoms and the images an edge touches) reaches the energy: the padding
+  // shell D·r_cut + margin holds many images no chain of D edges connects, and feeding them would
+  // cost model time for nothing. Kept atoms keep their relative order.
+  std::vector<int64_t> model_index(static_cast<size_t>(padded.n_atoms()), -1);
+  for (int64_t a = 0; a < n; ++a) model_index[a] = 0;
+  for (int64_t atom : graph.edge_pairs) model_index[atom] = 0;
+  int64_t n_kept = 0;
+  for (int64_t a = 0; a < padded.n_atoms(); ++a) {
+    if (model_index[a] < 0) continue;
+    model_index[a] = n_kept++;
+    prepared.coords.insert(prepared.coords.end(), &padded.coords[3 * a], &padded.coords[3 * a] + 3);
+    prepared.image_of.push_back(padded.image_of[a]);
+    if (!codes.empty()) prepared.species.push_back(codes[padded.image_of[a]]);
+  }
+  for (int64_t& atom : graph.edge_pairs) atom = model_index[atom];
+  prepared.edge_pairs = std::move(graph.edge_pairs);
+  prepared.stage_edges = std::move(graph.stage_edges);
   return prepared;
 }
 

@@ -29,7 +29,8 @@ struct StructureResult {
 StructureResult evaluate_structure(MdModel& model, const Structure& structure);
 
 // A structure made ready to be fed many times (training, src/fit), with the graph evaluate_structure
-// builds: the model's atoms (unit cell, then any padding images), species codes, staged graphs or
+// builds, fed only the atoms it reaches: the model's atoms (unit cell, then the padding images the
+// staged graphs reach, S_D), species codes, staged graphs or
 // the periodic graph with shifts, and which unit-cell atom each model atom is.
 struct PreparedStructure {
   int64_t n_cell_atoms = 0;
