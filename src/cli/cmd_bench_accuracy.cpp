@@ -10,7 +10,8 @@
 //                     model fed one shifts graph has none: its stress is reported as not available)
 // Output: a comparison table (one column per model, meV units), the K worst frames of each model
 // by force RMSE (by energy error when the data has no forces), --json with eV units, --plot
-// parity plots (energy per atom and force components, every model on the same axes).
+// parity plots (energy per atom and force components, every model on the same axes), --group KEY
+// the energy and force errors per value of a comment-line key (e.g. config_type=liquid).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -35,10 +36,11 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: klay bench accuracy MODEL.yaml WEIGHTS DATA.xyz [--model MODEL2.yaml WEIGHTS2]... [--json OUT.json]\n"
-    "                           [--plot PARITY.png] [--worst K] [--float32]\n"
+    "                           [--plot PARITY.png] [--worst K] [--group KEY] [--float32]\n"
     "  DATA.xyz   extended XYZ frames with energy=, a forces:R:3 column and optionally virial= or stress=\n"
     "  --model    one more model on the same data (repeatable): one comparison table\n"
-    "  --json     metrics in eV units; --plot energy and force parity plots (PNG); --worst K frames (5)\n";
+    "  --json     metrics in eV units; --plot energy and force parity plots (PNG); --worst K frames (5)\n"
+    "  --group    also errors per value of the comment-line key KEY (frames without it: '(none)')\n";
 
 struct ModelSpec {
   std::string yaml;
@@ -53,8 +55,14 @@ struct FrameError {
   analysis::ErrorStats forces;
 };
 
+struct GroupErrors {
+  int frames = 0;
+  analysis::ErrorStats energy_per_atom, forces;
+};
+
 struct ModelReport {
   ModelSpec spec;
+  std::map<std::string, GroupErrors> groups;  // by the value of --group's key
   analysis::ErrorStats energy_per_atom, forces, stress;
   int stress_frames_without_model_virial = 0;
   std::map<std::string, analysis::ErrorStats> forces_by_element;
@@ -94,7 +102,7 @@ DataSummary summarize(const std::vector<md::LabelledFrame>& frames) {
 }
 
 ModelReport evaluate_model(const ModelSpec& spec, bool single_precision, const std::vector<md::LabelledFrame>& frames,
-                           const std::string& data_path) {
+                           const std::string& data_path, const std::string& group_key) {
   ModelReport report;
   report.spec = spec;
   auto model = md::MdModel::load(spec.yaml, spec.weights, single_precision);
@@ -124,6 +132,13 @@ ModelReport evaluate_model(const ModelSpec& spec, bool single_precision, const s
       report.force_parity.emplace_back(frame.forces[c], result.forces[c]);
     }
     report.forces.merge(error.forces);
+    if (!group_key.empty()) {
+      const auto value = frame.info.find(group_key);
+      GroupErrors& group = report.groups[value == frame.info.end() ? "(none)" : value->second];
+      ++group.frames;
+      if (error.energy_error_per_atom) group.energy_per_atom.add(*error.energy_error_per_atom, 0.0);
+      group.forces.merge(error.forces);
+    }
     if (stress_labelled && result.virial.size() == 9) {
       // ASE's stress is -virial / volume for the model and the label alike.
       const double volume = cell_volume(frame.structure.cell);
@@ -204,6 +219,23 @@ void print_table(const std::string& data_path, const DataSummary& data, const st
       std::printf("# model %zu: stress %s (%d frames)\n", m + 1, kStressUnavailable,
                   reports[m].stress_frames_without_model_virial);
 
+  if (!reports.empty() && !reports[0].groups.empty()) {
+    std::printf("\n%-24s %6s", "group", "frames");
+    for (size_t m = 0; m < reports.size(); ++m)
+      std::printf(" %s %s", padded("E meV/atom " + std::to_string(m + 1), 14, true).c_str(),
+                  padded("F meV/Å " + std::to_string(m + 1), 14, true).c_str());
+    std::printf("   (RMSE)\n");
+    for (const auto& [name, first] : reports[0].groups) {
+      std::printf("%-24s %6d", name.c_str(), first.frames);
+      for (const ModelReport& r : reports) {
+        const GroupErrors& g = r.groups.at(name);
+        std::printf(" %14s %14s", meV(g.energy_per_atom, &analysis::ErrorStats::rmse).c_str(),
+                    meV(g.forces, &analysis::ErrorStats::rmse).c_str());
+      }
+      std::printf("\n");
+    }
+  }
+
   for (size_t m = 0; m < reports.size(); ++m) {
     const std::vector<FrameError> frames = worst_frames(reports[m].frames, worst);
     if (frames.empty()) continue;
@@ -274,6 +306,17 @@ json::Value report_json(const std::string& data_path, const DataSummary& data, c
       frames.items.push_back(frame);
     }
     m.set("worst_frames", frames);
+    if (!r.groups.empty()) {
+      json::Value groups = json::Value::make_object();
+      for (const auto& [name, g] : r.groups) {
+        json::Value group = json::Value::make_object();
+        group.set("frames", json_integer(g.frames));
+        group.set("energy_per_atom", stats_json(g.energy_per_atom));
+        group.set("forces", stats_json(g.forces));
+        groups.set(name, group);
+      }
+      m.set("groups", groups);
+    }
     models.items.push_back(m);
   }
   root.set("models", models);
@@ -319,7 +362,7 @@ void plot_parity(const std::string& png, const std::vector<ModelReport>& reports
 int accuracy(int argc, char** argv) {
   std::vector<std::string> positional;
   std::vector<ModelSpec> extra_models;
-  std::string json_path, plot_path;
+  std::string json_path, plot_path, group_key;
   int worst = 5;
   bool single_precision = false;
   try {
@@ -337,6 +380,8 @@ int accuracy(int argc, char** argv) {
         plot_path = option_value(i, argc, argv);
       } else if (arg == "--worst") {
         worst = positive_int_option("--worst", option_value(i, argc, argv));
+      } else if (arg == "--group") {
+        group_key = option_value(i, argc, argv);
       } else if (arg == "--float32") {
         single_precision = true;
       } else if (arg.size() > 1 && arg[0] == '-') {
@@ -362,7 +407,7 @@ int accuracy(int argc, char** argv) {
     std::vector<ModelSpec> specs{{positional[0], positional[1]}};
     specs.insert(specs.end(), extra_models.begin(), extra_models.end());
     std::vector<ModelReport> reports;
-    for (const ModelSpec& spec : specs) reports.push_back(evaluate_model(spec, single_precision, frames, data_path));
+    for (const ModelSpec& spec : specs) reports.push_back(evaluate_model(spec, single_precision, frames, data_path, group_key));
     print_table(data_path, data, reports, worst, single_precision);
     if (!json_path.empty()) write_json_file(json_path, report_json(data_path, data, reports, worst, single_precision));
     if (!plot_path.empty()) plot_parity(plot_path, reports);

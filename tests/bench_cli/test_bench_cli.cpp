@@ -130,6 +130,36 @@ const char* kLabelledClusters =
     "Si 0 0 0\n"
     "Si 0 0 3\n";
 
+TEST(BenchAccuracy, GroupsByACommentKeyGiveTheirOwnKnownErrors) {
+  // The frames of kLabelledClusters with config_type=a on frames 1 and 4 and =b on frame 2.
+  std::string text = kLabelledClusters;
+  auto tag = [&](const std::string& energy, const char* type) {
+    const size_t at = text.find(energy);
+    ASSERT_NE(at, std::string::npos);
+    text.insert(at + energy.size(), std::string(" config_type=") + type);
+  };
+  tag("energy=6.60625", "a");
+  tag("energy=0.3", "b");
+  tag("energy=1.05625", "a");
+  TempDir dir;
+  const std::string data = dir.file("grouped.xyz", text), json = dir.file("out.json");
+  const Result r = run_klay("bench accuracy " + kModel + " " + kWeights + " " + data + " --group config_type --json " + json);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("group"), std::string::npos) << r.output;
+  const Value report = klay::json::parse_file(json);
+  const Value& groups = *report.find("models")->items.at(0).find("groups");
+  const Value& a = *groups.find("a");
+  const Value& b = *groups.find("b");
+  EXPECT_EQ(number(a, "frames"), 2);
+  EXPECT_EQ(number(b, "frames"), 1);
+  // a: energy errors +0.1 and 0; forces (-0.3, 0, 0), (0, -0.1, 0). b: energy -0.3; force (0, 0, -0.4).
+  EXPECT_NEAR(number(*a.find("energy_per_atom"), "rmse"), std::sqrt(0.01 / 2), kTight);
+  EXPECT_NEAR(number(*a.find("forces"), "rmse"), std::sqrt(0.1 / 6), kTight);
+  EXPECT_NEAR(number(*b.find("energy_per_atom"), "rmse"), 0.3, kTight);
+  EXPECT_NEAR(number(*b.find("forces"), "rmse"), std::sqrt(0.16 / 3), kTight);
+  EXPECT_EQ(groups.find("(none)"), nullptr);
+}
+
 TEST(BenchAccuracy, KnownErrorsGiveKnownRmseAndMae) {
   TempDir dir;
   const std::string data = dir.file("clusters.xyz", kLabelledClusters), json = dir.file("out.json");
