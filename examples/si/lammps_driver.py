@@ -54,6 +54,9 @@ def run_lammps_file(lmp, input_path, workdir, name, ranks=1, variables=None):
     which carries LAMMPS's ERROR line.
     """
     workdir = pathlib.Path(workdir)
+    # The run happens in workdir: a relative executable path is meant from here.
+    if os.sep in str(lmp):
+        lmp = pathlib.Path(lmp).resolve()
     command = [str(lmp), "-in", str(input_path), "-log", f"{name}.log", "-screen", "none"]
     for variable, value in (variables or {}).items():
         command += ["-var", variable, str(value)]
