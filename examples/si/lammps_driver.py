@@ -17,6 +17,21 @@ BAR_TO_GPA = 1e-4
 SI_MASS = 28.0855
 
 
+def diamond_crystal(lattice_constant, cells):
+    """LAMMPS commands for a fresh periodic box of cells^3 conventional diamond cells (a prism
+    with zero tilt, so later shears can tilt it), without a pair style."""
+    return f"""
+clear
+units           metal
+atom_style      atomic
+boundary        p p p
+lattice         diamond {lattice_constant}
+region          box prism 0 {cells} 0 {cells} 0 {cells} 0 0 0
+create_box      1 box
+create_atoms    1 box
+mass            1 {SI_MASS}"""
+
+
 def lammps_source_dir(lmp, explicit=None):
     """The LAMMPS source tree whose potentials/Si.sw we use.
 

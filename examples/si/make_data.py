@@ -48,16 +48,7 @@ class DataScript:
 
     def diamond(self, lattice_constant=LATTICE_CONSTANT, cells=2):
         """A fresh triclinic-capable box of cells^3 conventional diamond cells labelled by SW."""
-        self.add(f"""
-clear
-units           metal
-atom_style      atomic
-boundary        p p p
-lattice         diamond {lattice_constant}
-region          box prism 0 {cells} 0 {cells} 0 {cells} 0 0 0
-create_box      1 box
-create_atoms    1 box
-mass            1 {lmp_driver.SI_MASS}
+        self.add(lmp_driver.diamond_crystal(lattice_constant, cells) + f"""
 pair_style      sw
 pair_coeff      * * {self.sw_file} Si
 neighbor        1.0 bin

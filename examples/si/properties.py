@@ -40,16 +40,7 @@ PROPERTIES = [  # key, label, unit, format
 
 
 def crystal(lattice_constant, cells, pair_style, pair_coeff):
-    return f"""
-clear
-units           metal
-atom_style      atomic
-boundary        p p p
-lattice         diamond {lattice_constant}
-region          box prism 0 {cells} 0 {cells} 0 {cells} 0 0 0
-create_box      1 box
-create_atoms    1 box
-mass            1 {lmp_driver.SI_MASS}
+    return lmp_driver.diamond_crystal(lattice_constant, cells) + f"""
 {pair_style}
 {pair_coeff}
 thermo_style    custom step pe press pxx pyy pzz pxy pxz pyz lx
