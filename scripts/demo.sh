@@ -38,5 +38,5 @@ echo "== Crystal properties: the model and pair_style sw in the same run =="
   --json "$out/properties.json"
 echo
 echo "Plot (energy and temperature vs time; g(r) model vs SW): $out/si_md.png"
-echo "Parity plots of the held-out errors: $out/parity*.png"
+echo "Parity plots of the held-out errors: $out/parity.png"
 echo "Example finished in $(( $(date +%s) - start )) s."
