@@ -17,6 +17,7 @@
 #include <sstream>
 #include <string>
 
+#include "run_command.hpp"
 #include "analysis/error_stats.hpp"
 #include "runtime/error.hpp"
 #include "runtime/json.hpp"
@@ -29,23 +30,10 @@ using klay::json::Value;
 const std::string kModel = std::string(KLAY_SOURCE_DIR) + "/examples/soft_sphere/model.yaml";
 const std::string kWeights = std::string(KLAY_SOURCE_DIR) + "/examples/soft_sphere/no_parameters.safetensors";
 
-struct Result {
-  int status;
-  std::string output;  // stdout and stderr
-};
+using Result = klay_test::CommandResult;
+using klay_test::run_command;
 
-Result run_shell(const std::string& command) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-Result run_klay(const std::string& arguments) { return run_shell(std::string(KLAY_EXECUTABLE) + " " + arguments); }
+Result run_klay(const std::string& arguments) { return run_command(std::string(KLAY_EXECUTABLE) + " " + arguments); }
 
 class TempDir {
  public:
@@ -307,7 +295,7 @@ TEST(BenchSpeed, ShortRunWithBaselineAndLargestGraph) {
   if (!have_lammps()) GTEST_SKIP() << "needs -DKLAY_WITH_LAMMPS=ON";
   TempDir dir;
   const std::string json = dir.file("speed.json"), png = dir.file("speed.png");
-  const Result r = run_shell(speed_command(KLAY_BENCH_LMP, json,
+  const Result r = run_command(speed_command(KLAY_BENCH_LMP, json,
                                            "--sizes 64,216 --ranks 1,2 --compare-largest-graph --plot " + png +
                                                " --baseline 'pair_style sw; pair_coeff * * " KLAY_BENCH_SW_POTENTIAL
                                                " Si'"));
@@ -370,7 +358,7 @@ TEST(BenchSpeed, FailingRunKeepsTheResultsAlreadyMeasured) {
   TempDir dir;
   const std::string json = dir.file("speed.json");
   const std::string lmp = flaky_lmp(dir, 2, "echo 'ERROR: stand-in failure (src/x.cpp:1)'; exit 1");
-  const Result r = run_shell(speed_command(lmp, json, "--sizes 64,216 --ranks 1"));
+  const Result r = run_command(speed_command(lmp, json, "--sizes 64,216 --ranks 1"));
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("stand-in failure"), std::string::npos) << r.output;
   const Value report = klay::json::parse_file(json);
@@ -390,7 +378,7 @@ TEST(BenchSpeed, InterruptKeepsTheResultsAlreadyMeasured) {
   // Ctrl-C: SIGINT to the terminal's foreground process group, klay's and mpirun's (setsid makes
   // it klay's own; Open MPI starts the ranks, here the stand-in, in a group of their own).
   const std::string lmp = flaky_lmp(dir, 2, "kill -INT -$(ps -o pgid= -p $PPID | tr -d ' '); sleep 5");
-  const Result r = run_shell("setsid -w " + speed_command(lmp, json, "--sizes 64,216 --ranks 1"));
+  const Result r = run_command("setsid -w " + speed_command(lmp, json, "--sizes 64,216 --ranks 1"));
   EXPECT_EQ(r.status, 130) << r.output;
   EXPECT_NE(r.output.find("interrupted"), std::string::npos) << r.output;
   const Value report = klay::json::parse_file(json);

@@ -1,33 +1,20 @@
 // `klay validate` end to end (through klay_validate_driver, which runs the same cmd_validate).
-#include <sys/wait.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "run_command.hpp"
 #include "builder_fixture.hpp"
 
 namespace {
 
-struct CliRun {
-  int status;
-  std::string output;  // stdout and stderr together
-};
+using CliRun = klay_test::CommandResult;
 
 CliRun run_validate(const std::string& args) {
-  std::string command = std::string(KLAY_VALIDATE_DRIVER) + " " + args + " 2>&1";
-  CliRun run{-1, ""};
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return run;
-  std::array<char, 4096> chunk;
-  size_t n;
-  while ((n = fread(chunk.data(), 1, chunk.size(), pipe)) > 0) run.output.append(chunk.data(), n);
-  int status = pclose(pipe);
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  return klay_test::run_command(std::string(KLAY_VALIDATE_DRIVER) + " " + args);
 }
 
 const std::string kShared = KLAY_SHARED_DIR;

@@ -2,34 +2,23 @@
 // against Python KLay), `klay layers`, and command dispatch.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "run_command.hpp"
 #include "conformance_case.hpp"
 #include "runtime/json.hpp"
 
 namespace klay::testing {
 namespace {
 
-struct Result {
-  int status;
-  std::string output;  // stdout and stderr
-};
+using Result = klay_test::CommandResult;
 
 Result run_klay(const std::string& arguments) {
-  const std::string command = std::string(KLAY_EXECUTABLE) + " " + arguments + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+  return klay_test::run_command(std::string(KLAY_EXECUTABLE) + " " + arguments);
 }
 
 const std::string kCase = conformance_dir() + "/model_arbitrary_and_alias";

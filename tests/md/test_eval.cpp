@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "run_command.hpp"
 #include "reference.hpp"
 
 namespace {
@@ -18,23 +19,9 @@ const std::string kConformance = KLAY_CONFORMANCE_DIR;
 const std::string kOut = KLAY_TEST_OUTPUT_DIR;
 const char* kElements[] = {"Si", "O"};  // species index 0, 1 of the cases
 
-struct EvalRun {
-  int status;
-  std::string output;  // stdout and stderr
-};
+using EvalRun = klay_test::CommandResult;
 
-EvalRun run_eval(const std::string& args) {
-  const std::string command = std::string(KLAY_CLI) + " eval " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  EvalRun run{-1, ""};
-  if (!pipe) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.output.append(buffer, n);
-  const int status = pclose(pipe);
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
+EvalRun run_eval(const std::string& args) { return klay_test::run_command(std::string(KLAY_CLI) + " eval " + args); }
 
 std::string write_file(const std::string& name, const std::string& text) {
   const std::string path = kOut + "/" + name;
