@@ -11,13 +11,13 @@
 #include <torch/autograd.h>
 
 #include <cmath>
-#include <random>
 
 #include "fit/trainer.hpp"
 #include "fit/training_set.hpp"
 #include "md/md_model.hpp"
 #include "md/structure_eval.hpp"
 #include "runtime/model.hpp"
+#include "diamond_frames.hpp"
 #include "soft_sphere_data.hpp"
 
 namespace {
@@ -74,15 +74,6 @@ void check_batching(klay::md::MdModel& model, const std::vector<klay::md::Labell
   }
 }
 
-// Every label set (values are arbitrary: only the batch/per-frame agreement is tested).
-void label_arbitrarily(std::vector<klay::md::LabelledFrame>& frames) {
-  for (auto& f : frames) {
-    f.energy = 0.1 * static_cast<double>(f.structure.size());
-    f.forces.assign(3 * f.structure.size(), 0.01);
-    f.virial = std::array<double, 9>{1, 0.1, 0, 0.1, 1, 0, 0, 0, 1};
-  }
-}
-
 }  // namespace
 
 TEST(Batching, StagedNequipBatchEqualsThePerFrameSum) {
@@ -90,23 +81,8 @@ TEST(Batching, StagedNequipBatchEqualsThePerFrameSum) {
   auto model = klay::md::MdModel::load(dir + "/model.yaml", dir + "/weights.pth");
   ASSERT_EQ(model->num_stages(), 2);
   // Three distorted diamond cells (8 atoms, a = 5.43 Å), different distortions.
-  std::mt19937_64 generator(7);
-  std::normal_distribution<double> noise(0.0, 0.1);
-  std::vector<klay::md::LabelledFrame> frames(3);
-  const double basis[8][3] = {{0, 0, 0}, {0, 0.5, 0.5}, {0.5, 0, 0.5}, {0.5, 0.5, 0},
-                              {0.25, 0.25, 0.25}, {0.25, 0.75, 0.75}, {0.75, 0.25, 0.75}, {0.75, 0.75, 0.25}};
-  for (auto& f : frames) {
-    for (int k = 0; k < 3; ++k) {
-      f.structure.cell.vectors[k][k] = 5.43;
-      f.structure.cell.periodic[k] = true;
-    }
-    f.structure.has_lattice = true;
-    for (const auto& b : basis) {
-      f.structure.elements.push_back("Si");
-      for (int k = 0; k < 3; ++k) f.structure.positions.push_back(5.43 * b[k] + noise(generator));
-    }
-  }
-  label_arbitrarily(frames);
+  std::vector<klay::md::LabelledFrame> frames = diamond::distorted_frames(3, 7, 0.1);
+  diamond::label_arbitrarily(frames);
   check_batching(*model, frames, "staged NequIP");
 }
 
@@ -115,7 +91,7 @@ TEST(Batching, FramesOfDifferentSizesBatchExactly) {
   const std::string model_path = std::string(KLAY_TEST_SOURCE_DIR) + "/learnable_soft_sphere.yaml";
   auto model = klay::md::MdModel::load(model_path, "");
   std::vector<klay::md::LabelledFrame> frames = soft_sphere::soft_sphere_frames(3, 4);  // 4, 5, 6 atoms
-  label_arbitrarily(frames);
+  diamond::label_arbitrarily(frames);
   check_batching(*model, frames, "soft sphere");
 }
 
