@@ -197,15 +197,20 @@ def strained(script, split):
         script.sample_md("strain_thermal", split["strain_thermal_frames"])
 
 
+def relax_then_sample(script, name, temperature, seed, n_frames):
+    """A defect cell rattled and relaxed (one frame), then MD frames at the temperature."""
+    rattle(script, seed)
+    script.relax()
+    script.snapshot(f"{name}_relaxed")
+    script.thermalize(temperature, 1000, seed)
+    script.sample_md(f"{name}_{temperature}K", n_frames)
+
+
 def vacancy(script, split):
     for temperature, seed in zip(split["vacancy_temperatures"], split["seeds"]):
         script.diamond()
         script.add("group vacancy id 1\ndelete_atoms group vacancy")
-        rattle(script, seed)
-        script.relax()
-        script.snapshot("vacancy_relaxed")
-        script.thermalize(temperature, 1000, seed)
-        script.sample_md(f"vacancy_{temperature}K", split["vacancy_frames"])
+        relax_then_sample(script, "vacancy", temperature, seed, split["vacancy_frames"])
 
 
 def surface_slab(script, split):
@@ -215,11 +220,7 @@ def surface_slab(script, split):
         script.add(f"change_box      all z final 0 $(lz+15.0) units box\n"
                    f"displace_atoms  all move 0 0 7.5 units box")
         script.snapshot("slab_unrelaxed")
-        rattle(script, seed)
-        script.relax()
-        script.snapshot("slab_relaxed")
-        script.thermalize(temperature, 1000, seed)
-        script.sample_md(f"slab_{temperature}K", split["slab_frames"])
+        relax_then_sample(script, "slab", temperature, seed, split["slab_frames"])
 
 
 def equation_of_state(script, split):

@@ -62,16 +62,21 @@ FitResult fit_soft_sphere(bool single_precision, klay::fit::FitOptions options) 
   return result;
 }
 
+// 400 epochs of the cosine schedule from lr 0.02: enough to pin the single weight down.
+klay::fit::FitOptions prefactor_fit_options(int batch_size) {
+  klay::fit::FitOptions options;
+  options.epochs = 400;
+  options.batch_size = batch_size;
+  options.lr = 0.02;
+  return options;
+}
+
 }  // namespace
 
 // The loss is quadratic in the weight w: loss(w) = C (w - p)^2 with loss(w0) known at the start,
 // so |w - p| < 1e-6 p means loss < loss(w0) (1e-6 p / (w0 - p))^2 — far below the start.
 TEST(Trainer, LearnsTheSoftSpherePrefactorInFloat64) {
-  klay::fit::FitOptions options;
-  options.epochs = 400;
-  options.batch_size = 3;
-  options.lr = 0.02;
-  const FitResult result = fit_soft_sphere(false, options);
+  const FitResult result = fit_soft_sphere(false, prefactor_fit_options(3));
   ASSERT_EQ(result.epochs.size(), 400u);
   EXPECT_NEAR(result.prefactor, kPrefactor, 1e-6 * kPrefactor);
   const klay::fit::EpochReport& last = result.epochs.back();
@@ -86,11 +91,7 @@ TEST(Trainer, LearnsTheSoftSpherePrefactorInFloat64) {
 }
 
 TEST(Trainer, LearnsTheSoftSpherePrefactorInFloat32AndWritesFloat64) {
-  klay::fit::FitOptions options;
-  options.epochs = 400;
-  options.batch_size = 4;
-  options.lr = 0.02;
-  const FitResult result = fit_soft_sphere(true, options);
+  const FitResult result = fit_soft_sphere(true, prefactor_fit_options(4));
   // float32 resolves the weight to about 1e-7 relative; the loss's noise floor is a little above.
   EXPECT_NEAR(result.prefactor, kPrefactor, 1e-4 * kPrefactor);
   EXPECT_LT(result.epochs.back().validation.loss, 1e-6 * result.initial_validation.loss);
