@@ -74,8 +74,7 @@ class OneHotAtomEncoding : public AtomEncoder {
   explicit OneHotAtomEncoding(const Config& config)
       : AtomEncoder("OneHotAtomEncoding", config) {
     config.reject_unknown_keys({"num_elems", "input_is_atomic_number"});
-    num_elems_ = config.get_int("num_elems");
-    if (num_elems_ < 1) config.fail("num_elems", "must be at least 1");
+    num_elems_ = config.get_int_at_least("num_elems", 1);
     const bool atomic_numbers = config.get_bool("input_is_atomic_number", false);
     z_to_idx_shift_ =
         register_buffer("z_to_idx_shift", at::scalar_tensor(atomic_numbers ? 1 : 0, at::kLong));

@@ -49,15 +49,12 @@ class E3Attention : public EquivariantLayer {
     const Irreps irreps_query = irreps_from_blocks(config, "irreps_query_block");
     const Irreps irreps_key = irreps_from_blocks(config, "irreps_key_block");
     irreps_value_ = irreps_from_blocks(config, "irreps_value_block");
-    const int64_t sh_lmax = config.get_int("edge_sh_lmax");
-    if (sh_lmax < 0) config.fail("edge_sh_lmax", "must not be negative, got " + std::to_string(sh_lmax));
+    const int64_t sh_lmax = config.get_int_at_least("edge_sh_lmax", 0);
     irreps_sh_ = Irreps::spherical_harmonics(static_cast<int>(sh_lmax));
-    number_of_basis_ = config.get_int("number_of_basis", 8);
-    if (number_of_basis_ < 1) config.fail("number_of_basis", "must be at least 1");
+    number_of_basis_ = config.get_int_at_least("number_of_basis", 1, 8);
     max_radius_ = config.get_double("max_radius", 4.0);
     if (!(max_radius_ > 0)) config.fail("max_radius", "must be positive");
-    const int64_t radial_neurons = config.get_int("radial_neurons", 16);
-    if (radial_neurons < 1) config.fail("radial_neurons", "must be at least 1");
+    const int64_t radial_neurons = config.get_int_at_least("radial_neurons", 1, 16);
 
     h_q_ = register_module("h_q", e3nn::Linear(irreps_in_, irreps_query));
     tp_k_ = register_module("tp_k", e3nn::fully_connected_tensor_product(irreps_in_, irreps_sh_, irreps_key,

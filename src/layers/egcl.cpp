@@ -40,11 +40,9 @@ class EGCL : public NamedLayer {
   explicit EGCL(const Config& config) : NamedLayer("EGCL", config) {
     config.reject_unknown_keys(
         {"input_dim", "hidden_dim", "edge_dim", "activation", "n_hidden_layers", "normalize_radial"});
-    hidden_dim_ = config.get_int("hidden_dim", 32);
-    const int64_t n_hidden = config.get_int("n_hidden_layers", 1);
+    hidden_dim_ = config.get_int_at_least("hidden_dim", 1, 32);
+    const int64_t n_hidden = config.get_int_at_least("n_hidden_layers", 0, 1);
     config.get_int("input_dim", 32);  // type-checked only: Python ignores it too
-    if (hidden_dim_ < 1) config.fail("hidden_dim", "must be at least 1");
-    if (n_hidden < 0) config.fail("n_hidden_layers", "must not be negative");
     if (config.get_int("edge_dim", 0) != 0)
       config.fail("edge_dim",
                   "must be 0: KLay's EGCL has no edge-attribute input (a nonzero edge_dim only widens "

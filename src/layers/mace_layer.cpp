@@ -43,25 +43,17 @@ using e3nn::MulIrrep;
 // mace-layer hard-codes the radial MLP of the interaction block.
 const std::vector<int64_t> kRadialHidden{64, 64, 64};
 
-int64_t positive_int(const Config& config, const std::string& key) {
-  const int64_t value = config.get_int(key);
-  if (value < 1) config.fail(key, "must be at least 1, got " + std::to_string(value));
-  return value;
-}
-
 class MaceLayer : public EquivariantLayer {
  public:
   explicit MaceLayer(const Config& config) : EquivariantLayer("MACE_layer", config) {
     config.reject_unknown_keys({"lmax", "correlation", "num_elements", "hidden_irreps_block", "input_block",
                                 "num_radial_basis", "node_attr_block", "avg_num_neighbors", "use_sc"});
-    const int64_t lmax = config.get_int("lmax");
-    if (lmax < 0) config.fail("lmax", "must not be negative, got " + std::to_string(lmax));
-    const int64_t correlation = positive_int(config, "correlation");
-    const int64_t num_elements = positive_int(config, "num_elements");
+    const int64_t lmax = config.get_int_at_least("lmax", 0);
+    const int64_t correlation = config.get_int_at_least("correlation", 1);
+    const int64_t num_elements = config.get_int_at_least("num_elements", 1);
     const Irreps hidden = irreps_from_blocks(config, "hidden_irreps_block");
     node_feats_irreps_ = irreps_from_blocks(config, "input_block");
-    num_radial_ = config.get_int("num_radial_basis", 8);
-    if (num_radial_ < 1) config.fail("num_radial_basis", "must be at least 1, got " + std::to_string(num_radial_));
+    num_radial_ = config.get_int_at_least("num_radial_basis", 1, 8);
     node_attr_irreps_ = config.has("node_attr_block")
                             ? irreps_from_blocks(config, "node_attr_block")
                             : Irreps({MulIrrep{num_elements, Irrep{0, 1}}});

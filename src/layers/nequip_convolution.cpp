@@ -53,10 +53,8 @@ InteractionBlockSettings InteractionBlockSettings::from_config(const Config& con
     if (entry.ir.l != 0)
       config.fail("edge_embedding_irreps", "the radial edge embedding must be scalars (l = 0)");
   s.num_edge_embeddings = embedding.num_irreps();
-  s.invariant_layers = config.get_int("invariant_layers", 1);
-  s.invariant_neurons = config.get_int("invariant_neurons", 8);
-  if (s.invariant_layers < 0) config.fail("invariant_layers", "must not be negative");
-  if (s.invariant_neurons < 1) config.fail("invariant_neurons", "must be at least 1");
+  s.invariant_layers = config.get_int_at_least("invariant_layers", 0, 1);
+  s.invariant_neurons = config.get_int_at_least("invariant_neurons", 1, 8);
   if (config.has("avg_num_neighbors")) {
     s.avg_num_neighbors = config.get_double("avg_num_neighbors");
     if (!(*s.avg_num_neighbors > 0)) config.fail("avg_num_neighbors", "must be positive");
@@ -153,14 +151,10 @@ class ConvNetLayer : public EquivariantLayer {
                                 "node_attr_block", "avg_neigh", "num_radial_basis", "convolution_kwargs",
                                 "resnet", "parity", "radial_network_hidden_dim", "radial_network_layers",
                                 "nonlinearity_type", "nonlinearity_scalars", "nonlinearity_gates"});
-    const int64_t hidden_lmax = config.get_int("hidden_irreps_lmax");
-    const int64_t sh_lmax = config.get_int("edge_sh_lmax");
-    const int64_t features = config.get_int("conv_feature_size");
-    if (hidden_lmax < 0) config.fail("hidden_irreps_lmax", "must not be negative");
-    if (sh_lmax < 0) config.fail("edge_sh_lmax", "must not be negative");
-    if (features < 1) config.fail("conv_feature_size", "must be at least 1");
-    const int64_t num_radial_basis = config.get_int("num_radial_basis", 8);
-    if (num_radial_basis < 1) config.fail("num_radial_basis", "must be at least 1");
+    const int64_t hidden_lmax = config.get_int_at_least("hidden_irreps_lmax", 0);
+    const int64_t sh_lmax = config.get_int_at_least("edge_sh_lmax", 0);
+    const int64_t features = config.get_int_at_least("conv_feature_size", 1);
+    const int64_t num_radial_basis = config.get_int_at_least("num_radial_basis", 1, 8);
     if (config.has("convolution_kwargs")) config.get_map("convolution_kwargs");  // type-checked, unused
     config.get_bool("resnet", false);  // never takes effect in KLay (Irreps compared with a str)
 
@@ -169,10 +163,8 @@ class ConvNetLayer : public EquivariantLayer {
     conv.node_attr_irreps = irreps_from_blocks(config, "node_attr_block");
     conv.edge_attr_irreps = Irreps::spherical_harmonics(static_cast<int>(sh_lmax));
     conv.num_edge_embeddings = num_radial_basis;
-    conv.invariant_layers = config.get_int("radial_network_layers", 2);
-    conv.invariant_neurons = config.get_int("radial_network_hidden_dim", 64);
-    if (conv.invariant_layers < 0) config.fail("radial_network_layers", "must not be negative");
-    if (conv.invariant_neurons < 1) config.fail("radial_network_hidden_dim", "must be at least 1");
+    conv.invariant_layers = config.get_int_at_least("radial_network_layers", 0, 2);
+    conv.invariant_neurons = config.get_int_at_least("radial_network_hidden_dim", 1, 64);
     conv.avg_num_neighbors = config.get_double("avg_neigh", 1.0);
     if (!(*conv.avg_num_neighbors > 0)) config.fail("avg_neigh", "must be positive");
 

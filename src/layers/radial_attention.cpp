@@ -39,12 +39,9 @@ class RadialAttention : public NamedLayer {
 
   static std::shared_ptr<Layer> from_config(const Config& config) {
     config.reject_unknown_keys({"n_input", "n_hidden_layers", "hidden_layer_width", "nonlinearity"});
-    const int64_t n_input = config.get_int("n_input");
-    const int64_t n_hidden_layers = config.get_int("n_hidden_layers");
-    const int64_t width = config.get_int("hidden_layer_width");
-    if (n_input < 1) config.fail("n_input", "must be at least 1");
-    if (n_hidden_layers < 0) config.fail("n_hidden_layers", "must not be negative");
-    if (width < 1) config.fail("hidden_layer_width", "must be at least 1");
+    const int64_t n_input = config.get_int_at_least("n_input", 1);
+    const int64_t n_hidden_layers = config.get_int_at_least("n_hidden_layers", 0);
+    const int64_t width = config.get_int_at_least("hidden_layer_width", 1);
     const std::string nonlinearity = config.get_string("nonlinearity", "silu");
     if (nonlinearity != "silu" && nonlinearity != "ssp")
       config.fail("nonlinearity", "must be silu or ssp, got '" + nonlinearity + "'");

@@ -46,8 +46,7 @@ double read_polynomial_degree(const Config& config) {
 }
 
 int64_t read_num_radial_basis(const Config& config) {
-  const int64_t num_basis = config.get_int("num_radial_basis", 8);
-  if (num_basis < 1) config.fail("num_radial_basis", "must be at least 1");
+  const int64_t num_basis = config.get_int_at_least("num_radial_basis", 1, 8);
   return num_basis;
 }
 

@@ -33,8 +33,7 @@ class SphericalHarmonicEdgeAttrs : public NamedLayer {
   explicit SphericalHarmonicEdgeAttrs(const Config& config)
       : NamedLayer("SphericalHarmonicEdgeAttrs", config) {
     config.reject_unknown_keys({"lmax", "normalization"});
-    lmax_ = config.get_int("lmax", 1);
-    if (lmax_ < 0) config.fail("lmax", "must be at least 0");
+    lmax_ = config.get_int_at_least("lmax", 0, 1);
     normalization_ = read_normalization(config);
   }
 

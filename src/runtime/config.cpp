@@ -48,6 +48,16 @@ int64_t Config::get_int(const std::string& key, int64_t fallback) const {
   return has(key) ? get_int(key) : fallback;
 }
 
+int64_t Config::get_int_at_least(const std::string& key, int64_t minimum) const {
+  const int64_t value = get_int(key);
+  if (value < minimum) fail(key, "must be at least " + std::to_string(minimum) + ", got " + std::to_string(value));
+  return value;
+}
+
+int64_t Config::get_int_at_least(const std::string& key, int64_t minimum, int64_t fallback) const {
+  return has(key) ? get_int_at_least(key, minimum) : fallback;
+}
+
 double Config::get_double(const std::string& key) const {
   const klay_node* value = raw(key);
   if (!value || value->kind == KLAY_NULL) fail(key, "required number is missing");

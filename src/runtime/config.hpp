@@ -20,6 +20,9 @@ class Config {
 
   int64_t get_int(const std::string& key) const;   // required
   int64_t get_int(const std::string& key, int64_t fallback) const;
+  // Counts and sizes: below `minimum` is an error "must be at least MIN, got V" at the value.
+  int64_t get_int_at_least(const std::string& key, int64_t minimum) const;
+  int64_t get_int_at_least(const std::string& key, int64_t minimum, int64_t fallback) const;
   double get_double(const std::string& key) const;  // ints are accepted as doubles
   double get_double(const std::string& key, double fallback) const;
   bool get_bool(const std::string& key, bool fallback) const;

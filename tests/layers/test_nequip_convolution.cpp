@@ -179,6 +179,17 @@ TEST(ConvNetLayer, ConfigErrors) {
             std::string::npos);
   EXPECT_NE(build_error("ConvNetLayer", "{" + base + ", avg_neighbours: 3}").find("did you mean 'avg_neigh'"),
             std::string::npos);
+  // Integer bounds, reported at the value.
+  EXPECT_NE(build_error("ConvNetLayer", "{" + base + ", radial_network_hidden_dim: 0}")
+                .find("layer 'layer', config 'radial_network_hidden_dim': must be at least 1, got 0"),
+            std::string::npos);
+  const std::string negative_lmax = build_error(
+      "ConvNetLayer",
+      "{hidden_irreps_lmax: -1, edge_sh_lmax: 1, conv_feature_size: 2, input_block: [{l: 0, mul: 2}], "
+      "node_attr_block: [{l: 0, mul: 1}]}");
+  EXPECT_EQ(negative_lmax.rfind("<test>:1:30: ", 0), 0u) << negative_lmax;
+  EXPECT_NE(negative_lmax.find("config 'hidden_irreps_lmax': must be at least 0, got -1"), std::string::npos)
+      << negative_lmax;
   // Only odd scalars are reachable (0o ⊗ 0e) and silu has no parity: e3nn's Activation refuses it.
   EXPECT_NE(build_error("ConvNetLayer",
                         "{hidden_irreps_lmax: 0, edge_sh_lmax: 1, conv_feature_size: 2, "
