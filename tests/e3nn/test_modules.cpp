@@ -112,6 +112,24 @@ TEST(TensorProduct, FullyConnectedLayoutAndEquivariance) {
   }
 }
 
+// Every path of two l <= 2 inputs of both parities into l <= 2 outputs, the specialised ones
+// (an l = 0 side) included: examples/si's second convolution couples 2e x 2e into 0e, 1e and 2e.
+TEST(TensorProduct, EveryPathUpToL2IsEquivariant) {
+  at::manual_seed(13);
+  const Irreps in1("2x0e+2x1o+2x2e+1x1e+1x2o"), in2("1x0e+1x1o+1x2e"), out("2x0e+1x0o+2x1e+2x1o+2x2e+2x2o");
+  TensorProduct tp = fully_connected_tensor_product(in1, in2, out);
+  const at::Tensor x2 = at::randn({5, in2.dim()}, at::kDouble);
+  for (bool inversion : {false, true}) {
+    const at::Tensor r = test::random_rotation(), x1 = at::randn({5, in1.dim()}, at::kDouble);
+    const at::Tensor d1 = irreps_rotation(in1, r, inversion), d2 = irreps_rotation(in2, r, inversion),
+                     d3 = irreps_rotation(out, r, inversion);
+    EXPECT_LT(relative_error(tp->forward(at::matmul(x1, d1.t()), at::matmul(x2, d2.t())),
+                             at::matmul(tp->forward(x1, x2), d3.t())),
+              1e-12)
+        << "inversion " << inversion;
+  }
+}
+
 // The NequIP/MACE convolution: uvu with per-edge weights; output slots sorted as klay_spec.md §5.13.
 TEST(TensorProduct, UvuExternalWeightsPerEdge) {
   at::manual_seed(12);

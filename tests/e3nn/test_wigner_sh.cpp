@@ -67,7 +67,8 @@ TEST(Wigner3j, NormalisedAndPermutationSymmetric) {
 TEST(Wigner3j, InvariantUnderRotations) {
   at::manual_seed(1);
   const at::Tensor r = test::random_rotation();
-  for (auto [l1, l2, l3] : {std::tuple{1, 1, 2}, {1, 2, 2}, {2, 2, 3}, {3, 4, 5}, {2, 3, 1}}) {
+  for (auto [l1, l2, l3] : {std::tuple{1, 1, 2}, {1, 2, 2}, {2, 2, 3}, {3, 4, 5}, {2, 3, 1}, {2, 2, 2}, {2, 2, 1}, {1, 1, 1},
+                            {2, 1, 1}, {3, 3, 2}, {3, 3, 3}, {4, 4, 4}}) {
     const at::Tensor w = wigner_3j(l1, l2, l3);
     const at::Tensor rotated = at::einsum(
         "ai,bj,ck,ijk->abc", {test::wigner_d(l1, r), test::wigner_d(l2, r), test::wigner_d(l3, r), w});

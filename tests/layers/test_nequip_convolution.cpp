@@ -124,6 +124,19 @@ INSTANTIATE_TEST_SUITE_P(
                  "radial_network_hidden_dim: 4, radial_network_layers: 1}",
                  e3nn::Irreps("1x0e"), e3nn::Irreps("1x0e+1x0o+1x1o"),
                  e3nn::Irreps("2x0e+2x0o+2x1e+2x2e+2x1o+2x2o"), 2, 3},
+        // l = 2 inputs: 2e x 2e, 1o x 2e and 2e x 1o paths into every output up to l = 2.
+        ConvCase{"InteractionBlock",
+                 "{irreps_in: 2x0e+2x1o+2x2e, irreps_out: 2x0e+2x1o+2x1e+2x2o+2x2e, node_attr_irreps: 1x0e, "
+                 "edge_attr_irreps: 1x0e+1x1o+1x2e, edge_embedding_irreps: 3x0e}",
+                 e3nn::Irreps("1x0e"), e3nn::Irreps("2x0e+2x1o+2x2e"), e3nn::Irreps("2x0e+2x1o+2x1e+2x2o+2x2e"), 2, 3},
+        // The second convolution of examples/si: its input is the first one's output (scalars, then
+        // the gated irreps with even parity first: 0e, 2e, 1o), and so is its own output's order.
+        ConvCase{"ConvNetLayer",
+                 "{hidden_irreps_lmax: 2, edge_sh_lmax: 2, conv_feature_size: 2, input_block: [{l: 0, mul: 2}, "
+                 "{l: 2, mul: 2, p: e}, {l: 1, mul: 2, p: o}], node_attr_block: [{l: 0, mul: 1}], avg_neigh: 4.5, "
+                 "num_radial_basis: 3, radial_network_hidden_dim: 4, radial_network_layers: 2}",
+                 e3nn::Irreps("1x0e"), e3nn::Irreps("2x0e+2x2e+2x1o"), e3nn::Irreps("2x0e+2x1e+2x2e+2x1o+2x2o"), 2,
+                 3},
         // Norm nonlinearity without parity.
         ConvCase{"ConvNetLayer",
                  "{hidden_irreps_lmax: 2, edge_sh_lmax: 2, conv_feature_size: 2, input_block: [{l: 0, mul: "
