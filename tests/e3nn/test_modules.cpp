@@ -83,6 +83,20 @@ TEST(Linear, EquivariantWithDuplicatedIrreps) {
   EXPECT_EQ(y.narrow(1, y.size(1) - 14, 14).abs().max().item<double>(), 0.0);  // 3o has no input
 }
 
+// tp(D1 x1, D2 x2) = D3 tp(x1, x2) for a random rotation, with and without inversion.
+void expect_equivariant(const TensorProduct& tp, const Irreps& in1, const Irreps& in2, const Irreps& out) {
+  const at::Tensor x2 = at::randn({5, in2.dim()}, at::kDouble);
+  for (bool inversion : {false, true}) {
+    const at::Tensor r = test::random_rotation(), x1 = at::randn({5, in1.dim()}, at::kDouble);
+    const at::Tensor d1 = irreps_rotation(in1, r, inversion), d2 = irreps_rotation(in2, r, inversion),
+                     d3 = irreps_rotation(out, r, inversion);
+    EXPECT_LT(relative_error(tp->forward(at::matmul(x1, d1.t()), at::matmul(x2, d2.t())),
+                             at::matmul(tp->forward(x1, x2), d3.t())),
+              1e-12)
+        << "inversion " << inversion;
+  }
+}
+
 TEST(TensorProduct, FullyConnectedLayoutAndEquivariance) {
   at::manual_seed(11);
   const Irreps in1("2x0e+1x1o+1x2e"), in2("1x0e+1x1o+1x2o"), out("2x0e+2x1o+1x1e+1x2e+1x3o");
@@ -101,15 +115,7 @@ TEST(TensorProduct, FullyConnectedLayoutAndEquivariance) {
   // Paths with all three l >= 1 allowed by parity: 1o1o->1e,2e; 1o2o->1e,2e; 2e1o->1o,3o; 2e2o->1o,3o.
   EXPECT_EQ(w3j, (std::set<std::string>{"_w3j_1_1_1", "_w3j_1_1_2", "_w3j_1_2_1", "_w3j_1_2_2", "_w3j_2_1_1",
                                         "_w3j_2_1_3", "_w3j_2_2_1", "_w3j_2_2_3"}));
-  const at::Tensor x2 = at::randn({5, in2.dim()}, at::kDouble);
-  for (bool inversion : {false, true}) {
-    const at::Tensor r = test::random_rotation(), x1 = at::randn({5, in1.dim()}, at::kDouble);
-    const at::Tensor d1 = irreps_rotation(in1, r, inversion), d2 = irreps_rotation(in2, r, inversion),
-                     d3 = irreps_rotation(out, r, inversion);
-    EXPECT_LT(relative_error(tp->forward(at::matmul(x1, d1.t()), at::matmul(x2, d2.t())),
-                             at::matmul(tp->forward(x1, x2), d3.t())),
-              1e-12);
-  }
+  expect_equivariant(tp, in1, in2, out);
 }
 
 // Every path of two l <= 2 inputs of both parities into l <= 2 outputs, the specialised ones
@@ -118,16 +124,7 @@ TEST(TensorProduct, EveryPathUpToL2IsEquivariant) {
   at::manual_seed(13);
   const Irreps in1("2x0e+2x1o+2x2e+1x1e+1x2o"), in2("1x0e+1x1o+1x2e"), out("2x0e+1x0o+2x1e+2x1o+2x2e+2x2o");
   TensorProduct tp = fully_connected_tensor_product(in1, in2, out);
-  const at::Tensor x2 = at::randn({5, in2.dim()}, at::kDouble);
-  for (bool inversion : {false, true}) {
-    const at::Tensor r = test::random_rotation(), x1 = at::randn({5, in1.dim()}, at::kDouble);
-    const at::Tensor d1 = irreps_rotation(in1, r, inversion), d2 = irreps_rotation(in2, r, inversion),
-                     d3 = irreps_rotation(out, r, inversion);
-    EXPECT_LT(relative_error(tp->forward(at::matmul(x1, d1.t()), at::matmul(x2, d2.t())),
-                             at::matmul(tp->forward(x1, x2), d3.t())),
-              1e-12)
-        << "inversion " << inversion;
-  }
+  expect_equivariant(tp, in1, in2, out);
 }
 
 // The NequIP/MACE convolution: uvu with per-edge weights; output slots sorted as klay_spec.md §5.13.
