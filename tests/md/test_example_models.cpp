@@ -1,0 +1,105 @@
+// The example models are rotation invariant: energy unchanged and forces rotated with the
+// structure, for their shipped weights and for random ones. A model whose layers are each
+// equivariant can still break this in its YAML: examples/si declared its second convolution's
+// input as 0e+1o+2e while the first one outputs 0e+2e+1o (scalars, then the gated irreps with
+// even parity first), which scrambled the l = 1 and l = 2 features and left the fitted model
+// without bond-angle stiffness (C11 = C12, relaxed C44 = 0).
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+
+#include "md/md_model.hpp"
+#include "md/structure_eval.hpp"
+#include "md/xyz.hpp"
+
+namespace {
+
+// A 2x2x2 diamond cell strained uniaxially and with random displacements: no symmetry left to hide
+// a scrambled feature.
+klay::md::Structure distorted_diamond() {
+  constexpr double kA = 5.43;
+  const double basis[8][3] = {{0, 0, 0}, {0, 0.5, 0.5}, {0.5, 0, 0.5}, {0.5, 0.5, 0},
+                              {0.25, 0.25, 0.25}, {0.25, 0.75, 0.75}, {0.75, 0.25, 0.75}, {0.75, 0.75, 0.25}};
+  const double stretch[3] = {1.02, 1.0, 0.99};
+  std::mt19937_64 generator(5);
+  std::normal_distribution<double> noise(0.0, 0.08);
+  klay::md::Structure s;
+  s.has_lattice = true;
+  for (int k = 0; k < 3; ++k) {
+    s.cell.vectors[k][k] = 2 * kA * stretch[k];
+    s.cell.periodic[k] = true;
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j)
+      for (int l = 0; l < 2; ++l)
+        for (const auto& b : basis) {
+          s.elements.push_back("Si");
+          const double cell_index[3] = {double(i), double(j), double(l)};
+          for (int k = 0; k < 3; ++k) s.positions.push_back((cell_index[k] + b[k]) * kA * stretch[k] + noise(generator));
+        }
+  return s;
+}
+
+// R v for a fixed proper rotation (Euler angles 0.3, 1.1, -0.7).
+std::array<double, 3> rotate(const std::array<double, 3>& v) {
+  const double a = 0.3, b = 1.1, c = -0.7;
+  const double rz[3][3] = {{std::cos(a), -std::sin(a), 0}, {std::sin(a), std::cos(a), 0}, {0, 0, 1}};
+  const double ry[3][3] = {{std::cos(b), 0, std::sin(b)}, {0, 1, 0}, {-std::sin(b), 0, std::cos(b)}};
+  const double rx[3][3] = {{1, 0, 0}, {0, std::cos(c), -std::sin(c)}, {0, std::sin(c), std::cos(c)}};
+  auto apply = [](const double m[3][3], const std::array<double, 3>& x) {
+    return std::array<double, 3>{m[0][0] * x[0] + m[0][1] * x[1] + m[0][2] * x[2],
+                                 m[1][0] * x[0] + m[1][1] * x[1] + m[1][2] * x[2],
+                                 m[2][0] * x[0] + m[2][1] * x[1] + m[2][2] * x[2]};
+  };
+  return apply(rz, apply(ry, apply(rx, v)));
+}
+
+klay::md::Structure rotated(const klay::md::Structure& s) {
+  klay::md::Structure out = s;
+  for (int k = 0; k < 3; ++k) {
+    const auto v = rotate({s.cell.vectors[k][0], s.cell.vectors[k][1], s.cell.vectors[k][2]});
+    for (int c = 0; c < 3; ++c) out.cell.vectors[k][c] = v[c];
+  }
+  for (int64_t a = 0; a < s.size(); ++a) {
+    const auto p = rotate({s.positions[3 * a], s.positions[3 * a + 1], s.positions[3 * a + 2]});
+    for (int c = 0; c < 3; ++c) out.positions[3 * a + c] = p[c];
+  }
+  return out;
+}
+
+void expect_invariant(const std::string& example, bool shipped_weights) {
+  const std::string dir = std::string(KLAY_EXAMPLES_DIR) + "/" + example;
+  at::manual_seed(9);
+  auto model = klay::md::MdModel::load(dir + "/model.yaml", shipped_weights ? dir + "/model.pth" : "");
+  const klay::md::Structure structure = distorted_diamond();
+  const klay::md::StructureResult before = klay::md::evaluate_structure(*model, structure);
+  const klay::md::StructureResult after = klay::md::evaluate_structure(*model, rotated(structure));
+  const std::string what = example + (shipped_weights ? " (shipped weights)" : " (random weights)");
+  EXPECT_NEAR(after.energy, before.energy, 1e-11 * std::abs(before.energy)) << what;
+  double largest = 0, worst = 0;
+  for (int64_t a = 0; a < structure.size(); ++a) {
+    const auto expected = rotate({before.forces[3 * a], before.forces[3 * a + 1], before.forces[3 * a + 2]});
+    for (int c = 0; c < 3; ++c) {
+      largest = std::max(largest, std::abs(expected[c]));
+      worst = std::max(worst, std::abs(after.forces[3 * a + c] - expected[c]));
+    }
+  }
+  ASSERT_GT(largest, 1e-3) << what;
+  EXPECT_LE(worst, 1e-10 * largest) << what;
+}
+
+}  // namespace
+
+TEST(ExampleModels, SiliconNequipIsRotationInvariant) {
+  expect_invariant("si", false);
+  expect_invariant("si", true);
+}
+
+TEST(ExampleModels, SiliconMaceIsRotationInvariant) {
+  expect_invariant("mace_si", false);
+  expect_invariant("mace_si", true);
+}
