@@ -12,37 +12,12 @@
 #include <random>
 #include <string>
 
+#include "diamond_frames.hpp"
 #include "md/md_model.hpp"
 #include "md/structure_eval.hpp"
 #include "md/xyz.hpp"
 
 namespace {
-
-// A 2x2x2 diamond cell strained uniaxially and with random displacements: no symmetry left to hide
-// a scrambled feature.
-klay::md::Structure distorted_diamond() {
-  constexpr double kA = 5.43;
-  const double basis[8][3] = {{0, 0, 0}, {0, 0.5, 0.5}, {0.5, 0, 0.5}, {0.5, 0.5, 0},
-                              {0.25, 0.25, 0.25}, {0.25, 0.75, 0.75}, {0.75, 0.25, 0.75}, {0.75, 0.75, 0.25}};
-  const double stretch[3] = {1.02, 1.0, 0.99};
-  std::mt19937_64 generator(5);
-  std::normal_distribution<double> noise(0.0, 0.08);
-  klay::md::Structure s;
-  s.has_lattice = true;
-  for (int k = 0; k < 3; ++k) {
-    s.cell.vectors[k][k] = 2 * kA * stretch[k];
-    s.cell.periodic[k] = true;
-  }
-  for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 2; ++j)
-      for (int l = 0; l < 2; ++l)
-        for (const auto& b : basis) {
-          s.elements.push_back("Si");
-          const double cell_index[3] = {double(i), double(j), double(l)};
-          for (int k = 0; k < 3; ++k) s.positions.push_back((cell_index[k] + b[k]) * kA * stretch[k] + noise(generator));
-        }
-  return s;
-}
 
 // R v for a fixed proper rotation (Euler angles 0.3, 1.1, -0.7).
 std::array<double, 3> rotate(const std::array<double, 3>& v) {
@@ -75,7 +50,9 @@ void expect_invariant(const std::string& example, bool shipped_weights) {
   const std::string dir = std::string(KLAY_EXAMPLES_DIR) + "/" + example;
   at::manual_seed(9);
   auto model = klay::md::MdModel::load(dir + "/model.yaml", shipped_weights ? dir + "/model.pth" : "");
-  const klay::md::Structure structure = distorted_diamond();
+  // Strained and displaced: no symmetry left to hide a scrambled feature.
+  std::mt19937_64 generator(5);
+  const klay::md::Structure structure = diamond::distorted_cell(2, {1.02, 1.0, 0.99}, generator, 0.08);
   const klay::md::StructureResult before = klay::md::evaluate_structure(*model, structure);
   const klay::md::StructureResult after = klay::md::evaluate_structure(*model, rotated(structure));
   const std::string what = example + (shipped_weights ? " (shipped weights)" : " (random weights)");
