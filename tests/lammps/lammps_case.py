@@ -115,7 +115,11 @@ def read_dump(path):
 
 
 def compare(name, got, want, tolerance):
-    """|got - want| <= tolerance * max|want| componentwise; prints the worst deviation."""
+    """|got - want| <= tolerance * max|want| componentwise; prints the worst deviation. A count
+    mismatch fails first (zip would otherwise compare only the common prefix)."""
+    if len(got) != len(want):
+        print(f"{name}: FAIL {len(got)} values, expected {len(want)}")
+        return False
     scale = max(abs(w) for w in want)
     worst = max(abs(g - w) for g, w in zip(got, want))
     relative = worst / scale if scale > 0 else worst
