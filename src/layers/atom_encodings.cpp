@@ -49,7 +49,15 @@ class AtomEncoder : public NamedLayer {
 
   void set_floating_dtype(at::ScalarType dtype) override { output_dtype_ = dtype; }
 
+  // Every encoding is a row of plain numbers: scalars to the equivariant layers.
+  std::optional<e3nn::Irreps> output_irreps(int64_t item) const override {
+    if (item >= 0) return std::nullopt;
+    return e3nn::Irreps({e3nn::MulIrrep{width_, e3nn::Irrep{0, 1}}});
+  }
+
  protected:
+  void set_width(int64_t width) { width_ = width; }
+
   at::ScalarType output_dtype() const { return output_dtype_; }
 
   at::Tensor labels(const CallArgs& call) const { return index_input(call, 0, "x"); }
@@ -67,6 +75,7 @@ class AtomEncoder : public NamedLayer {
 
  private:
   at::ScalarType output_dtype_ = at::kDouble;
+  int64_t width_ = 0;
 };
 
 class OneHotAtomEncoding : public AtomEncoder {
@@ -75,6 +84,7 @@ class OneHotAtomEncoding : public AtomEncoder {
       : AtomEncoder("OneHotAtomEncoding", config) {
     config.reject_unknown_keys({"num_elems", "input_is_atomic_number"});
     num_elems_ = config.get_int_at_least("num_elems", 1);
+    set_width(num_elems_);
     const bool atomic_numbers = config.get_bool("input_is_atomic_number", false);
     z_to_idx_shift_ =
         register_buffer("z_to_idx_shift", at::scalar_tensor(atomic_numbers ? 1 : 0, at::kLong));
@@ -96,6 +106,7 @@ class BinaryAtomicNumberEncoding : public AtomEncoder {
   explicit BinaryAtomicNumberEncoding(const Config& config)
       : AtomEncoder("BinaryAtomicNumberEncoding", config) {
     config.reject_unknown_keys({});
+    set_width(kBinaryDigits);
   }
 
   c10::IValue call(const CallArgs& call) override {
@@ -115,6 +126,7 @@ class ElectronicConfigurationEncoding : public AtomEncoder {
   explicit ElectronicConfigurationEncoding(const Config& config)
       : AtomEncoder("ElectronicConfigurationEncoding", config) {
     config.reject_unknown_keys({});
+    set_width(kConfigurationColumns);
     e_config_ = register_buffer(
         "e_config", at::full({kNumElements, kConfigurationColumns}, NAN, at::kFloat));
   }

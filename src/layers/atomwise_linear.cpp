@@ -24,12 +24,11 @@ class AtomwiseLinear : public EquivariantLayer {
     config.reject_unknown_keys({"irreps_in_block", "irreps_out_block"});
     linear_ = register_module("linear", e3nn::Linear(irreps_from_blocks(config, "irreps_in_block"),
                                                      irreps_from_blocks(config, "irreps_out_block")));
+    declare_input(0, linear_->irreps_in());
+    declare_output(linear_->irreps_out());
   }
 
-  c10::IValue call(const CallArgs& call) override {
-    const at::Tensor h = features_input(call, 0, "h", linear_->irreps_in());
-    return linear_->forward(h);
-  }
+  c10::IValue call(const CallArgs& call) override { return linear_->forward(features_input(call, 0, "h")); }
 
  private:
   e3nn::Linear linear_{nullptr};
@@ -76,10 +75,12 @@ void GatedAtomwiseLinear::build(const Config& config, const std::string& in_key,
   gate_ = register_module("gate", e3nn::Gate(irreps_scalars, std::vector<std::string>{"silu"}, irreps_gates,
                                              std::vector<std::string>{"silu"}, irreps_gated));
   lin2_ = register_module("lin2", e3nn::Linear(irreps_scalars + irreps_gated.simplify(), irreps_out));
+  declare_input(0, irreps_in);
+  declare_output(irreps_out);
 }
 
 c10::IValue GatedAtomwiseLinear::call(const CallArgs& call) {
-  return forward(features_input(call, 0, "h", irreps_in()));
+  return forward(features_input(call, 0, "h"));
 }
 
 KLAY_REGISTER_LAYER(AtomwiseLinear, make_layer<AtomwiseLinear>);

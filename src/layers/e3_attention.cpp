@@ -45,10 +45,10 @@ class E3Attention : public EquivariantLayer {
   explicit E3Attention(const Config& config) : EquivariantLayer("E3Attention", config) {
     config.reject_unknown_keys({"irreps_input_block", "irreps_query_block", "irreps_key_block", "irreps_value_block",
                                 "edge_sh_lmax", "number_of_basis", "max_radius", "radial_neurons"});
-    irreps_in_ = irreps_from_blocks(config, "irreps_input_block");
+    const Irreps irreps_in = irreps_from_blocks(config, "irreps_input_block");
     const Irreps irreps_query = irreps_from_blocks(config, "irreps_query_block");
     const Irreps irreps_key = irreps_from_blocks(config, "irreps_key_block");
-    irreps_value_ = irreps_from_blocks(config, "irreps_value_block");
+    const Irreps irreps_value = irreps_from_blocks(config, "irreps_value_block");
     const int64_t sh_lmax = config.get_int_at_least("edge_sh_lmax", 0);
     irreps_sh_ = Irreps::spherical_harmonics(static_cast<int>(sh_lmax));
     number_of_basis_ = config.get_int_at_least("number_of_basis", 1, 8);
@@ -56,20 +56,23 @@ class E3Attention : public EquivariantLayer {
     if (!(max_radius_ > 0)) config.fail("max_radius", "must be positive");
     const int64_t radial_neurons = config.get_int_at_least("radial_neurons", 1, 16);
 
-    h_q_ = register_module("h_q", e3nn::Linear(irreps_in_, irreps_query));
-    tp_k_ = register_module("tp_k", e3nn::fully_connected_tensor_product(irreps_in_, irreps_sh_, irreps_key,
+    h_q_ = register_module("h_q", e3nn::Linear(irreps_in, irreps_query));
+    tp_k_ = register_module("tp_k", e3nn::fully_connected_tensor_product(irreps_in, irreps_sh_, irreps_key,
                                                                          /*internal_weights=*/false));
     const std::vector<int64_t> sizes_k{number_of_basis_, radial_neurons, tp_k_->weight_numel()};
     fc_k_ = register_module("fc_k", e3nn::FullyConnectedNet(sizes_k, "silu"));
-    tp_v_ = register_module("tp_v", e3nn::fully_connected_tensor_product(irreps_in_, irreps_sh_, irreps_value_,
+    tp_v_ = register_module("tp_v", e3nn::fully_connected_tensor_product(irreps_in, irreps_sh_, irreps_value,
                                                                          /*internal_weights=*/false));
     const std::vector<int64_t> sizes_v{number_of_basis_, radial_neurons, tp_v_->weight_numel()};
     fc_v_ = register_module("fc_v", e3nn::FullyConnectedNet(sizes_v, "silu"));
     dot_ = register_module("dot", e3nn::fully_connected_tensor_product(irreps_query, irreps_key, Irreps("1x0e")));
+    declare_input(0, irreps_in);
+    declare_input(3, irreps_sh_);
+    declare_output(irreps_value);
   }
 
   c10::IValue call(const CallArgs& call) override {
-    const at::Tensor f = features_input(call, 0, "f", irreps_in_);
+    const at::Tensor f = features_input(call, 0, "f");
     const at::Tensor edge_index = index_input(call, 1, "edge_index");
     const at::Tensor edge_lengths = tensor_input(call, 2, "edge_lengths");
     const at::Tensor edge_sh = tensor_input(call, 3, "edge_sh");
@@ -108,7 +111,7 @@ class E3Attention : public EquivariantLayer {
   }
 
  private:
-  Irreps irreps_in_, irreps_value_, irreps_sh_;
+  Irreps irreps_sh_;
   int64_t number_of_basis_ = 8;
   double max_radius_ = 4.0;
   e3nn::Linear h_q_{nullptr};
@@ -139,11 +142,11 @@ class E3AttentionPooling : public EquivariantLayer {
     dot_ = register_module("dot", e3nn::fully_connected_tensor_product(irreps_query, irreps_key, Irreps("1x0e")));
     scale_ = register_buffer("scale", at::scalar_tensor(1.0 / std::sqrt(static_cast<double>(irreps_key.dim())),
                                                         at::kDouble));
+    declare_input(0, irreps_in);
+    declare_output(irreps_in);
   }
 
-  c10::IValue call(const CallArgs& call) override {
-    return forward(features_input(call, 0, "f", h_q_->irreps_in()));
-  }
+  c10::IValue call(const CallArgs& call) override { return forward(features_input(call, 0, "f")); }
 
   at::Tensor forward(const at::Tensor& f) const {
     const at::Tensor weights = at::exp(dot_->forward(h_q_->forward(f), fc_k_->forward(f)) * scale_);  // [N, 1]

@@ -52,14 +52,14 @@ class MaceLayer : public EquivariantLayer {
     const int64_t correlation = config.get_int_at_least("correlation", 1);
     const int64_t num_elements = config.get_int_at_least("num_elements", 1);
     const Irreps hidden = irreps_from_blocks(config, "hidden_irreps_block");
-    node_feats_irreps_ = irreps_from_blocks(config, "input_block");
+    const Irreps node_feats_irreps = irreps_from_blocks(config, "input_block");
     num_radial_ = config.get_int_at_least("num_radial_basis", 1, 8);
-    node_attr_irreps_ = config.has("node_attr_block")
+    const Irreps node_attr_irreps = config.has("node_attr_block")
                             ? irreps_from_blocks(config, "node_attr_block")
                             : Irreps({MulIrrep{num_elements, Irrep{0, 1}}});
     // The contraction weights each element channel of node_attrs (θ = node_attrs · W).
-    if (node_attr_irreps_.dim() != num_elements)
-      config.fail("node_attr_block", "node attributes have dimension " + std::to_string(node_attr_irreps_.dim()) +
+    if (node_attr_irreps.dim() != num_elements)
+      config.fail("node_attr_block", "node attributes have dimension " + std::to_string(node_attr_irreps.dim()) +
                                          " but MACE weights them per element: num_elements is " +
                                          std::to_string(num_elements));
     avg_num_neighbors_ = config.get_double("avg_num_neighbors", 1.0);
@@ -81,16 +81,16 @@ class MaceLayer : public EquivariantLayer {
     lmax_ = static_cast<int>(lmax);
 
     auto interaction = register_module("interaction", std::make_shared<torch::nn::Module>());
-    linear_up_ = interaction->register_module("linear_up", e3nn::Linear(node_feats_irreps_, node_feats_irreps_));
+    linear_up_ = interaction->register_module("linear_up", e3nn::Linear(node_feats_irreps, node_feats_irreps));
     conv_tp_ = interaction->register_module("conv_tp",
-                                            convolution_tensor_product(node_feats_irreps_, sh_irreps, target));
+                                            convolution_tensor_product(node_feats_irreps, sh_irreps, target));
     std::vector<int64_t> radial_sizes{num_radial_};
     radial_sizes.insert(radial_sizes.end(), kRadialHidden.begin(), kRadialHidden.end());
     radial_sizes.push_back(conv_tp_->weight_numel());
     conv_tp_weights_ = interaction->register_module("conv_tp_weights", e3nn::FullyConnectedNet(radial_sizes, "silu"));
     linear_ = interaction->register_module("linear", e3nn::Linear(conv_tp_->irreps_out().simplify(), target));
     skip_tp_ = interaction->register_module(
-        "skip_tp", e3nn::fully_connected_tensor_product(node_feats_irreps_, node_attr_irreps_, hidden));
+        "skip_tp", e3nn::fully_connected_tensor_product(node_feats_irreps, node_attr_irreps, hidden));
 
     auto product = register_module("product", std::make_shared<torch::nn::Module>());
     try {
@@ -114,12 +114,15 @@ class MaceLayer : public EquivariantLayer {
       for (size_t k = 0; k < target.size(); ++k)
         for (int64_t m = 0; m < target[k].ir.dim(); ++m) columns.push_back(offsets[k] + c * target[k].ir.dim() + m);
     coupling_columns_ = at::tensor(columns, at::kLong);
+    declare_input(1, node_feats_irreps);
+    declare_input(2, node_attr_irreps);
+    declare_output(hidden);
   }
 
   c10::IValue call(const CallArgs& call) override {
     const at::Tensor vectors = tensor_input(call, 0, "vectors");
-    const at::Tensor node_feats = features_input(call, 1, "node_feats", node_feats_irreps_);
-    const at::Tensor node_attrs = features_input(call, 2, "node_attrs", node_attr_irreps_);
+    const at::Tensor node_feats = features_input(call, 1, "node_feats");
+    const at::Tensor node_attrs = features_input(call, 2, "node_attrs");
     const at::Tensor edge_feats = tensor_input(call, 3, "edge_feats");
     const at::Tensor edge_index = index_input(call, 4, "edge_index");
     const int64_t n_nodes = node_feats.size(0);
@@ -156,7 +159,6 @@ class MaceLayer : public EquivariantLayer {
   }
 
  private:
-  Irreps node_feats_irreps_, node_attr_irreps_;
   int64_t num_radial_ = 8;
   int lmax_ = 0;
   double avg_num_neighbors_ = 1.0;

@@ -82,6 +82,10 @@ InteractionBlock::InteractionBlock(const Config& config, InteractionBlockSetting
   if (s.use_sc)
     sc_ = register_module(
         "sc", e3nn::fully_connected_tensor_product(s.irreps_in, s.node_attr_irreps, s.irreps_out));
+  declare_input(0, s.node_attr_irreps);
+  declare_input(1, s.irreps_in);
+  declare_input(3, s.edge_attr_irreps);
+  declare_output(s.irreps_out);
 }
 
 at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
@@ -105,8 +109,8 @@ at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
 std::vector<at::Tensor> InteractionBlock::common_inputs(const CallArgs& call) const {
   const InteractionBlockSettings& s = settings_;
   std::vector<at::Tensor> in{
-      features_input(call, 0, "x", s.node_attr_irreps), features_input(call, 1, "h", s.irreps_in),
-      tensor_input(call, 2, "edge_length_embeddings"), features_input(call, 3, "edge_sh", s.edge_attr_irreps),
+      features_input(call, 0, "x"), features_input(call, 1, "h"),
+      tensor_input(call, 2, "edge_length_embeddings"), features_input(call, 3, "edge_sh"),
       index_input(call, 4, "edge_index")};
   const int64_t n_nodes = in[1].size(0);
   const at::Tensor& edge_index = in[4];
@@ -213,6 +217,12 @@ class ConvNetLayer : public EquivariantLayer {
     conv_ = register_module("conv", std::make_shared<InteractionBlock>(config, conv, "ConvNetLayer"));
     if (gate_) register_module("equivariant_nonlin", gate_);
     if (norm_) register_module("equivariant_nonlin", norm_);
+  }
+
+  std::optional<Irreps> input_irreps(int port) const override { return conv_->input_irreps(port); }
+  std::optional<Irreps> output_irreps(int64_t item) const override {
+    if (item >= 0) return std::nullopt;
+    return gate_ ? gate_->irreps_out() : norm_->irreps_out();
   }
 
   c10::IValue call(const CallArgs& call) override {

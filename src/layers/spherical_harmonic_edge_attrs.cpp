@@ -53,6 +53,12 @@ class SphericalHarmonicEdgeAttrs : public NamedLayer {
     return c10::ivalue::Tuple::create({edge_vec, edge_lengths, edge_sh});
   }
 
+  // The tuple is (edge vectors, lengths, spherical harmonics): only its element 2 is irreps.
+  std::optional<e3nn::Irreps> output_irreps(int64_t item) const override {
+    if (item != 2) return std::nullopt;
+    return e3nn::Irreps::spherical_harmonics(static_cast<int>(lmax_));
+  }
+
  private:
   int64_t lmax_ = 1;
   e3nn::ShNormalization normalization_ = e3nn::ShNormalization::component;

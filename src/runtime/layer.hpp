@@ -4,12 +4,14 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <ATen/core/ivalue.h>
 #include <torch/nn/module.h>
 
+#include "e3nn/irreps.hpp"
 #include "runtime/config.hpp"
 
 namespace klay {
@@ -37,6 +39,14 @@ class Layer : public torch::nn::Module {
   // buffers are cast by the model; this tells a layer which dtype to create new floating
   // tensors in (e.g. torch.zeros in ArbitraryModule).
   virtual void set_floating_dtype(at::ScalarType dtype) {}
+
+  // The irreps of the features read on registered input port `port`, as the config declares
+  // them, and of the return value (item < 0) or of element `item` of a returned tuple; nullopt
+  // where a value is not an irreps feature. Two orders of the same blocks have the same width,
+  // so the model compares each declared input with what its producer returns at load time:
+  // read in another order, the features would be silently scrambled.
+  virtual std::optional<e3nn::Irreps> input_irreps(int port) const { return std::nullopt; }
+  virtual std::optional<e3nn::Irreps> output_irreps(int64_t item) const { return std::nullopt; }
 };
 
 using LayerFactory = std::function<std::shared_ptr<Layer>(const Config&)>;

@@ -73,6 +73,41 @@ std::string describe(const klay_plan_node& node) {
   return where(node.mark) + "layer '" + node.name + "'";
 }
 
+// The registered port each binding of a node feeds, found the way Python binds a call
+// (positional ports in order, keywords by name): the builder port-checks layers but not
+// aliases. Every port must be bound exactly once.
+std::vector<int> bound_ports(const klay_plan_node& node) {
+  const std::vector<std::string> ports = port_names(node.spec);
+  std::vector<int> bound(node.n_bindings, -1);
+  std::vector<bool> connected(ports.size(), false);
+  int next_positional = 0;
+  for (size_t b = 0; b < node.n_bindings; ++b) {
+    const klay_binding& binding = node.bindings[b];
+    int port = binding.port;
+    if (port < 0 && !binding.keyword) port = next_positional++;
+    if (port < 0) {
+      auto it = std::find(ports.begin(), ports.end(), binding.keyword);
+      if (it == ports.end()) {
+        const std::string suggestion = closest_match(binding.keyword, ports);
+        throw Error(where(binding.mark) + "layer '" + node.name + "': " + node.type + " has no input port '" +
+                    binding.keyword + "'" + (suggestion.empty() ? "" : " (did you mean '" + suggestion + "'?)"));
+      }
+      port = static_cast<int>(it - ports.begin());
+    }
+    if (port >= static_cast<int>(ports.size()))
+      throw Error(where(binding.mark) + "layer '" + node.name + "': " + node.type + " takes " +
+                  std::to_string(ports.size()) + " inputs, more are given");
+    if (connected[port])
+      throw Error(where(binding.mark) + "layer '" + node.name + "': port '" + ports[port] + "' is bound twice");
+    connected[port] = true;
+    bound[b] = port;
+  }
+  for (size_t p = 0; p < ports.size(); ++p)
+    if (!connected[p])
+      throw Error(describe(node) + ": input port '" + ports[p] + "' of " + node.type + " is not connected");
+  return bound;
+}
+
 std::string error_text(const std::exception& e) {
   if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) return c10_error->what_without_backtrace();
   return e.what();
@@ -222,9 +257,32 @@ void Model::build() {
       throw Error(describe(node) + ": " + e.what());
     }
   }
+  for (size_t i = 0; i < plan_->n_nodes; ++i) check_feature_irreps(static_cast<int>(i));
   root_->eval();
   if (dtype_ != at::kDouble)
     for (const auto& layer : node_layers_) layer->set_floating_dtype(dtype_);
+}
+
+// Each irreps feature a layer reads must be exactly what its producer returns: the same blocks in
+// the same order (adjacent equal blocks may be merged or split, which leaves the layout alone).
+void Model::check_feature_irreps(int index) const {
+  const klay_plan_node& node = plan_->nodes[index];
+  if (is_unrestricted(node.spec)) return;
+  const std::vector<int> ports = bound_ports(node);
+  for (size_t b = 0; b < node.n_bindings; ++b) {
+    const klay_source& source = node.bindings[b].source;
+    if (source.kind == KLAY_SRC_INPUT || (source.kind == KLAY_SRC_ITEM && (!source.key_is_int || source.key_int < 0)))
+      continue;
+    const std::optional<e3nn::Irreps> read = node_layers_[index]->input_irreps(ports[b]);
+    const std::optional<e3nn::Irreps> returned =
+        node_layers_[source.index]->output_irreps(source.kind == KLAY_SRC_ITEM ? source.key_int : -1);
+    if (!read || !returned || read->simplify() == returned->simplify()) continue;
+    const std::string producer = plan_->nodes[source.index].name;
+    throw Error(where(node.bindings[b].mark) + "layer '" + node.name + "' reads input '" +
+                port_names(node.spec)[ports[b]] + "' as " + read->to_string() + " (its config), but '" +
+                node.bindings[b].reference + "' is " + returned->to_string() + ": the config must declare what '" +
+                producer + "' returns, in its order");
+  }
 }
 
 std::vector<std::pair<std::string, at::Tensor>> Model::state_dict() const {
@@ -330,34 +388,11 @@ std::shared_ptr<const Model::Program> Model::compile(const std::vector<int>& out
         if (binding.keyword) step.keywords.emplace_back(binding.keyword);
       }
     } else {
-      // Registered ports: args[i] is the value of port i. Aliases are not port-checked by the
-      // builder, so their bindings are matched to ports here the way Python binds a call.
-      const std::vector<std::string> ports = port_names(node.spec);
-      step.operands.resize(ports.size());
-      int next_positional = 0;
-      for (size_t b = 0; b < node.n_bindings; ++b) {
-        const klay_binding& binding = node.bindings[b];
-        int port = binding.port;
-        if (port < 0 && !binding.keyword) port = next_positional++;
-        if (port < 0) {
-          auto it = std::find(ports.begin(), ports.end(), binding.keyword);
-          if (it == ports.end()) {
-            const std::string suggestion = closest_match(binding.keyword, ports);
-            throw Error(where(binding.mark) + "layer '" + node.name + "': " + node.type + " has no input port '" +
-                        binding.keyword + "'" + (suggestion.empty() ? "" : " (did you mean '" + suggestion + "'?)"));
-          }
-          port = static_cast<int>(it - ports.begin());
-        }
-        if (port >= static_cast<int>(ports.size()))
-          throw Error(where(binding.mark) + "layer '" + node.name + "': " + node.type + " takes " +
-                      std::to_string(ports.size()) + " inputs, more are given");
-        if (step.operands[port].slot >= 0)
-          throw Error(where(binding.mark) + "layer '" + node.name + "': port '" + ports[port] + "' is bound twice");
-        step.operands[port] = operand_of(binding.source, what(binding));
-      }
-      for (size_t p = 0; p < ports.size(); ++p)
-        if (step.operands[p].slot < 0)
-          throw Error(describe(node) + ": input port '" + ports[p] + "' of " + node.type + " is not connected");
+      // Registered ports: args[i] is the value of port i.
+      const std::vector<int> ports = bound_ports(node);
+      step.operands.resize(port_names(node.spec).size());
+      for (size_t b = 0; b < node.n_bindings; ++b)
+        step.operands[ports[b]] = operand_of(node.bindings[b].source, what(node.bindings[b]));
     }
     program->steps.push_back(std::move(step));
   }

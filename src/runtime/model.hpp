@@ -79,6 +79,7 @@ class Model {
 
   Model(klay_doc* doc, at::ScalarType dtype);
   void build();
+  void check_feature_irreps(int node) const;
   void load_weights(const std::string& weights_path);
   void cast_floating_state(at::ScalarType dtype);
   const Program& program_for(const std::vector<int>& outputs) const;

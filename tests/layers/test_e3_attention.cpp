@@ -172,8 +172,9 @@ TEST(E3AttentionPooling, ShapesFromSpec) {
   EXPECT_EQ(shapes["fc_v.lin2.weight"], std::vector<int64_t>{4 * 4 + 2 * 2});
   EXPECT_EQ(shapes["dot.weight"], std::vector<int64_t>{10});
   EXPECT_EQ(shapes.size(), 1 + 3 * 8 + 2u);  // scale, 3 × (lin1 ×3, gate.mul ×2, lin2 ×3), dot ×2
-  for (const auto& item : layer->named_buffers())
+  for (const auto& item : layer->named_buffers()) {
     if (item.key() == "scale") EXPECT_EQ(item.value().item<double>(), 1.0 / std::sqrt(6.0));
+  }
 }
 
 TEST(E3AttentionPooling, RotationsAndInversion) {

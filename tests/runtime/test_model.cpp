@@ -159,6 +159,76 @@ TEST(Model, WrongNumberOfInputsIsAnError) {
             std::string::npos) << error;
 }
 
+// Two NequIP convolutions; conv2 reads conv1's output, which is 4x0e+4x2e+4x1o (scalars, then the
+// gated irreps even parity first). CONV2_BLOCKS is conv2's declared input_block.
+const char* kTwoConvolutions = R"yaml(
+model_inputs: {species: "(N,)", pos: "(N,3)", edge_index: "(2,E)", shift: "(E,3)"}
+model_layers:
+  embedding: {type: OneHotAtomEncoding, config: {num_elems: 1}, inputs: {x: species}}
+  edges:
+    type: SphericalHarmonicEdgeAttrs
+    config: {lmax: SH_LMAX}
+    inputs: {pos: pos, edge_index: edge_index, shift: shift}
+    output: {0: vec, 1: len, 2: sh}
+  basis: {type: RadialBasisEdgeEncoding, config: {r_max: 4.0, num_radial_basis: 8}, inputs: {edge_lengths: len}}
+  features:
+    type: AtomwiseLinear
+    config: {irreps_in_block: [{l: 0, mul: EMBEDDING_MUL}], irreps_out_block: [{l: 0, mul: 4}]}
+    inputs: {h: embedding}
+  conv1:
+    type: ConvNetLayer
+    config: {hidden_irreps_lmax: 2, edge_sh_lmax: 2, conv_feature_size: 4, input_block: [{l: 0, mul: 4}],
+             node_attr_block: [{l: 0, mul: 1}]}
+    inputs: {x: embedding, h: features, edge_length_embeddings: basis, edge_sh: sh, edge_index: edge_index}
+  conv2:
+    type: ConvNetLayer
+    config: {hidden_irreps_lmax: 2, edge_sh_lmax: 2, conv_feature_size: 4, input_block: CONV2_BLOCKS,
+             node_attr_block: [{l: 0, mul: 1}]}
+    inputs: {x: embedding, h: conv1, edge_length_embeddings: basis, edge_sh: sh, edge_index: edge_index}
+model_outputs: {h: conv2}
+)yaml";
+
+std::string two_convolutions(const std::string& conv2_blocks, int sh_lmax = 2, int embedding_mul = 1) {
+  std::string yaml = kTwoConvolutions;
+  auto put = [&](const std::string& key, const std::string& value) { yaml.replace(yaml.find(key), key.size(), value); };
+  put("CONV2_BLOCKS", conv2_blocks);
+  put("SH_LMAX", std::to_string(sh_lmax));
+  put("EMBEDDING_MUL", std::to_string(embedding_mul));
+  return yaml;
+}
+
+TEST(Model, FeaturesMustBeReadInTheOrderTheirProducerReturnsThem) {
+  const std::string in_order = "[{l: 0, mul: 4}, {l: 2, mul: 4, p: e}, {l: 1, mul: 4, p: o}]";
+  EXPECT_NO_THROW(Model::load_string(two_convolutions(in_order), "conv.yaml", ""));
+  // The same blocks merged or split where adjacent and equal leave the layout alone.
+  EXPECT_NO_THROW(Model::load_string(
+      two_convolutions("[{l: 0, mul: 1}, {l: 0, mul: 3}, {l: 2, mul: 4, p: e}, {l: 1, mul: 4, p: o}]"), "conv.yaml",
+      ""));
+
+  // Same width, another order: it would run and read l = 1 and l = 2 features scrambled.
+  const std::string scrambled = "[{l: 0, mul: 4}, {l: 1, mul: 4, p: o}, {l: 2, mul: 4, p: e}]";
+  std::string error = error_of([&] { Model::load_string(two_convolutions(scrambled), "conv.yaml", ""); });
+  EXPECT_NE(error.find("conv.yaml:24:"), std::string::npos) << error;
+  EXPECT_NE(error.find("layer 'conv2' reads input 'h' as 4x0e+4x1o+4x2e (its config), but 'conv1' is "
+                       "4x0e+4x2e+4x1o"),
+            std::string::npos)
+      << error;
+}
+
+TEST(Model, EncodingsAndSphericalHarmonicsMustMatchWhatReadsThem) {
+  const std::string in_order = "[{l: 0, mul: 4}, {l: 2, mul: 4, p: e}, {l: 1, mul: 4, p: o}]";
+  std::string error =
+      error_of([&] { Model::load_string(two_convolutions(in_order, /*sh_lmax=*/1), "conv.yaml", ""); });
+  EXPECT_NE(error.find("layer 'conv1' reads input 'edge_sh' as 1x0e+1x1o+1x2e (its config), but 'sh' is "
+                       "1x0e+1x1o"),
+            std::string::npos)
+      << error;
+  error = error_of([&] { Model::load_string(two_convolutions(in_order, 2, /*embedding_mul=*/2), "conv.yaml", ""); });
+  EXPECT_NE(error.find("layer 'features' reads input 'h' as 2x0e (its config), but 'embedding' is 1x0e"),
+            std::string::npos)
+      << error;
+}
+
 TEST(Model, ExposesThePlanAndTheDocumentRoot) {
   const auto model = Model::load_string(std::string(kSeedMlp) + "md: {cutoff: 4.5}\n", "seed.yaml", "");
   EXPECT_EQ(model->plan().n_nodes, 4u);
