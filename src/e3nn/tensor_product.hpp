@@ -57,7 +57,7 @@ class TensorProductImpl : public torch::nn::Module {
 
   at::Tensor weight;
 
- private:
+  // One instruction as the forward evaluates it; the fused kernels (src/kernels/) plan from these.
   struct Path {
     TPInstruction ins;
     int64_t mul1, mul2, mul_out, d1, d2, d3;
@@ -65,7 +65,9 @@ class TensorProductImpl : public torch::nn::Module {
     double coefficient;                  // √(d(l_out) · path_weight / Σ num_el into i_out)
     at::Tensor w3j;                      // the registered buffer, or a computed constant
   };
+  const std::vector<Path>& paths() const { return paths_; }
 
+ private:
   at::Tensor path_output(const Path& path, const at::Tensor& a, const at::Tensor& b, const at::Tensor& w) const;
 
   Irreps irreps_in1_, irreps_in2_, irreps_out_;

@@ -24,10 +24,10 @@
 
 #include "e3nn/activations.hpp"
 #include "e3nn/linear.hpp"
-#include "e3nn/scatter.hpp"
 #include "e3nn/spherical_harmonics.hpp"
 #include "e3nn/symmetric_contraction.hpp"
 #include "e3nn/tensor_product.hpp"
+#include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
 #include "layers/equivariant_layer.hpp"
 #include "layers/irreps_config.hpp"
@@ -146,10 +146,10 @@ class MaceLayer : public EquivariantLayer {
     const at::Tensor receiver = edge_index[1];
     const at::Tensor edge_sh = e3nn::spherical_harmonics(lmax_, vectors, /*normalize=*/true);
 
-    const at::Tensor messages = conv_tp_->forward(linear_up_->forward(node_feats).index_select(0, sender), edge_sh,
-                                                  conv_tp_weights_->forward(edge_feats));
-    const at::Tensor aggregated =
-        linear_->forward(e3nn::scatter_sum(messages, receiver, n_nodes)) / avg_num_neighbors_;
+    const at::Tensor summed_messages =
+        kernels::convolution_scatter(*conv_tp_, linear_up_->forward(node_feats), edge_sh,
+                                     conv_tp_weights_->forward(edge_feats), sender, receiver, n_nodes);
+    const at::Tensor aggregated = linear_->forward(summed_messages) / avg_num_neighbors_;
     const at::Tensor coupled = aggregated.index_select(1, coupling_columns_.to(aggregated.device()))
                                    .view({n_nodes, num_features_, coupling_dim_});
 

@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "e3nn/gate.hpp"
-#include "e3nn/scatter.hpp"
+#include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
 #include "layers/irreps_config.hpp"
 
@@ -91,13 +91,11 @@ InteractionBlock::InteractionBlock(const Config& config, InteractionBlockSetting
 at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
                                      const at::Tensor& edge_length_embeddings, const at::Tensor& edge_sh,
                                      const at::Tensor& edge_index, const at::Tensor& edge_scale) const {
-  const at::Tensor weight = fc_->forward(edge_length_embeddings);
-  const at::Tensor source = edge_index[1];
-  const at::Tensor destination = edge_index[0];
-
-  at::Tensor messages = tp_->forward(linear_1_->forward(h).index_select(0, source), edge_sh, weight);
-  if (edge_scale.defined()) messages = messages * edge_scale;
-  at::Tensor aggregated = e3nn::scatter_sum(messages, destination, h.size(0));
+  at::Tensor weight = fc_->forward(edge_length_embeddings);
+  // The message is linear in its weights, so scaling them scales the message.
+  if (edge_scale.defined()) weight = weight * edge_scale;
+  at::Tensor aggregated = kernels::convolution_scatter(*tp_, linear_1_->forward(h), edge_sh, weight,
+                                                       /*sender=*/edge_index[1], /*receiver=*/edge_index[0], h.size(0));
   // Python: h.div(avg_num_neighbors**0.5)
   if (settings_.avg_num_neighbors) aggregated = aggregated.div(std::pow(*settings_.avg_num_neighbors, 0.5));
 

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "diamond_frames.hpp"
+#include "kernels/uvu_convolution.hpp"
 #include "md/md_model.hpp"
 #include "md/structure_eval.hpp"
 #include "md/xyz.hpp"
@@ -80,3 +81,36 @@ TEST(ExampleModels, SiliconMaceIsRotationInvariant) {
   expect_invariant("mace_si", false);
   expect_invariant("mace_si", true);
 }
+
+// MD evaluates the convolutions with the fused kernels (forward and backward), and they give the
+// composite path's energy and forces.
+namespace {
+
+void expect_fused_kernels_exact(const std::string& example) {
+  const std::string dir = std::string(KLAY_EXAMPLES_DIR) + "/" + example;
+  auto model = klay::md::MdModel::load(dir + "/model.yaml", dir + "/model.pth");
+  std::mt19937_64 generator(8);
+  const klay::md::Structure structure = diamond::distorted_cell(2, {1.01, 0.98, 1.0}, generator, 0.1);
+  const klay::kernels::KernelCounters before = klay::kernels::kernel_counters();
+  const klay::md::StructureResult fused = klay::md::evaluate_structure(*model, structure);
+  const klay::kernels::KernelCounters after = klay::kernels::kernel_counters();
+  EXPECT_EQ(after.forward_calls - before.forward_calls, 2) << example << ": both convolutions fused";
+  EXPECT_EQ(after.backward_calls - before.backward_calls, 2) << example;
+  klay::kernels::set_fused_kernels_enabled(false);
+  const klay::md::StructureResult composite = klay::md::evaluate_structure(*model, structure);
+  klay::kernels::set_fused_kernels_enabled(true);
+  EXPECT_EQ(klay::kernels::kernel_counters().forward_calls, after.forward_calls);
+  EXPECT_NEAR(fused.energy, composite.energy, 1e-12 * std::abs(composite.energy)) << example;
+  double largest = 0, worst = 0;
+  for (size_t k = 0; k < composite.forces.size(); ++k) {
+    largest = std::max(largest, std::abs(composite.forces[k]));
+    worst = std::max(worst, std::abs(fused.forces[k] - composite.forces[k]));
+  }
+  ASSERT_GT(largest, 1e-3) << example;
+  EXPECT_LE(worst, 1e-12 * largest) << example;
+}
+
+}  // namespace
+
+TEST(ExampleModels, SiliconNequipRunsTheFusedKernelsExactly) { expect_fused_kernels_exact("si"); }
+TEST(ExampleModels, SiliconMaceRunsTheFusedKernelsExactly) { expect_fused_kernels_exact("mace_si"); }

@@ -1,0 +1,398 @@
+// Fused uvu convolution kernels (see the header for what they compute).
+//
+// Layout: e3nn stores a block of `mul` copies of a (2l+1)-wide irrep multiplicity-major
+// (copy u, component i at u·(2l+1) + i). The kernels work on the transpose of each block,
+// component-major (i·mul + u), so that the innermost loops run over the copies u with unit stride
+// and vectorise; node features, the incoming gradient and the results are transposed once per
+// node, never per edge.
+#include "kernels/uvu_convolution.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "e3nn/scatter.hpp"
+#include "runtime/error.hpp"
+
+namespace klay::kernels {
+namespace {
+
+bool enabled_by_environment() {
+  const char* value = std::getenv("KLAY_FUSED_KERNELS");
+  return !(value && std::strcmp(value, "0") == 0);
+}
+
+std::atomic<bool> g_enabled{enabled_by_environment()};
+std::atomic<int64_t> g_forward_calls{0}, g_backward_calls{0}, g_composite_backward_calls{0};
+
+// Nodes (receivers in the forward, senders in the backward) handed to a thread at a time.
+constexpr int64_t kNodesPerTask = 16;
+
+// `mul` copies of a `d`-wide irrep starting at `offset` of a feature vector.
+struct Block {
+  int64_t offset, mul, d;
+};
+
+std::vector<Block> blocks_of(const e3nn::Irreps& irreps) {
+  std::vector<Block> blocks;
+  const std::vector<int64_t> offsets = irreps.offsets();
+  for (size_t b = 0; b < irreps.size(); ++b) blocks.push_back({offsets[b], irreps[b].mul, irreps[b].ir.dim()});
+  return blocks;
+}
+
+// The tensor product reduced to what the kernels read: per path, the non-zero w3j entries
+// (times the path coefficient) grouped by output component k.
+struct Plan : torch::CustomClassHolder {
+  struct Entry {
+    int32_t i, j;  // component of the node-feature block, component of the edge-attribute block
+    double value;
+  };
+  struct Path {
+    int64_t in_offset, sh_offset, out_offset, weight_offset, mul, d3;
+    std::vector<int64_t> k_begin;  // entries of output component k: [k_begin[k], k_begin[k+1]) of `entries`
+  };
+  std::shared_ptr<const e3nn::TensorProductImpl> tp;  // for the composite (double-backward) path
+  std::vector<Path> paths;
+  std::vector<Entry> entries;
+  std::vector<Block> in_blocks, out_blocks;
+  int64_t dim_in = 0, dim_sh = 0, dim_out = 0, weight_numel = 0, max_mul = 1;
+
+  template <typename T>
+  std::vector<T> values() const {
+    std::vector<T> v;
+    v.reserve(entries.size());
+    for (const Entry& e : entries) v.push_back(static_cast<T>(e.value));
+    return v;
+  }
+};
+
+bool plan_supports(const e3nn::TensorProductImpl& tp) {
+  if (tp.internal_weights() || tp.weight_numel() == 0 || tp.paths().empty()) return false;
+  for (const auto& p : tp.paths())
+    if (p.ins.mode != e3nn::ConnectionMode::uvu || !p.ins.has_weight || p.mul2 != 1 || p.mul1 == 0) return false;
+  return true;
+}
+
+c10::intrusive_ptr<Plan> make_plan(const e3nn::TensorProductImpl& tp) {
+  auto plan = c10::make_intrusive<Plan>();
+  plan->tp = std::dynamic_pointer_cast<const e3nn::TensorProductImpl>(tp.shared_from_this());
+  plan->in_blocks = blocks_of(tp.irreps_in1());
+  plan->out_blocks = blocks_of(tp.irreps_out());
+  plan->dim_in = tp.irreps_in1().dim();
+  plan->dim_sh = tp.irreps_in2().dim();
+  plan->dim_out = tp.irreps_out().dim();
+  plan->weight_numel = tp.weight_numel();
+  const std::vector<int64_t> off1 = tp.irreps_in1().offsets(), off2 = tp.irreps_in2().offsets(),
+                             off3 = tp.irreps_out().offsets();
+  int64_t weight_offset = 0;
+  for (const auto& p : tp.paths()) {
+    Plan::Path path{off1[p.ins.i_in1], off2[p.ins.i_in2], off3[p.ins.i_out], weight_offset, p.mul1, p.d3, {}};
+    weight_offset += p.weight_size;
+    plan->max_mul = std::max(plan->max_mul, p.mul1);
+    const at::Tensor w3j = p.w3j.to(at::kDouble).contiguous();
+    const auto c = w3j.accessor<double, 3>();
+    for (int64_t k = 0; k < p.d3; ++k) {
+      path.k_begin.push_back(static_cast<int64_t>(plan->entries.size()));
+      for (int64_t i = 0; i < p.d1; ++i)
+        for (int64_t j = 0; j < p.d2; ++j)
+          if (c[i][j][k] != 0.0)
+            plan->entries.push_back({static_cast<int32_t>(i), static_cast<int32_t>(j), c[i][j][k] * p.coefficient});
+    }
+    path.k_begin.push_back(static_cast<int64_t>(plan->entries.size()));
+    plan->paths.push_back(std::move(path));
+  }
+  return plan;
+}
+
+// Multiplicity-major (e3nn) ⇄ component-major, block by block, for one feature vector.
+template <typename T>
+void to_component_major(const std::vector<Block>& blocks, const T* src, T* dst) {
+  for (const Block& b : blocks)
+    for (int64_t u = 0; u < b.mul; ++u)
+      for (int64_t i = 0; i < b.d; ++i) dst[b.offset + i * b.mul + u] = src[b.offset + u * b.d + i];
+}
+template <typename T>
+void to_multiplicity_major(const std::vector<Block>& blocks, const T* src, T* dst) {
+  for (const Block& b : blocks)
+    for (int64_t u = 0; u < b.mul; ++u)
+      for (int64_t i = 0; i < b.d; ++i) dst[b.offset + u * b.d + i] = src[b.offset + i * b.mul + u];
+}
+
+template <typename T>
+at::Tensor component_major(const std::vector<Block>& blocks, const at::Tensor& features) {
+  const at::Tensor src = features.contiguous();
+  at::Tensor dst = at::empty_like(src);
+  const int64_t rows = src.size(0), width = src.size(1);
+  const T* s = src.data_ptr<T>();
+  T* d = dst.data_ptr<T>();
+  at::parallel_for(0, rows, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) to_component_major(blocks, s + n * width, d + n * width);
+  });
+  return dst;
+}
+
+// Edges grouped by one of their end nodes (counting sort, stable: a node's edges keep their order).
+struct Grouping {
+  std::vector<int64_t> start;  // node n's edges are order[start[n] .. start[n+1])
+  std::vector<int64_t> order;
+};
+
+Grouping group_edges(const int64_t* node_of_edge, int64_t num_edges, int64_t num_nodes, const char* what) {
+  Grouping g;
+  g.start.assign(num_nodes + 1, 0);
+  for (int64_t e = 0; e < num_edges; ++e) {
+    const int64_t n = node_of_edge[e];
+    if (n < 0 || n >= num_nodes)
+      throw Error(std::string("convolution: edge ") + std::to_string(e) + " has " + what + " " + std::to_string(n) +
+                  ", outside 0.." + std::to_string(num_nodes - 1));
+    ++g.start[n + 1];
+  }
+  for (int64_t n = 0; n < num_nodes; ++n) g.start[n + 1] += g.start[n];
+  g.order.resize(num_edges);
+  std::vector<int64_t> next(g.start.begin(), g.start.end() - 1);
+  for (int64_t e = 0; e < num_edges; ++e) g.order[next[node_of_edge[e]]++] = e;
+  return g;
+}
+
+// out[r] = Σ over r's edges e of Σ_paths w_e[u] · Σ_{i,j} c_ijk sh_e[j] x[sender_e][i][u].
+template <typename T>
+void forward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const int64_t* sender,
+                    const Grouping& by_receiver, T* out) {
+  const std::vector<T> value = plan.values<T>();
+  const int64_t num_receivers = static_cast<int64_t>(by_receiver.start.size()) - 1;
+  at::parallel_for(0, num_receivers, kNodesPerTask, [&](int64_t begin, int64_t end) {
+    std::vector<T> acc(plan.dim_out), t(plan.max_mul);
+    for (int64_t r = begin; r < end; ++r) {
+      std::fill(acc.begin(), acc.end(), T(0));
+      for (int64_t q = by_receiver.start[r]; q < by_receiver.start[r + 1]; ++q) {
+        const int64_t e = by_receiver.order[q];
+        const T* xe = x + sender[e] * plan.dim_in;
+        const T* ye = sh + e * plan.dim_sh;
+        const T* we = w + e * plan.weight_numel;
+        for (const Plan::Path& p : plan.paths) {
+          const int64_t mul = p.mul;
+          const T* xp = xe + p.in_offset;
+          const T* yp = ye + p.sh_offset;
+          const T* wp = we + p.weight_offset;
+          for (int64_t k = 0; k + 1 < static_cast<int64_t>(p.k_begin.size()); ++k) {
+            T* __restrict tk = t.data();
+            std::fill(tk, tk + mul, T(0));
+            for (int64_t n = p.k_begin[k]; n < p.k_begin[k + 1]; ++n) {
+              const T a = value[n] * yp[plan.entries[n].j];
+              const T* __restrict xi = xp + plan.entries[n].i * mul;
+              for (int64_t u = 0; u < mul; ++u) tk[u] += a * xi[u];
+            }
+            T* __restrict ak = acc.data() + p.out_offset + k * mul;
+            for (int64_t u = 0; u < mul; ++u) ak[u] += wp[u] * tk[u];
+          }
+        }
+      }
+      to_multiplicity_major(plan.out_blocks, acc.data(), out + r * plan.dim_out);
+    }
+  });
+}
+
+// Gradients of Σ g·out with respect to x (grouped by sender: each thread owns its senders' rows),
+// the edge attributes and the weights (one row per edge, written by the thread of its sender).
+template <typename T>
+void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const T* g, const int64_t* receiver,
+                     const Grouping& by_sender, T* grad_x, T* grad_sh, T* grad_w) {
+  const std::vector<T> value = plan.values<T>();
+  const int64_t num_senders = static_cast<int64_t>(by_sender.start.size()) - 1;
+  at::parallel_for(0, num_senders, kNodesPerTask, [&](int64_t begin, int64_t end) {
+    std::vector<T> gx(plan.dim_in), gw(plan.max_mul), t(plan.max_mul);
+    for (int64_t s = begin; s < end; ++s) {
+      std::fill(gx.begin(), gx.end(), T(0));
+      const T* xs = x + s * plan.dim_in;
+      for (int64_t q = by_sender.start[s]; q < by_sender.start[s + 1]; ++q) {
+        const int64_t e = by_sender.order[q];
+        const T* ge = g + receiver[e] * plan.dim_out;
+        const T* ye = sh + e * plan.dim_sh;
+        const T* we = w + e * plan.weight_numel;
+        T* gye = grad_sh ? grad_sh + e * plan.dim_sh : nullptr;
+        T* gwe = grad_w ? grad_w + e * plan.weight_numel : nullptr;
+        for (const Plan::Path& p : plan.paths) {
+          const int64_t mul = p.mul;
+          const T* xp = xs + p.in_offset;
+          const T* yp = ye + p.sh_offset;
+          const T* wp = we + p.weight_offset;
+          T* gxp = gx.data() + p.in_offset;
+          for (int64_t k = 0; k + 1 < static_cast<int64_t>(p.k_begin.size()); ++k) {
+            const T* __restrict gk = ge + p.out_offset + k * mul;
+            T* __restrict wg = gw.data();
+            T* __restrict tk = t.data();
+            for (int64_t u = 0; u < mul; ++u) {
+              wg[u] = wp[u] * gk[u];
+              tk[u] = T(0);
+            }
+            for (int64_t n = p.k_begin[k]; n < p.k_begin[k + 1]; ++n) {
+              const Plan::Entry& en = plan.entries[n];
+              const T a = value[n] * yp[en.j];
+              const T* __restrict xi = xp + en.i * mul;
+              T* __restrict gxi = gxp + en.i * mul;
+              T dot = 0;
+              for (int64_t u = 0; u < mul; ++u) {
+                tk[u] += a * xi[u];
+                gxi[u] += a * wg[u];
+                dot += xi[u] * wg[u];
+              }
+              if (gye) gye[p.sh_offset + en.j] += value[n] * dot;
+            }
+            if (gwe)
+              for (int64_t u = 0; u < mul; ++u) gwe[p.weight_offset + u] += gk[u] * tk[u];
+          }
+        }
+      }
+      if (grad_x) to_multiplicity_major(plan.in_blocks, gx.data(), grad_x + s * plan.dim_in);
+    }
+  });
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& sh, const at::Tensor& w,
+                            const at::Tensor& sender, const at::Tensor& receiver, int64_t num_receivers,
+                            const c10::intrusive_ptr<Plan>& plan) {
+    ++g_forward_calls;
+    const at::Tensor shc = sh.contiguous(), wc = w.contiguous(), sc = sender.contiguous(), rc = receiver.contiguous();
+    const int64_t num_edges = sc.size(0);
+    const Grouping by_receiver = group_edges(rc.data_ptr<int64_t>(), num_edges, num_receivers, "receiver");
+    at::Tensor out = at::empty({num_receivers, plan->dim_out}, x.options());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_convolution_forward", [&] {
+      const at::Tensor xm = component_major<scalar_t>(plan->in_blocks, x);
+      forward_kernel<scalar_t>(*plan, xm.data_ptr<scalar_t>(), shc.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(),
+                               sc.data_ptr<int64_t>(), by_receiver, out.data_ptr<scalar_t>());
+    });
+    ctx->save_for_backward({x, sh, w, sender, receiver});
+    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    ctx->saved_data["num_receivers"] = num_receivers;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &sh = saved[1], &w = saved[2], &sender = saved[3], &receiver = saved[4];
+    const auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
+    const int64_t num_receivers = ctx->saved_data["num_receivers"].toInt();
+    const at::Tensor& g = grad_outputs[0];
+    variable_list grads(7);
+    const bool want[3] = {ctx->needs_input_grad(0), ctx->needs_input_grad(1), ctx->needs_input_grad(2)};
+    if (!g.defined() || !(want[0] || want[1] || want[2])) return grads;
+
+    if (at::GradMode::is_enabled()) {
+      // create_graph: the gradients must themselves be differentiable, so differentiate the
+      // composite path (exact to every order) instead of running the first-order kernel.
+      // Each input enters through a view of its own: autograd::grad with respect to a saved input
+      // itself would also count paths through the other inputs (the edge attributes of a second
+      // convolution are ancestors of its node features), not only the partial derivative.
+      ++g_composite_backward_calls;
+      const at::Tensor xv = x.view_as(x), shv = sh.view_as(sh), wv = w.view_as(w);
+      std::vector<at::Tensor> wrt;
+      for (int k = 0; k < 3; ++k)
+        if (want[k]) wrt.push_back(std::vector<at::Tensor>{xv, shv, wv}[k]);
+      const at::Tensor y = convolution_scatter_composite(*plan->tp, xv, shv, wv, sender, receiver, num_receivers);
+      const variable_list d = torch::autograd::grad({y}, wrt, {g}, /*retain_graph=*/true, /*create_graph=*/true,
+                                                    /*allow_unused=*/true);
+      for (int k = 0, next = 0; k < 3; ++k)
+        if (want[k]) grads[k] = d[next++];
+      return grads;
+    }
+
+    ++g_backward_calls;
+    const at::Tensor shc = sh.contiguous(), wc = w.contiguous(), rc = receiver.contiguous(),
+                     sc = sender.contiguous();
+    const int64_t num_edges = sc.size(0), num_senders = x.size(0);
+    const Grouping by_sender = group_edges(sc.data_ptr<int64_t>(), num_edges, num_senders, "sender");
+    at::Tensor grad_x = want[0] ? at::empty_like(x, at::MemoryFormat::Contiguous) : at::Tensor();
+    at::Tensor grad_sh = want[1] ? at::zeros_like(shc) : at::Tensor();
+    at::Tensor grad_w = want[2] ? at::zeros_like(wc) : at::Tensor();
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_convolution_backward", [&] {
+      const at::Tensor xm = component_major<scalar_t>(plan->in_blocks, x);
+      const at::Tensor gm = component_major<scalar_t>(plan->out_blocks, g);
+      auto ptr = [](at::Tensor& t) { return t.defined() ? t.data_ptr<scalar_t>() : nullptr; };
+      backward_kernel<scalar_t>(*plan, xm.data_ptr<scalar_t>(), shc.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(),
+                                gm.data_ptr<scalar_t>(), rc.data_ptr<int64_t>(), by_sender, ptr(grad_x),
+                                ptr(grad_sh), ptr(grad_w));
+    });
+    grads[0] = grad_x;
+    grads[1] = grad_sh;
+    grads[2] = grad_w;
+    return grads;
+  }
+};
+
+void check_shapes(const e3nn::TensorProductImpl& tp, const at::Tensor& x, const at::Tensor& sh, const at::Tensor& w,
+                  const at::Tensor& sender, const at::Tensor& receiver) {
+  const int64_t num_edges = sender.dim() == 1 ? sender.size(0) : -1;
+  auto shape_error = [&](const std::string& what) {
+    throw Error("convolution " + tp.irreps_in1().to_string() + " x " + tp.irreps_in2().to_string() + ": " + what);
+  };
+  if (num_edges < 0 || receiver.dim() != 1 || receiver.size(0) != num_edges)
+    shape_error("sender and receiver must be 1-d with one entry per edge");
+  if (sender.scalar_type() != at::kLong || receiver.scalar_type() != at::kLong)
+    shape_error("sender and receiver must be int64");
+  if (x.dim() != 2 || x.size(1) != tp.irreps_in1().dim())
+    shape_error("node features must be [N, " + std::to_string(tp.irreps_in1().dim()) + "], got " +
+                c10::str(x.sizes()));
+  if (sh.dim() != 2 || sh.size(0) != num_edges || sh.size(1) != tp.irreps_in2().dim())
+    shape_error("edge attributes must be [E=" + std::to_string(num_edges) + ", " +
+                std::to_string(tp.irreps_in2().dim()) + "], got " + c10::str(sh.sizes()));
+  if (w.dim() != 2 || w.size(0) != num_edges || w.size(1) != tp.weight_numel())
+    shape_error("weights must be [E=" + std::to_string(num_edges) + ", " + std::to_string(tp.weight_numel()) +
+                "], got " + c10::str(w.sizes()));
+}
+
+}  // namespace
+
+bool fused_kernel_supports(const e3nn::TensorProductImpl& tp) { return plan_supports(tp); }
+
+void set_fused_kernels_enabled(bool enabled) { g_enabled = enabled; }
+bool fused_kernels_enabled() { return g_enabled; }
+
+KernelCounters kernel_counters() {
+  return KernelCounters{g_forward_calls.load(), g_backward_calls.load(), g_composite_backward_calls.load()};
+}
+
+at::Tensor convolution_scatter_composite(const e3nn::TensorProductImpl& tp, const at::Tensor& node_features,
+                                         const at::Tensor& edge_attrs, const at::Tensor& weight,
+                                         const at::Tensor& sender, const at::Tensor& receiver,
+                                         int64_t num_receivers) {
+  const at::Tensor messages = tp.forward(node_features.index_select(0, sender), edge_attrs, weight);
+  return e3nn::scatter_sum(messages, receiver, num_receivers);
+}
+
+at::Tensor convolution_scatter(const e3nn::TensorProductImpl& tp, const at::Tensor& node_features,
+                               const at::Tensor& edge_attrs, const at::Tensor& weight, const at::Tensor& sender,
+                               const at::Tensor& receiver, int64_t num_receivers) {
+  check_shapes(tp, node_features, edge_attrs, weight, sender, receiver);
+  const at::ScalarType dtype = node_features.scalar_type();
+  const bool fusable = fused_kernels_enabled() && plan_supports(tp) && node_features.device().is_cpu() &&
+                       (dtype == at::kDouble || dtype == at::kFloat) && edge_attrs.scalar_type() == dtype &&
+                       weight.scalar_type() == dtype;
+  if (!fusable)
+    return convolution_scatter_composite(tp, node_features, edge_attrs, weight, sender, receiver, num_receivers);
+  return FusedConvolution::apply(node_features, edge_attrs, weight, sender, receiver, num_receivers, make_plan(tp));
+}
+
+int64_t convolution_forward_flops(const e3nn::TensorProductImpl& tp, int64_t num_edges) {
+  if (!plan_supports(tp)) return 0;
+  const c10::intrusive_ptr<Plan> plan = make_plan(tp);
+  int64_t per_edge = 0;
+  for (const Plan::Path& p : plan->paths) {
+    const int64_t entries = p.k_begin.back() - p.k_begin.front();
+    per_edge += entries * (1 + 2 * p.mul) + p.d3 * 2 * p.mul;
+  }
+  return per_edge * num_edges;
+}
+
+}  // namespace klay::kernels

@@ -1,0 +1,57 @@
+// The message-passing convolution as one fused kernel: gather each edge's sender features, take
+// the per-edge "uvu" tensor product with the edge attributes (spherical harmonics) using only the
+// non-zero Wigner-3j entries, weight it per edge, and sum it into the receiver — one pass over the
+// edges grouped by receiver (no atomics, no per-edge temporaries), with a hand-written backward
+// (node features, edge attributes, per-edge weights) grouped by sender.
+//
+// It computes exactly what the composite ATen path computes,
+//   out = scatter_sum(tp(node_features[sender], edge_attrs, weight), receiver, num_receivers),
+// for the tensor products of convolution_tensor_product() (NequIP's InteractionBlock, ConvNetLayer,
+// AttentionInteractionBlock, MACE's conv_tp): every instruction uvu, weighted, with edge irreps of
+// multiplicity 1. Anything else (or kernels switched off) takes the composite path.
+//
+// Training needs second derivatives (force loss → weights): a backward evaluated with create_graph
+// recomputes the composite path and differentiates it, so every order of derivative stays exact.
+#pragma once
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+#include "e3nn/tensor_product.hpp"
+
+namespace klay::kernels {
+
+// node_features [N_s, irreps_in1.dim()], edge_attrs [E, irreps_in2.dim()], weight [E, weight_numel],
+// sender/receiver int64 [E] (rows of node_features / of the result) → [num_receivers, irreps_out.dim()].
+at::Tensor convolution_scatter(const e3nn::TensorProductImpl& tp, const at::Tensor& node_features,
+                               const at::Tensor& edge_attrs, const at::Tensor& weight, const at::Tensor& sender,
+                               const at::Tensor& receiver, int64_t num_receivers);
+
+// The same from ATen operators: the fallback, and the reference the kernel is tested against.
+at::Tensor convolution_scatter_composite(const e3nn::TensorProductImpl& tp, const at::Tensor& node_features,
+                                         const at::Tensor& edge_attrs, const at::Tensor& weight,
+                                         const at::Tensor& sender, const at::Tensor& receiver,
+                                         int64_t num_receivers);
+
+// True when convolution_scatter runs the fused kernel for this tensor product.
+bool fused_kernel_supports(const e3nn::TensorProductImpl& tp);
+
+// Process-wide switch (tests and benchmarks compare both paths); on by default, or off when the
+// environment variable KLAY_FUSED_KERNELS is 0.
+void set_fused_kernels_enabled(bool enabled);
+bool fused_kernels_enabled();
+
+// Calls of the fused forward and backward kernels since the process started: tests use them to
+// prove that MD goes through the kernels.
+struct KernelCounters {
+  int64_t forward_calls = 0;
+  int64_t backward_calls = 0;
+  int64_t composite_backward_calls = 0;  // backwards with create_graph (second derivatives)
+};
+KernelCounters kernel_counters();
+
+// Floating-point operations of one fused forward over `num_edges` edges (multiply and add counted
+// separately), for the benchmarks' GFLOP/s.
+int64_t convolution_forward_flops(const e3nn::TensorProductImpl& tp, int64_t num_edges);
+
+}  // namespace klay::kernels
