@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #define TAG_PREFIX "tag:yaml.org,2002:"
@@ -789,6 +790,14 @@ klay_doc *klay_doc_load_file(const char *path, klay_diags *diags)
     if (!file) {
         klay_mark none = {path, 0, 0};
         klay_diag_add(diags, KLAY_ERROR, none, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    /* fopen succeeds on a directory; reading it would fail later as a bare "input error". */
+    struct stat info;
+    if (fstat(fileno(file), &info) == 0 && S_ISDIR(info.st_mode)) {
+        klay_mark none = {path, 0, 0};
+        klay_diag_add(diags, KLAY_ERROR, none, "is a directory, not a YAML file");
+        fclose(file);
         return NULL;
     }
     yaml_parser_t parser;

@@ -865,8 +865,11 @@ klay_plan *klay_plan_build(const klay_doc *doc, const klay_layer_table *table, u
     B.diags = diags;
     B.root = root;
     check_top_level(&B);
+    /* A model without layers is valid, but a file that is not a model at all (an empty one, a
+       layer library) gets every missing section named. */
+    const int layers_required = !klay_map_get(root, "model_inputs") || !klay_map_get(root, "model_outputs");
     B.inputs = section(&B, "model_inputs", 1);
-    B.layers = section(&B, "model_layers", 0);
+    B.layers = section(&B, "model_layers", layers_required);
     B.outputs = section(&B, "model_outputs", 1);
     const klay_node *params = klay_map_get(root, "model_params");
     if (params && params->kind != KLAY_MAP && params->kind != KLAY_NULL)

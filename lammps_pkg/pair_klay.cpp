@@ -196,6 +196,48 @@ void PairKLay::run_model()
   model_energy = results.energy;
   time_forward += results.forward_seconds;
   time_backward += results.backward_seconds;
+
+  // One sum catches any NaN or Inf among the energy and forces.
+  double sum = model_energy;
+  for (double value : forces) sum += value;
+  if (!std::isfinite(sum)) stop_on_non_finite_result();
+}
+
+/* ----------------------------------------------------------------------
+   a NaN or Inf energy or force ends the run on this rank, naming the owned atoms concerned and
+   the distance to their closest neighbour (overlapping atoms are the usual cause)
+------------------------------------------------------------------------- */
+
+void PairKLay::stop_on_non_finite_result()
+{
+  constexpr int listed_atoms = 10;
+  double **x = atom->x;
+  std::string atoms;
+  int num_bad = 0;
+  for (int m = 0; m < list->inum; m++) {
+    if (std::isfinite(forces[3 * m]) && std::isfinite(forces[3 * m + 1]) &&
+        std::isfinite(forces[3 * m + 2]))
+      continue;
+    if (++num_bad > listed_atoms) continue;
+    const int i = (int) graph.atoms[m];
+    double closest_squared = -1.0;
+    for (int k = 0; k < list->numneigh[i]; k++) {
+      const int j = list->firstneigh[i][k] & NEIGHMASK;
+      const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+      const double r_squared = dx * dx + dy * dy + dz * dz;
+      if (closest_squared < 0.0 || r_squared < closest_squared) closest_squared = r_squared;
+    }
+    atoms += atoms.empty() ? " " : ", ";
+    atoms += closest_squared < 0.0
+        ? fmt::format("atom {} (no neighbour in the list)", atom->tag[i])
+        : fmt::format("atom {} (closest neighbour at {:.6g} A)", atom->tag[i],
+                      std::sqrt(closest_squared));
+  }
+  if (num_bad > listed_atoms) atoms += fmt::format(" and {} more", num_bad - listed_atoms);
+  error->one(FLERR,
+             "Pair style klay: the model gives a non-finite result at step {}: energy {} on this "
+             "rank, non-finite forces on {} owned atom(s){}",
+             update->ntimestep, model_energy, num_bad, num_bad ? ":" + atoms : std::string());
 }
 
 /* ----------------------------------------------------------------------
@@ -367,6 +409,14 @@ void PairKLay::allocate()
 
 void PairKLay::settings(int narg, char **arg)
 {
+  // LAMMPS keeps this object when pair_style klay is issued again, but the settings take effect
+  // when pair_coeff loads the model: the loaded model goes, and a run without a new pair_coeff
+  // stops with "All pair coeffs are not set" instead of running the old settings.
+  if (allocated) {
+    free_model();
+    for (int i = 1; i <= atom->ntypes; i++)
+      for (int j = i; j <= atom->ntypes; j++) setflag[i][j] = 0;
+  }
   use_float32 = 0;
   num_threads = 0;
   feed_largest_graph = 0;
@@ -489,6 +539,8 @@ void PairKLay::init_style()
   if (strcmp(update->unit_style, "metal") != 0)
     error->all(FLERR, "Pair style klay requires metal units (eV, Angstrom), not {}",
                update->unit_style);
+  // A many-body model has no pair energy at the cutoff to subtract.
+  if (offset_flag) error->all(FLERR, "Pair style klay does not support pair_modify shift yes");
 
   neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
 

@@ -69,6 +69,7 @@ class PairKLay : public Pair {
   void allocate();
   void build_model_inputs();
   void run_model();
+  void stop_on_non_finite_result();
   void tally_energy();
   void tally_forces();
   void tally_virial();

@@ -114,7 +114,7 @@ ModelReport evaluate_model(const ModelSpec& spec, bool single_precision, const s
     try {
       result = md::evaluate_structure(*model, frame.structure);
     } catch (const std::exception& e) {
-      throw Error(data_path + ":" + std::to_string(frame.line) + ": frame " + std::to_string(k + 1) + ": " + e.what());
+      throw Error(data_path + ":" + std::to_string(frame.line) + ": frame " + std::to_string(k + 1) + ": " + exception_message(e));
     }
     FrameError error;
     error.frame = static_cast<int>(k) + 1;
@@ -412,7 +412,7 @@ int accuracy(int argc, char** argv) {
     if (!json_path.empty()) write_json_file(json_path, report_json(data_path, data, reports, worst, single_precision));
     if (!plot_path.empty()) plot_parity(plot_path, reports);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "klay bench accuracy: %s\n", e.what());
+    std::fprintf(stderr, "klay bench accuracy: %s\n", exception_message(e).c_str());
     return 1;
   }
   return 0;

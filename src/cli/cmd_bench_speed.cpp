@@ -40,6 +40,7 @@
 
 #include "analysis/error_stats.hpp"
 #include "cli/cmd_bench.hpp"
+#include "md/md_model.hpp"
 #include "runtime/error.hpp"
 
 namespace klay::bench {
@@ -571,6 +572,9 @@ int speed(int argc, char** argv) {
     return 2;
   }
   try {
+    // Loaded here once so that a wrong model or weights path is one clear message, not a failure
+    // in every LAMMPS run's log.
+    md::MdModel::load(o.yaml, o.weights, /*single_precision=*/false);
     if (access(o.lmp.c_str(), X_OK) != 0)
       throw Error("no LAMMPS executable at " + o.lmp + " (build with -DKLAY_WITH_LAMMPS=ON, or pass --lmp PATH)");
     std::string folder = (std::getenv("TMPDIR") ? std::string(std::getenv("TMPDIR")) : std::string("/tmp")) +
@@ -616,7 +620,7 @@ int speed(int argc, char** argv) {
     if (!o.plot_path.empty() && !series_of(done).empty()) plot_speed(o.plot_path, done);
     return state == "complete" ? 0 : state == "interrupted" ? 130 : 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "klay bench speed: %s\n", e.what());
+    std::fprintf(stderr, "klay bench speed: %s\n", exception_message(e).c_str());
     return 1;
   }
 }

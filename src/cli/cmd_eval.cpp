@@ -92,7 +92,7 @@ int cmd_eval(int argc, char** argv) {
     else
       print_text(*model, structure, result);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "klay eval: %s\n", e.what());
+    std::fprintf(stderr, "klay eval: %s\n", klay::exception_message(e).c_str());
     return 1;
   }
   return 0;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -184,6 +185,15 @@ void print_epoch(const klay::fit::EpochReport& r, bool virials) {
   std::fflush(stdout);
 }
 
+// The weights are written after training: a path that cannot be written is reported first.
+void check_writable(const std::string& path) {
+  const bool existed = access(path.c_str(), F_OK) == 0;
+  FILE* file = std::fopen(path.c_str(), "ab");
+  if (!file) throw klay::Error(path + ": cannot write the weights: " + std::strerror(errno));
+  std::fclose(file);
+  if (!existed) std::remove(path.c_str());
+}
+
 }  // namespace
 
 int cmd_fit(int argc, char** argv) {
@@ -198,6 +208,7 @@ int cmd_fit(int argc, char** argv) {
     return 2;
   }
   try {
+    check_writable(args.out);
     if (args.threads > 0) at::set_num_threads(args.threads);
     // The data first: a malformed file is reported without waiting for the model to load.
     const std::vector<klay::md::LabelledFrame> labelled = klay::md::read_extended_xyz_frames(args.data);
@@ -272,7 +283,7 @@ int cmd_fit(int argc, char** argv) {
                   n_validation > 0 ? "validation" : "training", best_epoch, args.out.c_str());
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "klay fit: %s\n", e.what());
+    std::fprintf(stderr, "klay fit: %s\n", klay::exception_message(e).c_str());
     return 1;
   }
   return 0;

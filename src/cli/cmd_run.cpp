@@ -154,8 +154,7 @@ int cmd_run(int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {
-    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-    std::cerr << "klay run: " << (c10_error ? c10_error->what_without_backtrace() : e.what()) << "\n";
+    std::cerr << "klay run: " << klay::exception_message(e) << "\n";
     return 1;
   }
 }

@@ -74,8 +74,8 @@ int cmd_weights(int argc, char** argv) {
   klay::StateDict sd;
   try {
     sd = klay::load_state_dict(argv[1]);
-  } catch (const klay::Error& error) {
-    std::fprintf(stderr, "klay weights: error: %s\n", error.what());
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "klay weights: error: %s\n", klay::exception_message(error).c_str());
     return 1;
   }
 

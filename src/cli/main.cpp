@@ -30,6 +30,19 @@ void print_usage(FILE* out) {
   for (const Command& c : kCommands) std::fprintf(out, "  klay %s\n", c.usage);
 }
 
+// The subcommands report their own errors; whatever escapes them (a library's exception, a bug)
+// still ends as one line and exit status 1, never as std::terminate's abort.
+int run_command(const Command& command, int argc, char** argv) {
+  try {
+    return command.run(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "klay %s: error: %s\n", command.name, klay::exception_message(error).c_str());
+  } catch (...) {
+    std::fprintf(stderr, "klay %s: error: unknown exception\n", command.name);
+  }
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -44,7 +57,7 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> names;
   for (const Command& c : kCommands) {
-    if (name == c.name) return c.run(argc - 1, argv + 1);
+    if (name == c.name) return run_command(c, argc - 1, argv + 1);
     names.emplace_back(c.name);
   }
   const std::string suggestion = klay::closest_match(name, names);

@@ -292,6 +292,20 @@ void Trainer::remember_best() {
   for (const at::Tensor& p : parameters_) best_parameters_.push_back(p.detach().clone());
 }
 
+namespace {
+
+// Frames are numbered from 1 in the data file's order; step 0 is the epoch's validation.
+std::string non_finite_loss(int epoch, int step, const std::vector<size_t>& frames, double loss) {
+  std::string numbers;
+  for (size_t k = 0; k < frames.size() && k < 10; ++k) numbers += (k ? ", " : "") + std::to_string(frames[k] + 1);
+  if (frames.size() > 10) numbers += ", ...";
+  return "epoch " + std::to_string(epoch) + (step > 0 ? ", step " + std::to_string(step) : std::string(", validation")) +
+         ": the loss is " + std::to_string(loss) + " on frames " + numbers +
+         ": the model gives non-finite energies or forces there (overlapping atoms? a learning rate too high?)";
+}
+
+}  // namespace
+
 int Trainer::run(const FitCallbacks& callbacks, const std::atomic<bool>* stop) {
   using Clock = std::chrono::steady_clock;
   std::mt19937_64 generator(options_.seed);
@@ -315,6 +329,8 @@ int Trainer::run(const FitCallbacks& callbacks, const std::atomic<bool>* stop) {
       const BatchErrors e = batch_errors(batch, /*for_training=*/true);
       e.add_to(sums);
       const at::Tensor loss = e.loss(options_);
+      // A non-finite loss would turn every parameter into NaN at the Adam step.
+      if (!std::isfinite(loss.item<double>())) throw Error(non_finite_loss(epoch, step + 1, batch, loss.item<double>()));
       if (loss.requires_grad()) loss.backward();
       optimizer_->adam.step();
       if (callbacks.on_step) callbacks.on_step(epoch, ++step, n_steps, sums.errors(options_));
@@ -328,6 +344,8 @@ int Trainer::run(const FitCallbacks& callbacks, const std::atomic<bool>* stop) {
     report.train = sums.errors(options_);
     report.validation = evaluate(split_.validation);
     const double monitored = split_.validation.empty() ? report.train.loss : report.validation.loss;
+    if (!std::isfinite(monitored))
+      throw Error(non_finite_loss(epoch, 0, split_.validation.empty() ? split_.train : split_.validation, monitored));
     if (monitored < best_loss) {
       best_loss = monitored;
       remember_best();

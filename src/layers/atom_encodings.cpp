@@ -69,7 +69,7 @@ class AtomEncoder : public NamedLayer {
     if (outside.any().item<bool>()) {
       const int64_t bad = x.masked_select(outside)[0].item<int64_t>();
       fail("input value " + std::to_string(bad) + " is not " + what + " (allowed " +
-           std::to_string(lo) + "…" + std::to_string(hi) + ")");
+           std::to_string(lo) + "..." + std::to_string(hi) + ")");
     }
   }
 

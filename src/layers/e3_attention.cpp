@@ -134,7 +134,7 @@ class E3AttentionPooling : public EquivariantLayer {
     const Irreps irreps_in = irreps_from_blocks(config, "irreps_input_block");
     const Irreps irreps_query = irreps_from_blocks(config, "irreps_query_block");
     const Irreps irreps_key = irreps_from_blocks(config, "irreps_key_block");
-    if (irreps_key.dim() == 0) config.fail("irreps_key_block", "the keys must not be empty (scale is 1/√dim)");
+    if (irreps_key.dim() == 0) config.fail("irreps_key_block", "the keys must not be empty (scale is 1/sqrt(dim))");
     const std::string in_key = "irreps_input_block";
     h_q_ = register_module("h_q", std::make_shared<GatedAtomwiseLinear>(config, in_key, irreps_in, irreps_query));
     fc_k_ = register_module("fc_k", std::make_shared<GatedAtomwiseLinear>(config, in_key, irreps_in, irreps_key));

@@ -54,7 +54,7 @@ std::string describe_role(const InputBinding& b) {
     case InputRole::Coords: return "coordinates (owned + ghost)";
     case InputRole::StageGraph: return "staged graph G_" + std::to_string(b.stage);
     case InputRole::LargestGraph: return "the largest staged graph";
-    case InputRole::Shifts: return "edge shifts S·cell (zeros in MD: ghosts are explicit images)";
+    case InputRole::Shifts: return "edge shifts S*cell (zeros in MD: ghosts are explicit images)";
     case InputRole::Contributions: return "0 owned / 1 ghost";
     case InputRole::Contributing: return "1 owned / 0 ghost";
     case InputRole::Batch: return "0 owned / 1 ghost (batch)";

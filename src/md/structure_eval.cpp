@@ -1,5 +1,8 @@
 #include "md/structure_eval.hpp"
 
+#include <cmath>
+#include <cstdio>
+
 #include "md/neighbors.hpp"
 #include "md/staged.hpp"
 #include "runtime/error.hpp"
@@ -7,6 +10,8 @@
 namespace klay::md {
 
 namespace {
+
+constexpr size_t kListedAtoms = 10;  // atoms named in a non-finite result's message
 
 std::vector<int64_t> species_codes(MdModel& model, const Structure& structure) {
   std::vector<int64_t> codes;
@@ -21,9 +26,45 @@ std::vector<int64_t> species_codes(MdModel& model, const Structure& structure) {
   return codes;
 }
 
-}  // namespace
+// Per atom, the distance to its closest neighbour (periodic images included) within `cutoff`, or
+// a negative number when it has none.
+std::vector<double> closest_neighbour_distances(const Structure& structure, double cutoff) {
+  std::vector<double> closest(structure.size(), -1.0);
+  for (const NeighborPair& p : find_neighbors(structure.positions.data(), structure.size(), structure.cell, cutoff)) {
+    const auto t = structure.cell.translation(p.offset);
+    double squared = 0;
+    for (int k = 0; k < 3; ++k) {
+      const double d = structure.positions[3 * p.j + k] + t[k] - structure.positions[3 * p.i + k];
+      squared += d * d;
+    }
+    if (closest[p.i] < 0 || std::sqrt(squared) < closest[p.i]) closest[p.i] = std::sqrt(squared);
+  }
+  return closest;
+}
 
-StructureResult evaluate_structure(MdModel& model, const Structure& structure) {
+// A NaN or Inf result is refused: it would otherwise be printed, written as "JSON" or trained on.
+void check_finite(const StructureResult& result, const Structure& structure, double cutoff) {
+  std::vector<int64_t> bad;
+  for (int64_t a = 0; a < structure.size(); ++a)
+    if (!std::isfinite(result.forces[3 * a]) || !std::isfinite(result.forces[3 * a + 1]) ||
+        !std::isfinite(result.forces[3 * a + 2]))
+      bad.push_back(a);
+  if (std::isfinite(result.energy) && bad.empty()) return;
+  std::string message = "the model gives a non-finite result: energy " + std::to_string(result.energy) + ", " +
+                        std::to_string(bad.size()) + " atom(s) with non-finite forces";
+  const std::vector<double> closest = bad.empty() ? std::vector<double>() : closest_neighbour_distances(structure, cutoff);
+  for (size_t k = 0; k < bad.size() && k < kListedAtoms; ++k) {
+    const int64_t a = bad[k];
+    char distance[64];
+    std::snprintf(distance, sizeof distance, closest[a] < 0 ? "no neighbour within %g A" : "closest neighbour at %.6g A",
+                  closest[a] < 0 ? cutoff : closest[a]);
+    message += "\n  atom " + std::to_string(a + 1) + " (" + structure.elements[a] + "): " + distance;
+  }
+  if (bad.size() > kListedAtoms) message += "\n  ... and " + std::to_string(bad.size() - kListedAtoms) + " more";
+  throw Error(message);
+}
+
+StructureResult evaluate_unchecked(MdModel& model, const Structure& structure) {
   const int64_t n = structure.size();
   if (n == 0) throw Error("the structure has no atoms");
   const std::vector<int64_t> codes = species_codes(model, structure);
@@ -93,6 +134,14 @@ StructureResult evaluate_structure(MdModel& model, const Structure& structure) {
                             : "no edge inputs";
   result.n_model_atoms = n_all;
   result.n_edges = graph.n_edges();
+  return result;
+}
+
+}  // namespace
+
+StructureResult evaluate_structure(MdModel& model, const Structure& structure) {
+  StructureResult result = evaluate_unchecked(model, structure);
+  check_finite(result, structure, model.cutoff());
   return result;
 }
 

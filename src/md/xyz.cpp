@@ -4,10 +4,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 
 #include "runtime/error.hpp"
+#include "runtime/files.hpp"
 
 namespace klay::md {
 
@@ -286,26 +286,14 @@ Structure parse_extended_xyz(const std::string& text, const std::string& source)
   return XyzParser(text, source).parse();
 }
 
-namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open the structure file");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-}  // namespace
-
-Structure read_extended_xyz(const std::string& path) { return parse_extended_xyz(read_text(path), path); }
+Structure read_extended_xyz(const std::string& path) { return parse_extended_xyz(read_whole_file(path, "structure file"), path); }
 
 std::vector<LabelledFrame> parse_extended_xyz_frames(const std::string& text, const std::string& source) {
   return XyzParser(text, source).parse_frames();
 }
 
 std::vector<LabelledFrame> read_extended_xyz_frames(const std::string& path) {
-  return parse_extended_xyz_frames(read_text(path), path);
+  return parse_extended_xyz_frames(read_whole_file(path, "structure file"), path);
 }
 
 }  // namespace klay::md

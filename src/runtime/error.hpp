@@ -13,6 +13,9 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What an exception says, for one line of a message: libtorch's errors without their backtrace.
+std::string exception_message(const std::exception& error);
+
 // "file:line:col: " prefix for a YAML mark ("" when the mark is unknown).
 std::string where(const klay_mark& mark);
 

@@ -3,13 +3,12 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <ostream>
-#include <sstream>
 
 #include <ATen/ATen.h>
 
 #include "runtime/error.hpp"
+#include "runtime/files.hpp"
 
 namespace klay::json {
 
@@ -415,11 +414,7 @@ std::string decode_string(const char* text, size_t size, size_t& pos) {
 Value parse(const std::string& text, const std::string& source) { return Parser(text, source).parse_document(); }
 
 Value parse_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open file");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse(buffer.str(), path);
+  return parse(read_whole_file(path, "JSON file"), path);
 }
 
 void write(std::ostream& out, const Value& value, int indent) {

@@ -1,10 +1,10 @@
 #include "runtime/model.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <unordered_set>
 
 #include <ATen/ATen.h>
-#include <c10/util/Exception.h>
 
 #include "klay_layer_table.h"
 #include "runtime/error.hpp"
@@ -73,6 +73,23 @@ std::string describe(const klay_plan_node& node) {
   return where(node.mark) + "layer '" + node.name + "'";
 }
 
+std::string module_name(const klay_plan& plan, const klay_plan_node& node) {
+  return node.alias_of >= 0 ? plan.nodes[node.alias_of].name : node.name;
+}
+
+// The layer call that failed: its position and name, then for an alias the layer it calls.
+std::string call_site(const klay_plan& plan, const klay_plan_node& node) {
+  const std::string alias = node.alias_of >= 0 ? "alias of '" + module_name(plan, node) + "', " : "";
+  return describe(node) + " (" + alias + node.type + ")";
+}
+
+// A layer's own message starts "Type 'module': " (NamedLayer::fail), which call_site already
+// says; for an alias that name is the target's and would read as if the target were called.
+std::string without_layer_prefix(const std::string& message, const klay_plan& plan, const klay_plan_node& node) {
+  const std::string prefix = std::string(node.type) + " '" + module_name(plan, node) + "': ";
+  return message.compare(0, prefix.size(), prefix) == 0 ? message.substr(prefix.size()) : message;
+}
+
 // The registered port each binding of a node feeds, found the way Python binds a call
 // (positional ports in order, keywords by name): the builder port-checks layers but not
 // aliases. Every port must be bound exactly once.
@@ -106,11 +123,6 @@ std::vector<int> bound_ports(const klay_plan_node& node) {
     if (!connected[p])
       throw Error(describe(node) + ": input port '" + ports[p] + "' of " + node.type + " is not connected");
   return bound;
-}
-
-std::string error_text(const std::exception& e) {
-  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) return c10_error->what_without_backtrace();
-  return e.what();
 }
 
 c10::IValue index_value(const c10::IValue& value, const Model::Operand& op);
@@ -232,7 +244,7 @@ void Model::build() {
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
-      throw Error(describe(node) + " (" + node.type + "): " + error_text(e));
+      throw Error(describe(node) + " (" + node.type + "): " + exception_message(e));
     }
     if (!layer) throw Error(describe(node) + ": the factory of " + node.type + " returned nothing");
     node_layers_[i] = std::move(layer);
@@ -258,6 +270,16 @@ void Model::build() {
     }
   }
   for (size_t i = 0; i < plan_->n_nodes; ++i) check_feature_irreps(static_cast<int>(i));
+  differentiated_inputs_.assign(plan_->n_inputs, false);
+  for (size_t i = 0; i < plan_->n_nodes; ++i) {
+    const klay_plan_node& node = plan_->nodes[i];
+    if (std::strcmp(node.type, "AutogradForces") != 0) continue;
+    const std::vector<int> ports = bound_ports(node);
+    const std::vector<std::string> names = port_names(node.spec);
+    for (size_t b = 0; b < node.n_bindings; ++b)
+      if (names[ports[b]] == "pos" && node.bindings[b].source.kind == KLAY_SRC_INPUT)
+        differentiated_inputs_[node.bindings[b].source.index] = true;
+  }
   root_->eval();
   if (dtype_ != at::kDouble)
     for (const auto& layer : node_layers_) layer->set_floating_dtype(dtype_);
@@ -435,10 +457,14 @@ std::vector<c10::IValue> Model::forward_values(const std::vector<c10::IValue>& i
   std::vector<c10::IValue> slots(plan_->n_inputs + plan_->n_nodes);
   for (size_t i = 0; i < inputs.size(); ++i) {
     const c10::IValue& value = inputs[i];
-    if (value.isTensor() && value.toTensor().defined() && at::isFloatingType(value.toTensor().scalar_type()))
-      slots[i] = value.toTensor().to(dtype_);
-    else
+    if (value.isTensor() && value.toTensor().defined() && at::isFloatingType(value.toTensor().scalar_type())) {
+      at::Tensor tensor = value.toTensor().to(dtype_);
+      // An AutogradForces layer differentiates this input: track it, as a caller would have to.
+      if (differentiated_inputs_[i] && !tensor.requires_grad()) tensor = tensor.detach().requires_grad_(true);
+      slots[i] = tensor;
+    } else {
       slots[i] = value;
+    }
   }
   for (int slot : program.release_inputs) slots[slot] = c10::IValue();
 
@@ -451,7 +477,7 @@ std::vector<c10::IValue> Model::forward_values(const std::vector<c10::IValue>& i
     try {
       slots[step.result_slot] = step.layer->call(call);
     } catch (const std::exception& e) {
-      throw Error(describe(node) + " (" + node.type + "): " + error_text(e));
+      throw Error(call_site(*plan_, node) + ": " + without_layer_prefix(exception_message(e), *plan_, node));
     }
     for (int slot : step.release) slots[slot] = c10::IValue();
   }

@@ -91,6 +91,7 @@ class Model {
   std::vector<std::string> input_names_, output_names_, warnings_;
   std::shared_ptr<torch::nn::Module> root_;
   std::vector<std::shared_ptr<Layer>> node_layers_;  // per plan node (aliases share)
+  std::vector<bool> differentiated_inputs_;          // per input: the pos of an AutogradForces layer
 
   mutable std::mutex programs_mutex_;
   mutable std::map<std::vector<int>, std::shared_ptr<const Program>> programs_;

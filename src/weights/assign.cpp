@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <set>
 #include <sstream>
@@ -52,7 +54,9 @@ void assign_state_dict(const StateDict& sd, const std::vector<WeightSlot>& slots
   std::unordered_map<std::string, const at::Tensor*> file;
   for (const auto& [name, tensor] : sd.entries) file[name] = &tensor;
 
-  std::vector<std::string> missing, mismatched_shapes, mismatched_kinds, unequal_aliases;
+  std::vector<std::string> missing, mismatched_shapes, mismatched_kinds, unequal_aliases, non_finite;
+  const char* allow = std::getenv(kAllowNonFiniteVariable);
+  const bool allow_non_finite = allow && std::strcmp(allow, "1") == 0;
   std::set<std::string> slot_names;
   // The file value converted to its target's dtype, per slot that passed the checks.
   std::vector<std::pair<at::Tensor, at::Tensor>> writes;
@@ -76,6 +80,12 @@ void assign_state_dict(const StateDict& sd, const std::vector<WeightSlot>& slots
     if (file_kind != model_kind) {
       mismatched_kinds.push_back(slot.name + " (model " + kind_name(model_kind) + " " + c10::toString(target.scalar_type()) +
                                  ", file " + kind_name(file_kind) + " " + c10::toString(value.scalar_type()) + ")");
+      continue;
+    }
+    if (file_kind == ValueKind::Floating && !allow_non_finite && !at::isfinite(value).all().item<bool>()) {
+      non_finite.push_back(slot.name + " (" + std::to_string(at::isnan(value).sum().item<int64_t>()) + " NaN, " +
+                           std::to_string(at::isinf(value).sum().item<int64_t>()) + " Inf of " + std::to_string(value.numel()) +
+                           " values)");
       continue;
     }
     const at::Tensor converted = value.to(target.scalar_type());
@@ -108,6 +118,9 @@ void assign_state_dict(const StateDict& sd, const std::vector<WeightSlot>& slots
   list("shape mismatch", mismatched_shapes);
   list("dtype mismatch", mismatched_kinds);
   list("aliased layers whose duplicated weights differ", unequal_aliases);
+  if (!non_finite.empty())
+    list((std::string("NaN or Inf values (") + kAllowNonFiniteVariable + "=1 loads them anyway, for debugging)").c_str(),
+         non_finite);
   if (!problems.str().empty()) throw Error(source + ": weights do not fit the model:" + problems.str());
 
   at::NoGradGuard no_grad;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "runtime/error.hpp"
 #include "runtime/json.hpp"
@@ -182,7 +183,11 @@ StateDict read_safetensors(ByteView bytes, const std::string& path) {
 
   const uint8_t* data = bytes.data + 8 + header_size;
   const uint64_t data_size = bytes.size - 8 - header_size;
-  std::sort(tensors.begin(), tensors.end(), [](const TensorInfo& a, const TensorInfo& b) { return a.begin < b.begin; });
+  // An empty tensor [o, o] starts where the next tensor does: order by (begin, end), as the
+  // reference reader does, so it comes first. Stable, so that ties keep the header's order.
+  std::stable_sort(tensors.begin(), tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
+    return std::tie(a.begin, a.end) < std::tie(b.begin, b.end);
+  });
   uint64_t covered = 0;
   StateDict result;
   result.format = "safetensors";

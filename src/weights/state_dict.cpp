@@ -4,24 +4,12 @@
 
 #include <c10/util/Exception.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <iterator>
-
 #include "runtime/error.hpp"
+#include "runtime/files.hpp"
 #include "weights/readers.hpp"
 
 namespace klay {
 namespace {
-
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open weights file: " + std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw Error(path + ": error while reading the weights file");
-  return bytes;
-}
 
 bool starts_with(const std::string& text, const std::string& prefix) { return text.compare(0, prefix.size(), prefix) == 0; }
 
@@ -40,19 +28,19 @@ std::string record_folder(const ZipArchive& zip, const std::string& path) {
 
 // A header length within the format's limit followed by '{'. The length is not checked against
 // the file size here, so that a truncated file is reported as such by the reader.
-bool looks_like_safetensors(const std::vector<uint8_t>& bytes) {
+bool looks_like_safetensors(ByteView bytes) {
   constexpr uint64_t kMaxHeaderSize = 100000000;  // the reference implementation's limit
-  if (bytes.size() < 10) return false;
+  if (bytes.size < 10) return false;
   uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];
-  return header_size >= 2 && header_size <= kMaxHeaderSize && bytes[8] == '{';
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes.data[i];
+  return header_size >= 2 && header_size <= kMaxHeaderSize && bytes.data[8] == '{';
 }
 
 StateDict read_any_format(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_file(path);
-  const ByteView view{bytes.data(), bytes.size()};
-  if (bytes.size() >= 4 && bytes[0] == 'P' && bytes[1] == 'K' && bytes[2] == 3 && bytes[3] == 4) {
-    const ZipArchive zip(view, path);
+  const std::string content = read_whole_file(path, "weights file");
+  const ByteView bytes{reinterpret_cast<const uint8_t*>(content.data()), content.size()};
+  if (bytes.size >= 4 && bytes.data[0] == 'P' && bytes.data[1] == 'K' && bytes.data[2] == 3 && bytes.data[3] == 4) {
+    const ZipArchive zip(bytes, path);
     const std::string record = record_folder(zip, path);
     bool torchscript = zip.find(record + "/constants.pkl") != nullptr;
     for (const ZipArchive::Entry& entry : zip.entries()) torchscript = torchscript || starts_with(entry.name, record + "/code/");
@@ -63,8 +51,8 @@ StateDict read_any_format(const std::string& path) {
       if (entry.method == 0) zip.read(entry);
     return read_torchscript(path);
   }
-  if (looks_like_safetensors(bytes)) return read_safetensors(view, path);
-  if (bytes.size() >= 2 && bytes[0] == 0x80 && bytes[1] <= 5)
+  if (looks_like_safetensors(bytes)) return read_safetensors(bytes, path);
+  if (bytes.size >= 2 && bytes.data[0] == 0x80 && bytes.data[1] <= 5)
     throw Error(path + ": legacy (pre-1.6, non-zip) torch.save format is not supported; re-save it with a current "
                 "torch.save (zip format) or as safetensors");
   throw Error(path + ": unrecognized weights format (expected a torch.save zip archive, a TorchScript archive or a "

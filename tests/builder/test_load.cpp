@@ -198,6 +198,14 @@ TEST(Load, SyntaxErrorsCarryPositions) {
   EXPECT_NE(missing.messages().find("/nonexistent/model.yaml: error: cannot open"), std::string::npos);
 }
 
+TEST(Load, DirectoryIsReportedAsOne) {
+  Loaded l;
+  Loaded::from_file(l, KLAY_BAD_YAML_DIR);
+  EXPECT_EQ(l.doc, nullptr);
+  EXPECT_NE(l.messages().find(KLAY_BAD_YAML_DIR ": error: is a directory, not a YAML file"), std::string::npos)
+      << l.messages();
+}
+
 TEST(Load, EmptyDocumentIsAnEmptyMapping) {
   Loaded l;
   Loaded::from_text(l, "");

@@ -136,6 +136,17 @@ TEST(Plan, LibraryFilesAreNotModels) {
   EXPECT_NE(l.messages().find(":1:1: error: missing top-level section 'model_inputs'"), std::string::npos);
 }
 
+TEST(Plan, EmptyFileNamesEveryMissingSection) {
+  Loaded l;
+  Loaded::from_text(l, "");
+  ASSERT_NE(l.doc, nullptr) << l.messages();
+  EXPECT_EQ(l.build(), nullptr);
+  for (const char* section : {"model_inputs", "model_layers", "model_outputs"})
+    EXPECT_NE(l.messages().find(std::string("error: missing top-level section '") + section + "'"), std::string::npos)
+        << section << "\n" << l.messages();
+  EXPECT_EQ(l.errors(), 3u) << l.messages();
+}
+
 TEST(Plan, StagedModelsHaveOneStagePerConvolution) {
   Loaded l;
   Loaded::from_file(l, KLAY_SHARED_DIR "/conformance/staged_nequip_staged2_si8/model.yaml");

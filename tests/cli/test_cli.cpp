@@ -66,10 +66,24 @@ TEST(KlayRun, WeightsAreRequiredUnlessNoWeightsIsExplicit) {
   EXPECT_EQ(result.find("input_grads"), nullptr);
 }
 
+// AutogradForces differentiates its pos input: `klay run` tracks it without --grads and gives
+// Python KLay's forces.
+TEST(KlayRun, TracksWhatAutogradForcesDifferentiatesWithoutGrads) {
+  const std::string dir = conformance_dir() + "/layer_AutogradForces_0";
+  const Result r = run_klay("run " + dir + "/model.yaml " + dir + "/weights.pth " + dir + "/reference.json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const json::Value result = json::parse(r.output, "stdout");
+  const json::Value reference = json::parse_file(dir + "/reference.json");
+  EXPECT_EQ(compare(json::to_tensor(*result.find("outputs")->find("forces"), "forces"),
+                    json::to_tensor(*reference.find("outputs")->find("forces"), "reference forces"), "forces"),
+            "");
+  EXPECT_EQ(result.find("input_grads"), nullptr);
+}
+
 TEST(KlayRun, ErrorsNameTheProblem) {
   Result r = run_klay("run " + kCase + "/model.yaml " + kCase + "/weights.pth /nonexistent.json");
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.output.find("/nonexistent.json: cannot open file"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/nonexistent.json: cannot open JSON file"), std::string::npos) << r.output;
   // Weights of another model: strict key check.
   r = run_klay("run " + kCase + "/model.yaml " + conformance_dir() + "/layer_ArbitraryModule_0/weights.pth " + kCase +
                "/reference.json");
@@ -91,6 +105,62 @@ TEST(KlayLayers, ListsTheRegistryWithPortsConfigAndImplementation) {
   r = run_klay("layers --type nonsense");
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.output.find("unknown category 'NONSENSE'"), std::string::npos) << r.output;
+}
+
+// Every file argument of every subcommand (`layers` takes none), replaced in turn by a
+// directory, an empty file and a missing file, gives exit status 1 and one line that names the
+// path and what is wrong with it, never an abort.
+TEST(Klay, EverySubcommandReportsADirectoryAnEmptyFileAndAMissingFile) {
+  const std::filesystem::path scratch = std::filesystem::temp_directory_path() / "klay_test_bad_paths";
+  std::filesystem::create_directories(scratch / "a_directory");
+  const std::string directory = (scratch / "a_directory").string(), empty = (scratch / "empty").string(),
+                    missing = (scratch / "missing").string(), structure = (scratch / "two_atoms.xyz").string();
+  std::ofstream(empty).close();
+  std::ofstream(structure) << "2\nLattice=\"8 0 0 0 8 0 0 0 8\" Properties=species:S:1:pos:R:3:forces:R:3 energy=0.1 "
+                              "pbc=\"T T T\"\nSi 0 0 0 0 0 0\nSi 2 0 0 0 0 0\n";
+  const std::string md_model = std::string(KLAY_EXAMPLES_DIR) + "/soft_sphere/model.yaml";
+  const std::string md_weights = std::string(KLAY_EXAMPLES_DIR) + "/soft_sphere/no_parameters.safetensors";
+  const std::string out = (scratch / "out.pth").string();
+  // Each command with its file arguments; {n} is the n-th file argument.
+  struct Command {
+    std::string pattern;
+    std::vector<std::string> files;
+  };
+  const std::vector<Command> commands = {
+      {"validate {0}", {md_model}},
+      {"weights {0}", {md_weights}},
+      {"run {0} {1} {2}", {kCase + "/model.yaml", kCase + "/weights.pth", kCase + "/reference.json"}},
+      {"eval {0} {1} {2}", {md_model, md_weights, structure}},
+      {"bench accuracy {0} {1} {2}", {md_model, md_weights, structure}},
+      {"bench speed {0} {1} --elements Si", {md_model, md_weights}},
+      {"fit {0} {1} --epochs 1 --out " + out, {md_model, structure}},
+  };
+  struct Bad {
+    std::string path, reason;
+  };
+  for (const Command& command : commands) {
+    for (size_t replaced = 0; replaced < command.files.size(); ++replaced) {
+      const bool yaml = command.files[replaced] == md_model || command.files[replaced] == kCase + "/model.yaml";
+      for (const Bad& bad : {Bad{directory, "is a directory"}, Bad{missing, "No such file or directory"},
+                             Bad{empty, yaml ? "missing top-level section 'model_inputs'" : "empty file"}}) {
+        std::string arguments = command.pattern;
+        for (size_t k = 0; k < command.files.size(); ++k) {
+          const std::string slot = "{" + std::to_string(k) + "}";
+          arguments.replace(arguments.find(slot), slot.size(), k == replaced ? bad.path : command.files[k]);
+        }
+        SCOPED_TRACE("klay " + arguments);
+        const Result r = run_klay(arguments);
+        EXPECT_EQ(r.status, 1) << r.output;
+        std::istringstream lines(r.output);
+        bool named = false;
+        for (std::string line; std::getline(lines, line);)
+          named = named || (line.find(bad.path) != std::string::npos && line.find(bad.reason) != std::string::npos);
+        EXPECT_TRUE(named) << r.output;
+      }
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists(out));
+  std::filesystem::remove_all(scratch);
 }
 
 TEST(Klay, UnknownCommandSuggestsTheClosest) {

@@ -60,20 +60,12 @@ def outputs(args):
 
 def run_lammps(args, input_text, workdir):
     """Runs LAMMPS (N ranks) on input_text in workdir and returns its output; exits on an error."""
-    input_path = os.path.join(workdir, "test.in")
-    with open(input_path, "w") as f:
-        f.write(input_text)
-    command = [args.lmp, "-in", input_path, "-echo", "none"]
-    if args.ranks > 1:
-        command = [args.mpiexec, "--oversubscribe", "--allow-run-as-root", "-np", str(args.ranks)] + command
-    done = subprocess.run(command, cwd=workdir, env=dict(os.environ, OMP_NUM_THREADS="1"),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                          timeout=args.timeout)
-    if done.returncode != 0 or "ERROR" in done.stdout:
-        print(done.stdout)
-        print(f"FAIL: LAMMPS exited with status {done.returncode}: {' '.join(command)}")
+    returncode, output, command = lammps_case.launch_lammps(args, input_text, workdir, args.ranks)
+    if returncode != 0 or "ERROR" in output:
+        print(output)
+        print(f"FAIL: LAMMPS exited with status {returncode}: {' '.join(command)}")
         sys.exit(1)
-    return done.stdout
+    return output
 
 
 def example_input(args, variables):

@@ -76,6 +76,16 @@ TEST(CmdFit, BadArgumentsAreReportedWithUsage) {
   EXPECT_NE(read_text(log).find("missing.xyz"), std::string::npos) << read_text(log);
 }
 
+TEST(CmdFit, AnUnwritableOutIsReportedBeforeTraining) {
+  const fs::path log = kOutput / "unwritable.log";
+  const fs::path data = data_file();
+  EXPECT_EQ(run(kCli + " fit " + kModel + " " + data.string() + " --epochs 1 --out /nonexistent/x.pth", log), 1);
+  const std::string output = read_text(log);
+  EXPECT_NE(output.find("/nonexistent/x.pth: cannot write the weights: No such file or directory"), std::string::npos)
+      << output;
+  EXPECT_EQ(output.find("# 10 frames"), std::string::npos) << "training started: " << output;
+}
+
 TEST(CmdFit, InterruptStopsAfterTheStepAndKeepsTheBestWeights) {
   const fs::path data = data_file(), out = kOutput / "interrupted.pth", log = kOutput / "interrupted.log";
   fs::remove(out);

@@ -30,18 +30,34 @@ SKIP = 77
 NOT_IMPLEMENTED = re.compile(r"layer type \S+ is not implemented")
 
 
+def utf8_text(raw, what):
+    """Decodes LAMMPS output strictly: the pair style and the runtime print plain ASCII, so bytes
+    that are not UTF-8 fail the test (a log that text tools and JSON cannot read)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        print(f"FAIL: {what} is not valid UTF-8 at byte {error.start}: {raw[max(0, error.start - 60):error.end + 20]!r}")
+        sys.exit(1)
+
+
 def launch_lammps(args, input_text, workdir, ranks):
     """Runs LAMMPS on input_text in workdir; returns (exit status, stdout + stderr, command)."""
     input_path = os.path.join(workdir, "in.lmp")
     with open(input_path, "w") as f:
         f.write(input_text)
+    log_path = os.path.join(workdir, "log.lammps")
+    if os.path.exists(log_path):
+        os.remove(log_path)  # a previous run's
     command = [args.lmp, "-in", input_path, "-echo", "none"]
     if ranks > 1:
         command = [args.mpiexec, "--oversubscribe", "--allow-run-as-root", "-np", str(ranks)] + command
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(command, cwd=workdir, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, errors="replace", timeout=args.timeout)
-    return done.returncode, done.stdout, command
+                          stderr=subprocess.STDOUT, timeout=args.timeout)
+    if os.path.exists(log_path):
+        with open(log_path, "rb") as f:
+            utf8_text(f.read(), log_path)
+    return done.returncode, utf8_text(done.stdout, "LAMMPS output of " + " ".join(command)), command
 
 
 def run_lammps(args, input_text, workdir, ranks):
@@ -446,6 +462,14 @@ mass * 28.0
         ("per-atom virial", metal + f"pair_style klay\npair_coeff * * {model} {weights} Si Si\n"
          "compute stress all stress/atom NULL\ncompute total all reduce sum c_stress[1]\n"
          "thermo_style custom step c_total\nrun 0\n", "cannot compute a per-atom virial"),
+        ("pair_modify shift", metal + f"pair_style klay\npair_coeff * * {model} {weights} Si Si\npair_modify shift yes\n"
+         "run 0\n", "does not support pair_modify shift yes"),
+        # an atom on top of another: the model's energy and forces are NaN
+        ("overlapping atoms", metal + f"create_atoms 1 single 3 3 3\npair_style klay\npair_coeff * * {model} {weights} Si Si\n"
+         "run 0\n", "non-finite result at step 0"),
+        # new settings take effect with the next pair_coeff; never a run with the old ones
+        ("settings re-issued", metal + f"pair_style klay\npair_coeff * * {model} {weights} Si Si\nrun 0\n"
+         "pair_style klay dtype float32\nrun 0\n", "All pair coeffs are not set"),
     ]
     failures = 0
     with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:

@@ -154,6 +154,23 @@ TEST(EvalErrors, UnknownElement) {
   EXPECT_NE(run.output.find("atom 2: 'Xx' is not a chemical element symbol"), std::string::npos) << run.output;
 }
 
+// Two atoms at one position: the edge between them has no direction, and the model's energy and
+// forces are NaN. Text and --json alike refuse to print them.
+TEST(EvalErrors, NonFiniteResultIsRefusedNamingTheAtoms) {
+  const std::string dir = kConformance + "/model_nequip2_si8";
+  const std::string xyz =
+      write_file("overlapping.xyz", "3\nLattice=\"5.43 0 0 0 5.43 0 0 0 5.43\" pbc=\"T T T\"\nSi 0 0 0\nSi 0 0 0\nSi 1.3 1.3 1.3\n");
+  for (const std::string json : {"", " --json"}) {
+    const EvalRun run = run_eval(dir + "/model.yaml " + dir + "/weights.pth " + xyz + json);
+    if (run.output.find("not implemented") != std::string::npos) GTEST_SKIP() << run.output;
+    EXPECT_EQ(run.status, 1) << run.output;
+    EXPECT_NE(run.output.find("the model gives a non-finite result"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("atom 1 (Si): closest neighbour at 0 A"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("atom 2 (Si): closest neighbour at 0 A"), std::string::npos) << run.output;
+    EXPECT_EQ(run.output.find("\"energy\""), std::string::npos) << run.output;
+  }
+}
+
 TEST(EvalErrors, ModelWithoutCoordinatesIsRefused) {
   const std::string dir = kConformance + "/model_arbitrary_and_alias";
   const std::string xyz = write_file("one_atom.xyz", "1\n\nSi 0 0 0\n");

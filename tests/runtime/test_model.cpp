@@ -149,6 +149,22 @@ model_outputs: {s: sum}
   EXPECT_TRUE(at::allclose(model->forward({x, y})[0], x + 2 * y, 0, 0));
 }
 
+TEST(Model, AnErrorInAnAliasNamesTheCallSiteFirstAndItsTargetSecond) {
+  const char* yaml = R"yaml(
+model_inputs:
+  x: "(N,16)"
+model_layers:
+  dense: {type: ArbitraryModule, config: {target: torch.nn.Linear, args: [16, 8]}, inputs: {0: model_inputs.x}}
+  second_pass: {alias: dense, inputs: {0: dense}}
+model_outputs:
+  preds: second_pass
+)yaml";
+  const auto model = Model::load_string(yaml, "alias.yaml", "");
+  const std::string error = error_of([&] { model->forward({at::zeros({2, 16}, at::kDouble)}); });
+  EXPECT_EQ(error.rfind("alias.yaml:6:3: layer 'second_pass' (alias of 'dense', ArbitraryModule): ", 0), 0u) << error;
+  EXPECT_EQ(error.find("'dense'"), error.find("(alias of 'dense'") + std::strlen("(alias of ")) << "dense named once: " << error;
+}
+
 TEST(Model, WrongNumberOfInputsIsAnError) {
   const auto model = Model::load_string(kSeedMlp, "seed.yaml", "");
   EXPECT_NE(error_of([&] { model->forward({}); }).find("takes 1 inputs, 0 given"), std::string::npos);

@@ -4,6 +4,10 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
 #include "test_files.hpp"
 #include "weights/assign.hpp"
 
@@ -98,6 +102,23 @@ TEST(AssignStateDict, LoadsTheConformanceAliasModel) {
                           "weights.pth");
   EXPECT_TRUE(at::equal(weight, sd.find("dense.module.weight")->to(at::kFloat)));
   EXPECT_TRUE(at::equal(bias, sd.find("second_pass.module.bias")->to(at::kFloat)));
+}
+
+TEST(AssignStateDict, RefusesNaNAndInfNamingTheTensorUnlessAllowedForDebugging) {
+  at::Tensor good = at::zeros({2}, at::kDouble), bad = at::zeros({3}, at::kDouble);
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  const klay::StateDict sd = make_sd({{"good", f64({1, 2})}, {"bad", f64({nan, -inf, 1})}});
+  unsetenv(klay::kAllowNonFiniteVariable);
+  expect_error([&] { klay::assign_state_dict(sd, {{"good", good}, {"bad", bad}}, "model.pth"); },
+               {"model.pth: weights do not fit the model", "NaN or Inf values", klay::kAllowNonFiniteVariable,
+                "bad (1 NaN, 1 Inf of 3 values)"});
+  EXPECT_EQ(good.count_nonzero().item<int64_t>(), 0) << "nothing is written when the file does not fit";
+
+  setenv(klay::kAllowNonFiniteVariable, "1", 1);
+  klay::assign_state_dict(sd, {{"good", good}, {"bad", bad}}, "model.pth");
+  unsetenv(klay::kAllowNonFiniteVariable);
+  EXPECT_TRUE(std::isnan(bad[0].item<double>()));
+  EXPECT_TRUE(at::equal(good, f64({1, 2})));
 }
 
 }  // namespace

@@ -212,7 +212,7 @@ TEST_F(BadWeights, UnknownFormatsAreReported) {
   expect_load_error({0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19},
                     {"legacy (pre-1.6, non-zip) torch.save format"});
   expect_load_error({'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd', '\n'}, {"unrecognized weights format"});
-  expect_load_error({}, {"unrecognized weights format"});
+  expect_load_error({}, {"empty file, expected a weights file"});
   expect_load_error(klay_test::make_stored_zip({{"notes.txt", {'h', 'i'}}}), {"not a PyTorch archive", "notes.txt"});
   expect_load_error(klay_test::make_stored_zip({{"archive/version", {'3', '\n'}}}), {"without 'archive/data.pkl'"});
   const std::string missing = scratch_.file("does_not_exist.pth").string();

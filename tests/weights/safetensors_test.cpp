@@ -87,6 +87,33 @@ TEST_F(Safetensors, ReadsEveryDtypeWithShapesAndValues) {
   EXPECT_EQ(sd.find("k.empty")->sizes(), at::IntArrayRef({0}));
 }
 
+// The format stores an empty tensor as data_offsets [o, o], which shares its start with the next
+// tensor; the reference writer orders the header by dtype then name, so the empty tensor can come
+// anywhere. Every position (first, between, last, several at one offset) must load.
+TEST_F(Safetensors, ReadsEmptyTensorsAtEveryPosition) {
+  const std::vector<double> first = {1.0, 2.0};
+  const std::vector<double> second = {3.0};
+  const Bytes data = concat({raw_bytes(first), raw_bytes(second)});
+  const auto entry = [](const std::string& name, int64_t extent, int begin, int end) {
+    return "\"" + name + "\": {\"dtype\": \"F64\", \"shape\": [" + std::to_string(extent) + "], \"data_offsets\": [" +
+           std::to_string(begin) + ", " + std::to_string(end) + "]}";
+  };
+  const std::string full_first = entry("full.first", 2, 0, 16), full_second = entry("full.second", 1, 16, 24);
+  for (const int empty_at : {0, 16, 24}) {
+    SCOPED_TRACE("empty tensors at offset " + std::to_string(empty_at));
+    // Empty tensors listed after the full ones in the header, so that sorting by start offset
+    // alone would put a full tensor before an empty one starting where it starts.
+    const std::string header = "{" + full_first + ", " + full_second + ", " + entry("empty.a", 0, empty_at, empty_at) +
+                               ", " + entry("empty.b", 0, empty_at, empty_at) + "}";
+    const klay::StateDict sd = load(safetensors(header, data));
+    ASSERT_EQ(sd.entries.size(), 4u);
+    EXPECT_TRUE(at::equal(*sd.find("full.first"), at::tensor(first, at::kDouble)));
+    EXPECT_TRUE(at::equal(*sd.find("full.second"), at::tensor(second, at::kDouble)));
+    EXPECT_EQ(sd.find("empty.a")->numel(), 0);
+    EXPECT_EQ(sd.find("empty.b")->numel(), 0);
+  }
+}
+
 TEST_F(Safetensors, DecodesJsonEscapesInNames) {
   const std::vector<float> one = {1.0f};
   const klay::StateDict sd =
