@@ -100,7 +100,9 @@ at::Tensor LinearImpl::forward(const at::Tensor& features) const {
     for (int i : g.inputs)
       inputs.push_back(blocks[i].reshape({n, irreps_in_[i].mul, g.d}));
     // [n, d, Σ mul_in] @ [Σ mul_in, Σ mul_out]: one matmul over n·d rows for every instruction of the group.
-    const at::Tensor stacked = (inputs.size() == 1 ? inputs[0] : at::cat(inputs, 1)).transpose(1, 2);
+    // Contiguous first: libtorch 1.13's matmul does not fold a transposed 3-d operand into one mm
+    // but runs a bmm of n tiny products, each a select and a dispatch (a third of an MD step).
+    const at::Tensor stacked = (inputs.size() == 1 ? inputs[0] : at::cat(inputs, 1)).transpose(1, 2).contiguous();
     // The coefficients are not state, so a model cast to float32 leaves them in float64.
     const at::Tensor matrix =
         weight.index_select(0, g.weight_index).view({g.rows, g.cols}) * g.coefficient.to(weight.scalar_type());

@@ -142,11 +142,11 @@ at::Tensor TensorProductImpl::path_output(const Path& p, const at::Tensor& a, co
     if (p.mul2 == 1) return s.view({n, p.mul1, p.d3}) * w.reshape({wn, p.mul1, 1});
     return (s.view({n, p.mul1, p.mul2, p.d3}) * w.reshape({wn, p.mul1, p.mul2, 1})).sum(2);
   }
-  // uvw: y[n,w,k] = Σ_{u,v} w[u,v,w] s[n,u,v,k]
+  // uvw: y[n,w,k] = Σ_{u,v} w[u,v,w] s[n,u,v,k]. With shared weights, st is made contiguous so
+  // that matmul folds it into one mm (a transposed 3-d operand becomes a bmm of n tiny products).
   const at::Tensor st = s.view({n, p.mul1 * p.mul2, p.d3}).transpose(1, 2);
-  const at::Tensor ww =
-      wn == 1 ? w.reshape({p.mul1 * p.mul2, p.mul_out}) : w.reshape({wn, p.mul1 * p.mul2, p.mul_out});
-  return at::matmul(st, ww).transpose(1, 2);
+  if (wn == 1) return at::matmul(st.contiguous(), w.reshape({p.mul1 * p.mul2, p.mul_out})).transpose(1, 2);
+  return at::matmul(st, w.reshape({wn, p.mul1 * p.mul2, p.mul_out})).transpose(1, 2);
 }
 
 at::Tensor TensorProductImpl::forward(const at::Tensor& x1, const at::Tensor& x2, const at::Tensor& ext_weight) const {

@@ -63,6 +63,7 @@ struct Plan : torch::CustomClassHolder {
   std::vector<Entry> entries;
   std::vector<Block> in_blocks, out_blocks;
   int64_t dim_in = 0, dim_sh = 0, dim_out = 0, weight_numel = 0, max_mul = 1;
+  int64_t uniform_mul = 0;  // the multiplicity of every path, or 0 when they differ
 
   template <typename T>
   std::vector<T> values() const {
@@ -108,6 +109,9 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::TensorProductImpl& tp) {
     path.k_begin.push_back(static_cast<int64_t>(plan->entries.size()));
     plan->paths.push_back(std::move(path));
   }
+  plan->uniform_mul = plan->paths.front().mul;
+  for (const Plan::Path& path : plan->paths)
+    if (path.mul != plan->uniform_mul) plan->uniform_mul = 0;
   return plan;
 }
 
@@ -161,97 +165,200 @@ Grouping group_edges(const int64_t* node_of_edge, int64_t num_edges, int64_t num
   return g;
 }
 
+// The loops. A multiplicity known at compile time (Mul > 0, the common uniform widths) lets the
+// copies loop unroll into vector registers; Mul = 0 reads it from the path. Each body is inlined
+// into a baseline and an AVX2+FMA entry point (GCC target attribute, chosen at run time by the
+// CPU), so the library runs on any x86-64 and uses the wide units where they exist.
+#define KLAY_KERNEL_BODY inline __attribute__((always_inline))
+#if defined(__x86_64__) && defined(__GNUC__)
+#define KLAY_HAVE_AVX2_ENTRY 1
+#define KLAY_AVX2_ENTRY __attribute__((target("avx2,fma")))
+#endif
+
+template <typename T>
+struct ForwardArgs {
+  const Plan* plan;
+  const T* value;  // the plan's entries in T
+  const T *x, *sh, *w;
+  const int64_t* sender;
+  const Grouping* by_receiver;
+  T* out;
+};
+
 // out[r] = Σ over r's edges e of Σ_paths w_e[u] · Σ_{i,j} c_ijk sh_e[j] x[sender_e][i][u].
+template <typename T, int Mul>
+KLAY_KERNEL_BODY void forward_rows(const ForwardArgs<T>& a, int64_t begin, int64_t end, T* acc, T* scratch) {
+  const Plan& plan = *a.plan;
+  const Plan::Entry* entries = plan.entries.data();
+  T local[Mul > 0 ? Mul : 1];
+  T* __restrict tk = Mul > 0 ? local : scratch;
+  for (int64_t r = begin; r < end; ++r) {
+    std::fill(acc, acc + plan.dim_out, T(0));
+    for (int64_t q = a.by_receiver->start[r]; q < a.by_receiver->start[r + 1]; ++q) {
+      const int64_t e = a.by_receiver->order[q];
+      const T* xe = a.x + a.sender[e] * plan.dim_in;
+      const T* ye = a.sh + e * plan.dim_sh;
+      const T* we = a.w + e * plan.weight_numel;
+      for (const Plan::Path& p : plan.paths) {
+        const int64_t mul = Mul > 0 ? Mul : p.mul;
+        const T* xp = xe + p.in_offset;
+        const T* yp = ye + p.sh_offset;
+        const T* __restrict wp = we + p.weight_offset;
+        for (int64_t k = 0; k < p.d3; ++k) {
+          for (int64_t u = 0; u < mul; ++u) tk[u] = T(0);
+          for (int64_t n = p.k_begin[k]; n < p.k_begin[k + 1]; ++n) {
+            const T c = a.value[n] * yp[entries[n].j];
+            const T* __restrict xi = xp + entries[n].i * mul;
+            for (int64_t u = 0; u < mul; ++u) tk[u] += c * xi[u];
+          }
+          T* __restrict ak = acc + p.out_offset + k * mul;
+          for (int64_t u = 0; u < mul; ++u) ak[u] += wp[u] * tk[u];
+        }
+      }
+    }
+    to_multiplicity_major(plan.out_blocks, acc, a.out + r * plan.dim_out);
+  }
+}
+
+template <typename T>
+struct BackwardArgs {
+  const Plan* plan;
+  const T* value;
+  const T *x, *sh, *w, *g;  // x and g component-major
+  const int64_t* receiver;
+  const Grouping* by_sender;
+  T *grad_x, *grad_sh, *grad_w;  // each may be null: not wanted
+};
+
+// Gradients of Σ g·out with respect to x (grouped by sender: each thread owns its senders' rows),
+// the edge attributes and the weights (one row per edge, written by the thread of its sender).
+template <typename T, int Mul>
+KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
+  const Plan& plan = *a.plan;
+  const Plan::Entry* entries = plan.entries.data();
+  T local_t[Mul > 0 ? Mul : 1], local_wg[Mul > 0 ? Mul : 1];
+  T* __restrict tk = Mul > 0 ? local_t : scratch;
+  T* __restrict wg = Mul > 0 ? local_wg : scratch + plan.max_mul;
+  for (int64_t s = begin; s < end; ++s) {
+    std::fill(gx, gx + plan.dim_in, T(0));
+    const T* xs = a.x + s * plan.dim_in;
+    for (int64_t q = a.by_sender->start[s]; q < a.by_sender->start[s + 1]; ++q) {
+      const int64_t e = a.by_sender->order[q];
+      const T* ge = a.g + a.receiver[e] * plan.dim_out;
+      const T* ye = a.sh + e * plan.dim_sh;
+      const T* we = a.w + e * plan.weight_numel;
+      T* gye = a.grad_sh ? a.grad_sh + e * plan.dim_sh : nullptr;
+      T* gwe = a.grad_w ? a.grad_w + e * plan.weight_numel : nullptr;
+      for (const Plan::Path& p : plan.paths) {
+        const int64_t mul = Mul > 0 ? Mul : p.mul;
+        const T* xp = xs + p.in_offset;
+        const T* yp = ye + p.sh_offset;
+        const T* __restrict wp = we + p.weight_offset;
+        T* gxp = gx + p.in_offset;
+        for (int64_t k = 0; k < p.d3; ++k) {
+          const T* __restrict gk = ge + p.out_offset + k * mul;
+          for (int64_t u = 0; u < mul; ++u) {
+            wg[u] = wp[u] * gk[u];
+            tk[u] = T(0);
+          }
+          for (int64_t n = p.k_begin[k]; n < p.k_begin[k + 1]; ++n) {
+            const T y = yp[entries[n].j];
+            const T c = a.value[n] * y;
+            const T* __restrict xi = xp + entries[n].i * mul;
+            T* __restrict gxi = gxp + entries[n].i * mul;
+            T dot = 0;
+            for (int64_t u = 0; u < mul; ++u) {
+              tk[u] += c * xi[u];
+              gxi[u] += c * wg[u];
+              dot += xi[u] * wg[u];
+            }
+            if (gye) gye[p.sh_offset + entries[n].j] += a.value[n] * dot;
+          }
+          if (gwe)
+            for (int64_t u = 0; u < mul; ++u) gwe[p.weight_offset + u] += gk[u] * tk[u];
+        }
+      }
+    }
+    if (a.grad_x) to_multiplicity_major(plan.in_blocks, gx, a.grad_x + s * plan.dim_in);
+  }
+}
+
+template <typename T, int Mul>
+void forward_rows_baseline(const ForwardArgs<T>& a, int64_t begin, int64_t end, T* acc, T* scratch) {
+  forward_rows<T, Mul>(a, begin, end, acc, scratch);
+}
+template <typename T, int Mul>
+void backward_rows_baseline(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
+  backward_rows<T, Mul>(a, begin, end, gx, scratch);
+}
+#ifdef KLAY_HAVE_AVX2_ENTRY
+template <typename T, int Mul>
+KLAY_AVX2_ENTRY void forward_rows_avx2(const ForwardArgs<T>& a, int64_t begin, int64_t end, T* acc, T* scratch) {
+  forward_rows<T, Mul>(a, begin, end, acc, scratch);
+}
+template <typename T, int Mul>
+KLAY_AVX2_ENTRY void backward_rows_avx2(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
+  backward_rows<T, Mul>(a, begin, end, gx, scratch);
+}
+#endif
+
+std::atomic<bool> g_wide_vectors{true};
+
+bool cpu_has_avx2_fma() {
+#ifdef KLAY_HAVE_AVX2_ENTRY
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has && g_wide_vectors;
+#else
+  return false;
+#endif
+}
+
+template <typename Args, typename T>
+using RowsFunction = void (*)(const Args&, int64_t, int64_t, T*, T*);
+
+// The entry point for this CPU and the plan's multiplicity (one compiled width, or the general loop).
+template <typename T, int Mul>
+std::pair<RowsFunction<ForwardArgs<T>, T>, RowsFunction<BackwardArgs<T>, T>> entry_points() {
+#ifdef KLAY_HAVE_AVX2_ENTRY
+  if (cpu_has_avx2_fma()) return {forward_rows_avx2<T, Mul>, backward_rows_avx2<T, Mul>};
+#endif
+  return {forward_rows_baseline<T, Mul>, backward_rows_baseline<T, Mul>};
+}
+
+template <typename T>
+std::pair<RowsFunction<ForwardArgs<T>, T>, RowsFunction<BackwardArgs<T>, T>> entry_points_for(const Plan& plan) {
+  switch (plan.uniform_mul) {
+    case 8: return entry_points<T, 8>();
+    case 16: return entry_points<T, 16>();
+    case 32: return entry_points<T, 32>();
+    case 64: return entry_points<T, 64>();
+    default: return entry_points<T, 0>();
+  }
+}
+
 template <typename T>
 void forward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const int64_t* sender,
                     const Grouping& by_receiver, T* out) {
   const std::vector<T> value = plan.values<T>();
+  const ForwardArgs<T> args{&plan, value.data(), x, sh, w, sender, &by_receiver, out};
+  const auto rows = entry_points_for<T>(plan).first;
   const int64_t num_receivers = static_cast<int64_t>(by_receiver.start.size()) - 1;
   at::parallel_for(0, num_receivers, kNodesPerTask, [&](int64_t begin, int64_t end) {
-    std::vector<T> acc(plan.dim_out), t(plan.max_mul);
-    for (int64_t r = begin; r < end; ++r) {
-      std::fill(acc.begin(), acc.end(), T(0));
-      for (int64_t q = by_receiver.start[r]; q < by_receiver.start[r + 1]; ++q) {
-        const int64_t e = by_receiver.order[q];
-        const T* xe = x + sender[e] * plan.dim_in;
-        const T* ye = sh + e * plan.dim_sh;
-        const T* we = w + e * plan.weight_numel;
-        for (const Plan::Path& p : plan.paths) {
-          const int64_t mul = p.mul;
-          const T* xp = xe + p.in_offset;
-          const T* yp = ye + p.sh_offset;
-          const T* wp = we + p.weight_offset;
-          for (int64_t k = 0; k + 1 < static_cast<int64_t>(p.k_begin.size()); ++k) {
-            T* __restrict tk = t.data();
-            std::fill(tk, tk + mul, T(0));
-            for (int64_t n = p.k_begin[k]; n < p.k_begin[k + 1]; ++n) {
-              const T a = value[n] * yp[plan.entries[n].j];
-              const T* __restrict xi = xp + plan.entries[n].i * mul;
-              for (int64_t u = 0; u < mul; ++u) tk[u] += a * xi[u];
-            }
-            T* __restrict ak = acc.data() + p.out_offset + k * mul;
-            for (int64_t u = 0; u < mul; ++u) ak[u] += wp[u] * tk[u];
-          }
-        }
-      }
-      to_multiplicity_major(plan.out_blocks, acc.data(), out + r * plan.dim_out);
-    }
+    std::vector<T> acc(plan.dim_out), scratch(2 * plan.max_mul);
+    rows(args, begin, end, acc.data(), scratch.data());
   });
 }
 
-// Gradients of Σ g·out with respect to x (grouped by sender: each thread owns its senders' rows),
-// the edge attributes and the weights (one row per edge, written by the thread of its sender).
 template <typename T>
 void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const T* g, const int64_t* receiver,
                      const Grouping& by_sender, T* grad_x, T* grad_sh, T* grad_w) {
   const std::vector<T> value = plan.values<T>();
+  const BackwardArgs<T> args{&plan, value.data(), x, sh, w, g, receiver, &by_sender, grad_x, grad_sh, grad_w};
+  const auto rows = entry_points_for<T>(plan).second;
   const int64_t num_senders = static_cast<int64_t>(by_sender.start.size()) - 1;
   at::parallel_for(0, num_senders, kNodesPerTask, [&](int64_t begin, int64_t end) {
-    std::vector<T> gx(plan.dim_in), gw(plan.max_mul), t(plan.max_mul);
-    for (int64_t s = begin; s < end; ++s) {
-      std::fill(gx.begin(), gx.end(), T(0));
-      const T* xs = x + s * plan.dim_in;
-      for (int64_t q = by_sender.start[s]; q < by_sender.start[s + 1]; ++q) {
-        const int64_t e = by_sender.order[q];
-        const T* ge = g + receiver[e] * plan.dim_out;
-        const T* ye = sh + e * plan.dim_sh;
-        const T* we = w + e * plan.weight_numel;
-        T* gye = grad_sh ? grad_sh + e * plan.dim_sh : nullptr;
-        T* gwe = grad_w ? grad_w + e * plan.weight_numel : nullptr;
-        for (const Plan::Path& p : plan.paths) {
-          const int64_t mul = p.mul;
-          const T* xp = xs + p.in_offset;
-          const T* yp = ye + p.sh_offset;
-          const T* wp = we + p.weight_offset;
-          T* gxp = gx.data() + p.in_offset;
-          for (int64_t k = 0; k + 1 < static_cast<int64_t>(p.k_begin.size()); ++k) {
-            const T* __restrict gk = ge + p.out_offset + k * mul;
-            T* __restrict wg = gw.data();
-            T* __restrict tk = t.data();
-            for (int64_t u = 0; u < mul; ++u) {
-              wg[u] = wp[u] * gk[u];
-              tk[u] = T(0);
-            }
-            for (int64_t n = p.k_begin[k]; n < p.k_begin[k + 1]; ++n) {
-              const Plan::Entry& en = plan.entries[n];
-              const T a = value[n] * yp[en.j];
-              const T* __restrict xi = xp + en.i * mul;
-              T* __restrict gxi = gxp + en.i * mul;
-              T dot = 0;
-              for (int64_t u = 0; u < mul; ++u) {
-                tk[u] += a * xi[u];
-                gxi[u] += a * wg[u];
-                dot += xi[u] * wg[u];
-              }
-              if (gye) gye[p.sh_offset + en.j] += value[n] * dot;
-            }
-            if (gwe)
-              for (int64_t u = 0; u < mul; ++u) gwe[p.weight_offset + u] += gk[u] * tk[u];
-          }
-        }
-      }
-      if (grad_x) to_multiplicity_major(plan.in_blocks, gx.data(), grad_x + s * plan.dim_in);
-    }
+    std::vector<T> gx(plan.dim_in), scratch(2 * plan.max_mul);
+    rows(args, begin, end, gx.data(), scratch.data());
   });
 }
 
@@ -355,6 +462,8 @@ void check_shapes(const e3nn::TensorProductImpl& tp, const at::Tensor& x, const 
 }  // namespace
 
 bool fused_kernel_supports(const e3nn::TensorProductImpl& tp) { return plan_supports(tp); }
+
+void set_wide_vector_units_enabled(bool enabled) { g_wide_vectors = enabled; }
 
 void set_fused_kernels_enabled(bool enabled) { g_enabled = enabled; }
 bool fused_kernels_enabled() { return g_enabled; }

@@ -41,6 +41,10 @@ bool fused_kernel_supports(const e3nn::TensorProductImpl& tp);
 void set_fused_kernels_enabled(bool enabled);
 bool fused_kernels_enabled();
 
+// The kernels use AVX2+FMA where the CPU has them; tests switch that off to check the baseline
+// x86-64 code on the same machine.
+void set_wide_vector_units_enabled(bool enabled);
+
 // Calls of the fused forward and backward kernels since the process started: tests use them to
 // prove that MD goes through the kernels.
 struct KernelCounters {

@@ -81,6 +81,8 @@ std::vector<e3nn::TensorProduct> layer_tensor_products() {
           convolution("6x0e", 3, "1x0e+1x1o+1x2e+1x3o"),
           convolution("2x0e+3x1o+2x0e+1x1o", 1, "1x0e+1x1o+1x1e"),
           convolution("16x0e", 0, "1x0e"),
+          convolution("8x0e+8x2e+8x1o", 2, "1x0e+1x1o+1x2e+1x1e+1x2o"),
+          convolution("32x0e+32x1o", 1, "1x0e+1x1o+1x1e"),
           convolution("3x1o+2x3o+4x2e", 3, "1x0e+1x1e+1x2e+1x3e+1x4e+1x0o+1x1o+1x2o+1x3o")};
 }
 
@@ -170,6 +172,21 @@ TEST(UvuConvolution, ResultsDoNotDependOnTheThreadCount) {
   EXPECT_TRUE(at::equal(one.grad_x, two.grad_x));
   EXPECT_TRUE(at::equal(one.grad_sh, two.grad_sh));
   EXPECT_TRUE(at::equal(one.grad_w, two.grad_w));
+}
+
+TEST(UvuConvolution, BaselineAndWideVectorCodeAgree) {
+  for (const e3nn::TensorProduct& tp : layer_tensor_products()) {
+    SCOPED_TRACE(tp->irreps_in1().to_string());
+    const Graph g = random_graph(*tp, 30, 30, 200, 17);
+    set_wide_vector_units_enabled(false);
+    const Derivatives baseline = derivatives(true, *tp, g, at::kDouble, false);
+    set_wide_vector_units_enabled(true);
+    const Derivatives wide = derivatives(true, *tp, g, at::kDouble, false);
+    EXPECT_LE(relative_error(baseline.out, wide.out), 1e-14);
+    EXPECT_LE(relative_error(baseline.grad_x, wide.grad_x), 1e-14);
+    EXPECT_LE(relative_error(baseline.grad_sh, wide.grad_sh), 1e-14);
+    EXPECT_LE(relative_error(baseline.grad_w, wide.grad_w), 1e-14);
+  }
 }
 
 TEST(UvuConvolution, NoEdgesGiveZeroMessagesAndGradients) {

@@ -1,0 +1,195 @@
+// bench_md_step: one MD force evaluation (energy + forces through autograd, as pair_style klay
+// runs it) of a model on a diamond-silicon crystal, with the fused convolution kernels and with
+// the composite ATen path, interleaved in one process; --profile adds the ATen operators that take
+// the time (self time, the autograd profiler's push/pop ranges).
+//
+//   bench_md_step [MODEL.yaml WEIGHTS] [--cells N] [--threads T] [--rounds R] [--float32] [--profile]
+//
+// The structure is n³ conventional cells (8n³ atoms, default 4: 512 atoms) displaced by 0.05 Å,
+// with periodic images and staged graphs built exactly as `klay eval` builds them.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#include "bench_common.hpp"
+#include "kernels/uvu_convolution.hpp"
+#include "md/md_model.hpp"
+#include "md/structure_eval.hpp"
+#include "runtime/error.hpp"
+
+namespace klay::bench {
+namespace {
+
+struct StepOptions {
+  std::string yaml = std::string(KLAY_EXAMPLES_DIR) + "/si/model.yaml";
+  std::string weights = std::string(KLAY_EXAMPLES_DIR) + "/si/model.pth";
+  int cells = 4;
+  int rounds = 10;
+  bool float32 = false, profile = false, quick = false;
+  Options common;
+};
+
+[[noreturn]] void usage(int code) {
+  std::fprintf(code ? stderr : stdout,
+               "usage: bench_md_step [MODEL.yaml WEIGHTS] [--cells N] [--threads T] [--rounds R] [--float32] "
+               "[--profile] [--quick]\n");
+  std::exit(code);
+}
+
+StepOptions parse(int argc, char** argv) {
+  StepOptions o;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&] {
+      if (i + 1 >= argc) usage(2);
+      return std::atoi(argv[++i]);
+    };
+    if (a == "--cells") o.cells = value();
+    else if (a == "--threads") o.common.threads = value();
+    else if (a == "--rounds") o.rounds = value();
+    else if (a == "--float32") o.float32 = true;
+    else if (a == "--profile") o.profile = true;
+    else if (a == "--quick") o.quick = true;
+    else if (a == "--help") usage(0);
+    else if (!a.empty() && a[0] == '-') usage(2);
+    else positional.push_back(a);
+  }
+  if (positional.size() == 2) {
+    o.yaml = positional[0];
+    o.weights = positional[1];
+  } else if (!positional.empty()) {
+    usage(2);
+  }
+  if (o.quick) o.cells = 1, o.rounds = 1;
+  if (o.cells < 1 || o.rounds < 1) usage(2);
+  return o;
+}
+
+md::Structure diamond_crystal(int cells) {
+  constexpr double kA = 5.431;
+  const double basis[8][3] = {{0, 0, 0}, {0, 0.5, 0.5}, {0.5, 0, 0.5}, {0.5, 0.5, 0},
+                              {0.25, 0.25, 0.25}, {0.25, 0.75, 0.75}, {0.75, 0.25, 0.75}, {0.75, 0.75, 0.25}};
+  std::mt19937_64 generator(1);
+  std::normal_distribution<double> noise(0.0, 0.05);
+  md::Structure s;
+  s.has_lattice = true;
+  for (int k = 0; k < 3; ++k) {
+    s.cell.vectors[k][k] = cells * kA;
+    s.cell.periodic[k] = true;
+  }
+  for (int i = 0; i < cells; ++i)
+    for (int j = 0; j < cells; ++j)
+      for (int l = 0; l < cells; ++l)
+        for (const auto& b : basis) {
+          s.elements.push_back("Si");
+          const int c[3] = {i, j, l};
+          for (int k = 0; k < 3; ++k) s.positions.push_back((c[k] + b[k]) * kA + noise(generator));
+        }
+  return s;
+}
+
+// Self time (own time minus that of the ranges it encloses) per operator name, in ms, over all
+// profiled calls, with the number of calls.
+void print_profile(const torch::autograd::profiler::thread_event_lists& lists, int evaluations) {
+  using torch::autograd::profiler::EventKind;
+  struct Total {
+    double self_us = 0;
+    int64_t calls = 0;
+  };
+  std::map<std::string, Total> totals;
+  double all_us = 0;
+  for (const auto& list : lists) {
+    struct Open {
+      std::string name;
+      double start_us, children_us;
+    };
+    std::vector<Open> stack;
+    for (const auto& event : list) {
+      if (event.kind() == EventKind::PushRange) {
+        stack.push_back({event.name(), static_cast<double>(event.cpuUs()), 0.0});
+      } else if (event.kind() == EventKind::PopRange && !stack.empty()) {
+        const Open open = stack.back();
+        stack.pop_back();
+        const double elapsed = static_cast<double>(event.cpuUs()) - open.start_us;
+        Total& t = totals[open.name];
+        t.self_us += elapsed - open.children_us;
+        ++t.calls;
+        if (stack.empty()) all_us += elapsed;
+        else stack.back().children_us += elapsed;
+      }
+    }
+  }
+  std::vector<std::pair<std::string, Total>> rows(totals.begin(), totals.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.self_us > b.second.self_us; });
+  std::printf("\nprofile over %d evaluations (autograd profiler; its own overhead inflates small ops):\n", evaluations);
+  std::printf("%-48s %12s %8s %10s\n", "operator", "self ms/eval", "%", "calls/eval");
+  for (size_t k = 0; k < rows.size() && k < 30; ++k)
+    std::printf("%-48s %12.3f %7.1f%% %10.1f\n", rows[k].first.substr(0, 48).c_str(),
+                rows[k].second.self_us / 1000.0 / evaluations, 100.0 * rows[k].second.self_us / all_us,
+                static_cast<double>(rows[k].second.calls) / evaluations);
+}
+
+int run(int argc, char** argv) {
+  const StepOptions o = parse(argc, argv);
+  print_machine(o.common);
+  auto model = md::MdModel::load(o.yaml, o.weights, o.float32);
+  const md::Structure crystal = diamond_crystal(o.cells);
+  const md::PreparedStructure prepared = md::prepare_structure(*model, crystal);
+  const md::AtomsView atoms = prepared.view();
+  std::vector<double> forces(3 * prepared.n_model_atoms());
+  std::printf("model:      %s %s (%s)\n", o.yaml.c_str(), o.weights.c_str(), o.float32 ? "float32" : "float64");
+  std::printf("structure:  %ld owned atoms, %ld with images, %ld edges in the largest graph\n",
+              static_cast<long>(prepared.n_cell_atoms), static_cast<long>(prepared.n_model_atoms()),
+              static_cast<long>(atoms.n_edges));
+
+  auto evaluate = [&](bool fused) {
+    kernels::set_fused_kernels_enabled(fused);
+    md::ResultsView results;
+    results.forces = forces.data();
+    model->compute(atoms, results);
+    kernels::set_fused_kernels_enabled(true);
+    return results.energy;
+  };
+  const double e_fused = evaluate(true), e_composite = evaluate(false);
+  std::vector<double> fused_ms, composite_ms;
+  for (int r = 0; r < o.rounds + 1; ++r) {  // round 0 warms up
+    const double f = time_once_ms([&] { evaluate(true); }), c = time_once_ms([&] { evaluate(false); });
+    if (r > 0) fused_ms.push_back(f), composite_ms.push_back(c);
+  }
+  const double fused = median_ms(fused_ms), composite = median_ms(composite_ms);
+  std::printf("\nenergy + forces per evaluation (median of %d interleaved rounds):\n", o.rounds);
+  std::printf("  fused kernels   %10.3f ms   energy %.12f eV\n", fused, e_fused);
+  std::printf("  composite ATen  %10.3f ms   energy %.12f eV\n", composite, e_composite);
+  std::printf("  composite / fused: %.2fx   |energy difference| %.1e eV\n", composite / fused,
+              std::abs(e_fused - e_composite));
+
+  if (o.profile) {
+    const int evaluations = o.rounds;
+    torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::CPU);
+    torch::autograd::profiler::TLSLegacyProfilerGuard guard(
+        config, [&](const torch::autograd::profiler::thread_event_lists& lists) { print_profile(lists, evaluations); });
+    for (int r = 0; r < evaluations; ++r) evaluate(true);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace klay::bench
+
+int main(int argc, char** argv) {
+  try {
+    return klay::bench::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_md_step: %s\n", e.what());
+    return 1;
+  }
+}
