@@ -105,7 +105,7 @@ void print_profile(const torch::autograd::profiler::thread_event_lists& lists, i
     double self_us = 0;
     int64_t calls = 0;
   };
-  std::map<std::string, Total> totals;
+  std::map<std::string, Total> totals, layers;  // layers: inclusive time of each model layer's forward
   double all_us = 0;
   for (const auto& list : lists) {
     struct Open {
@@ -123,6 +123,10 @@ void print_profile(const torch::autograd::profiler::thread_event_lists& lists, i
         Total& t = totals[open.name];
         t.self_us += elapsed - open.children_us;
         ++t.calls;
+        if (open.name.rfind("klay layer ", 0) == 0) {
+          layers[open.name.substr(11)].self_us += elapsed;
+          ++layers[open.name.substr(11)].calls;
+        }
         if (stack.empty()) all_us += elapsed;
         else stack.back().children_us += elapsed;
       }
@@ -136,6 +140,10 @@ void print_profile(const torch::autograd::profiler::thread_event_lists& lists, i
     std::printf("%-48s %12.3f %7.1f%% %10.1f\n", rows[k].first.substr(0, 48).c_str(),
                 rows[k].second.self_us / 1000.0 / evaluations, 100.0 * rows[k].second.self_us / all_us,
                 static_cast<double>(rows[k].second.calls) / evaluations);
+  std::printf("\n%-48s %12s %8s %10s\n", "layer (forward, ops inside included)", "ms/eval", "%", "calls/eval");
+  for (const auto& [name, t] : layers)
+    std::printf("%-48s %12.3f %7.1f%% %10.1f\n", name.substr(0, 48).c_str(), t.self_us / 1000.0 / evaluations,
+                100.0 * t.self_us / all_us, static_cast<double>(t.calls) / evaluations);
 }
 
 int run(int argc, char** argv) {

@@ -92,8 +92,8 @@ at::Tensor ContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_
   if (x.dim() != 3 || x.size(1) != num_features_ || x.size(2) != coupling_dim_)
     throw Error("SymmetricContraction: node features must be [N, " + std::to_string(num_features_) + ", " +
                 std::to_string(coupling_dim_) + "]");
-  const int64_t n = x.size(0), rows = n * num_features_;
-  const at::Tensor features = x.reshape({rows, coupling_dim_, 1});
+  const int64_t n = x.size(0), rows = n * num_features_, coupling = coupling_dim_;
+  const at::Tensor features = x.reshape({rows, coupling});
   // θ_ν[n·F + c, p] = Σ_e y[n,e] W_ν[e,p,c]
   auto element_weights = [&](const at::Tensor& w) {
     const int64_t params = w.size(1);
@@ -102,13 +102,19 @@ at::Tensor ContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_
         .transpose(1, 2)
         .reshape({rows, params});
   };
-  // Nested order of MACE: A_ν = U_ν·θ_ν + B_{ν+1}, B_ν = Σ_{i_ν} A_ν[…, i_ν] x[i_ν].
+  // Nested order of MACE: A_ν = U_ν·θ_ν + B_{ν+1}, B_ν = Σ_{i_ν} A_ν[…, i_ν] x[i_ν]. The U_ν·θ_ν part
+  // of B_ν is one matmul of the outer products x[i_ν]·θ_ν[p] with U_ν as a [(i_ν, p), rest] matrix,
+  // so A_ν (L times larger than B_ν) is never formed: Python's opt_einsum finds the same order.
   at::Tensor b;
   for (int nu = correlation_; nu >= 1; --nu) {
     const at::Tensor& u = u_matrices_[nu - 1];
-    at::Tensor a = at::matmul(element_weights(weights_[nu - 1]), u.reshape({-1, u.size(-1)}).t());
-    if (b.defined()) a = a + b;
-    b = at::bmm(a.view({rows, a.size(1) / coupling_dim_, coupling_dim_}), features).squeeze(-1);
+    const int64_t params = u.size(-1), rest = u.numel() / (coupling * params);
+    const at::Tensor u_by_last = u.reshape({rest, coupling, params}).permute({1, 2, 0}).reshape({coupling * params, rest});
+    const at::Tensor outer = (features.unsqueeze(2) * element_weights(weights_[nu - 1]).unsqueeze(1))
+                                 .view({rows, coupling * params});
+    at::Tensor next = at::matmul(outer, u_by_last);
+    if (b.defined()) next = next + (b.view({rows, rest, coupling}) * features.unsqueeze(1)).sum(-1);
+    b = next;
   }
   return b.reshape({n, num_features_ * out_dim_});
 }

@@ -59,6 +59,7 @@ struct Plan : torch::CustomClassHolder {
     std::vector<int64_t> k_begin;  // entries of output component k: [k_begin[k], k_begin[k+1]) of `entries`
   };
   std::shared_ptr<const e3nn::TensorProductImpl> tp;  // for the composite (double-backward) path
+  double scale = 1.0;                                  // folded into the entries' values
   std::vector<Path> paths;
   std::vector<Entry> entries;
   std::vector<Block> in_blocks, out_blocks;
@@ -81,8 +82,9 @@ bool plan_supports(const e3nn::TensorProductImpl& tp) {
   return true;
 }
 
-c10::intrusive_ptr<Plan> make_plan(const e3nn::TensorProductImpl& tp) {
+c10::intrusive_ptr<Plan> make_plan(const e3nn::TensorProductImpl& tp, double scale) {
   auto plan = c10::make_intrusive<Plan>();
+  plan->scale = scale;
   plan->tp = std::dynamic_pointer_cast<const e3nn::TensorProductImpl>(tp.shared_from_this());
   plan->in_blocks = blocks_of(tp.irreps_in1());
   plan->out_blocks = blocks_of(tp.irreps_out());
@@ -104,7 +106,8 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::TensorProductImpl& tp) {
       for (int64_t i = 0; i < p.d1; ++i)
         for (int64_t j = 0; j < p.d2; ++j)
           if (c[i][j][k] != 0.0)
-            plan->entries.push_back({static_cast<int32_t>(i), static_cast<int32_t>(j), c[i][j][k] * p.coefficient});
+            plan->entries.push_back(
+                {static_cast<int32_t>(i), static_cast<int32_t>(j), c[i][j][k] * p.coefficient * scale});
     }
     path.k_begin.push_back(static_cast<int64_t>(plan->entries.size()));
     plan->paths.push_back(std::move(path));
@@ -407,7 +410,8 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
       std::vector<at::Tensor> wrt;
       for (int k = 0; k < 3; ++k)
         if (want[k]) wrt.push_back(std::vector<at::Tensor>{xv, shv, wv}[k]);
-      const at::Tensor y = convolution_scatter_composite(*plan->tp, xv, shv, wv, sender, receiver, num_receivers);
+      const at::Tensor y =
+          convolution_scatter_composite(*plan->tp, xv, shv, wv, sender, receiver, num_receivers, plan->scale);
       const variable_list d = torch::autograd::grad({y}, wrt, {g}, /*retain_graph=*/true, /*create_graph=*/true,
                                                     /*allow_unused=*/true);
       for (int k = 0, next = 0; k < 3; ++k)
@@ -475,27 +479,30 @@ KernelCounters kernel_counters() {
 at::Tensor convolution_scatter_composite(const e3nn::TensorProductImpl& tp, const at::Tensor& node_features,
                                          const at::Tensor& edge_attrs, const at::Tensor& weight,
                                          const at::Tensor& sender, const at::Tensor& receiver,
-                                         int64_t num_receivers) {
+                                         int64_t num_receivers, double scale) {
   const at::Tensor messages = tp.forward(node_features.index_select(0, sender), edge_attrs, weight);
-  return e3nn::scatter_sum(messages, receiver, num_receivers);
+  const at::Tensor summed = e3nn::scatter_sum(messages, receiver, num_receivers);
+  return scale == 1.0 ? summed : summed * scale;
 }
 
 at::Tensor convolution_scatter(const e3nn::TensorProductImpl& tp, const at::Tensor& node_features,
                                const at::Tensor& edge_attrs, const at::Tensor& weight, const at::Tensor& sender,
-                               const at::Tensor& receiver, int64_t num_receivers) {
+                               const at::Tensor& receiver, int64_t num_receivers, double scale) {
   check_shapes(tp, node_features, edge_attrs, weight, sender, receiver);
   const at::ScalarType dtype = node_features.scalar_type();
   const bool fusable = fused_kernels_enabled() && plan_supports(tp) && node_features.device().is_cpu() &&
                        (dtype == at::kDouble || dtype == at::kFloat) && edge_attrs.scalar_type() == dtype &&
                        weight.scalar_type() == dtype;
   if (!fusable)
-    return convolution_scatter_composite(tp, node_features, edge_attrs, weight, sender, receiver, num_receivers);
-  return FusedConvolution::apply(node_features, edge_attrs, weight, sender, receiver, num_receivers, make_plan(tp));
+    return convolution_scatter_composite(tp, node_features, edge_attrs, weight, sender, receiver, num_receivers,
+                                         scale);
+  return FusedConvolution::apply(node_features, edge_attrs, weight, sender, receiver, num_receivers,
+                                 make_plan(tp, scale));
 }
 
 int64_t convolution_forward_flops(const e3nn::TensorProductImpl& tp, int64_t num_edges) {
   if (!plan_supports(tp)) return 0;
-  const c10::intrusive_ptr<Plan> plan = make_plan(tp);
+  const c10::intrusive_ptr<Plan> plan = make_plan(tp, 1.0);
   int64_t per_edge = 0;
   for (const Plan::Path& p : plan->paths) {
     const int64_t entries = p.k_begin.back() - p.k_begin.front();

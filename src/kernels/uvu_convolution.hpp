@@ -22,16 +22,18 @@
 namespace klay::kernels {
 
 // node_features [N_s, irreps_in1.dim()], edge_attrs [E, irreps_in2.dim()], weight [E, weight_numel],
-// sender/receiver int64 [E] (rows of node_features / of the result) → [num_receivers, irreps_out.dim()].
+// sender/receiver int64 [E] (rows of node_features / of the result) → [num_receivers, irreps_out.dim()],
+// times `scale` (the layers' normalisation by the average number of neighbours, folded into the
+// Wigner-3j entries instead of a pass over the result).
 at::Tensor convolution_scatter(const e3nn::TensorProductImpl& tp, const at::Tensor& node_features,
                                const at::Tensor& edge_attrs, const at::Tensor& weight, const at::Tensor& sender,
-                               const at::Tensor& receiver, int64_t num_receivers);
+                               const at::Tensor& receiver, int64_t num_receivers, double scale = 1.0);
 
 // The same from ATen operators: the fallback, and the reference the kernel is tested against.
 at::Tensor convolution_scatter_composite(const e3nn::TensorProductImpl& tp, const at::Tensor& node_features,
                                          const at::Tensor& edge_attrs, const at::Tensor& weight,
                                          const at::Tensor& sender, const at::Tensor& receiver,
-                                         int64_t num_receivers);
+                                         int64_t num_receivers, double scale = 1.0);
 
 // True when convolution_scatter runs the fused kernel for this tensor product.
 bool fused_kernel_supports(const e3nn::TensorProductImpl& tp);

@@ -146,10 +146,13 @@ class MaceLayer : public EquivariantLayer {
     const at::Tensor receiver = edge_index[1];
     const at::Tensor edge_sh = e3nn::spherical_harmonics(lmax_, vectors, /*normalize=*/true);
 
+    // MACE divides linear(m) by avg_num_neighbors; the Linear has no bias, so the division is
+    // folded into the convolution.
     const at::Tensor summed_messages =
         kernels::convolution_scatter(*conv_tp_, linear_up_->forward(node_feats), edge_sh,
-                                     conv_tp_weights_->forward(edge_feats), sender, receiver, n_nodes);
-    const at::Tensor aggregated = linear_->forward(summed_messages) / avg_num_neighbors_;
+                                     conv_tp_weights_->forward(edge_feats), sender, receiver, n_nodes,
+                                     1.0 / avg_num_neighbors_);
+    const at::Tensor aggregated = linear_->forward(summed_messages);
     const at::Tensor coupled = aggregated.index_select(1, coupling_columns_.to(aggregated.device()))
                                    .view({n_nodes, num_features_, coupling_dim_});
 

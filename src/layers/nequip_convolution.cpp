@@ -94,10 +94,11 @@ at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
   at::Tensor weight = fc_->forward(edge_length_embeddings);
   // The message is linear in its weights, so scaling them scales the message.
   if (edge_scale.defined()) weight = weight * edge_scale;
-  at::Tensor aggregated = kernels::convolution_scatter(*tp_, linear_1_->forward(h), edge_sh, weight,
-                                                       /*sender=*/edge_index[1], /*receiver=*/edge_index[0], h.size(0));
-  // Python: h.div(avg_num_neighbors**0.5)
-  if (settings_.avg_num_neighbors) aggregated = aggregated.div(std::pow(*settings_.avg_num_neighbors, 0.5));
+  // Python: h.div(avg_num_neighbors**0.5) after the sum, here folded into the convolution.
+  const double scale = settings_.avg_num_neighbors ? 1.0 / std::pow(*settings_.avg_num_neighbors, 0.5) : 1.0;
+  const at::Tensor aggregated =
+      kernels::convolution_scatter(*tp_, linear_1_->forward(h), edge_sh, weight, /*sender=*/edge_index[1],
+                                   /*receiver=*/edge_index[0], h.size(0), scale);
 
   at::Tensor out = linear_2_->forward(aggregated);
   if (sc_) out = out + sc_->forward(h, x);

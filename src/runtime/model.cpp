@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 
 #include "klay_layer_table.h"
 #include "runtime/error.hpp"
@@ -475,6 +476,8 @@ std::vector<c10::IValue> Model::forward_values(const std::vector<c10::IValue>& i
     call.keywords = step.keywords;
     const klay_plan_node& node = plan_->nodes[step.node];
     try {
+      // A profiler range per layer call (free when no profiler runs): bench_md_step --profile.
+      RECORD_USER_SCOPE(std::string("klay layer ") + node.name);
       slots[step.result_slot] = step.layer->call(call);
     } catch (const std::exception& e) {
       throw Error(call_site(*plan_, node) + ": " + without_layer_prefix(exception_message(e), *plan_, node));

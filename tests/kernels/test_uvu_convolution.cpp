@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -51,11 +52,11 @@ struct Derivatives {
 };
 
 Derivatives derivatives(bool fused, const e3nn::TensorProductImpl& tp, const Graph& g, at::ScalarType dtype,
-                        bool second_order) {
+                        bool second_order, double scale = 1.0) {
   set_fused_kernels_enabled(fused);
   const at::Tensor x = g.x.to(dtype).requires_grad_(), sh = g.sh.to(dtype).requires_grad_(),
                    w = g.w.to(dtype).requires_grad_();
-  const at::Tensor out = convolution_scatter(tp, x, sh, w, g.sender, g.receiver, g.num_receivers);
+  const at::Tensor out = convolution_scatter(tp, x, sh, w, g.sender, g.receiver, g.num_receivers, scale);
   const at::Tensor loss = (out * g.probe.to(dtype)).sum();
   const auto first = torch::autograd::grad({loss}, {x, sh, w}, {}, /*retain_graph=*/true, second_order);
   Derivatives d{out.detach(), first[0].detach(), first[1].detach(), first[2].detach(), {}};
@@ -92,10 +93,11 @@ TEST(UvuConvolution, MatchesTheCompositePathAndItsGradients) {
     ASSERT_TRUE(fused_kernel_supports(*tp));
     const Graph g = random_graph(*tp, 23, 19, 150, 7);
     const int64_t calls = kernel_counters().forward_calls, backwards = kernel_counters().backward_calls;
-    const Derivatives fused = derivatives(true, *tp, g, at::kDouble, false);
+    // The scale is the layers' 1/sqrt(average number of neighbours).
+    const Derivatives fused = derivatives(true, *tp, g, at::kDouble, false, 1 / std::sqrt(3.0));
     EXPECT_EQ(kernel_counters().forward_calls, calls + 1);
     EXPECT_EQ(kernel_counters().backward_calls, backwards + 1);
-    const Derivatives composite = derivatives(false, *tp, g, at::kDouble, false);
+    const Derivatives composite = derivatives(false, *tp, g, at::kDouble, false, 1 / std::sqrt(3.0));
     EXPECT_LE(relative_error(fused.out, composite.out), 1e-13);
     EXPECT_LE(relative_error(fused.grad_x, composite.grad_x), 1e-13);
     EXPECT_LE(relative_error(fused.grad_sh, composite.grad_sh), 1e-13);
@@ -108,9 +110,9 @@ TEST(UvuConvolution, SecondDerivativesGoThroughTheCompositePathExactly) {
     SCOPED_TRACE(tp->irreps_in1().to_string());
     const Graph g = random_graph(*tp, 11, 11, 60, 3);
     const int64_t composite_calls = kernel_counters().composite_backward_calls;
-    const Derivatives fused = derivatives(true, *tp, g, at::kDouble, true);
+    const Derivatives fused = derivatives(true, *tp, g, at::kDouble, true, 0.25);
     EXPECT_EQ(kernel_counters().composite_backward_calls, composite_calls + 1);
-    const Derivatives composite = derivatives(false, *tp, g, at::kDouble, true);
+    const Derivatives composite = derivatives(false, *tp, g, at::kDouble, true, 0.25);
     EXPECT_LE(relative_error(fused.grad_x, composite.grad_x), 1e-13);
     EXPECT_LE(relative_error(fused.grad_sh, composite.grad_sh), 1e-13);
     EXPECT_LE(relative_error(fused.grad_w, composite.grad_w), 1e-13);
