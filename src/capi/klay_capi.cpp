@@ -5,7 +5,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <exception>
+#include <limits>
 #include <string>
 
 #include <ATen/Parallel.h>
@@ -153,6 +157,18 @@ klay_model* klay_model_load_graph(const char* yaml_path, const char* weights_pat
 }
 
 void klay_model_free(klay_model* model) { delete model; }
+
+int klay_keep_freed_memory(void) {
+#ifdef __GLIBC__
+  // 32 MiB is the largest mmap threshold glibc accepts; setting it also stops glibc from moving the
+  // threshold itself. Without a trim threshold the heap's free top stays mapped for the next step.
+  const bool ok = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1 &&
+                  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1;
+  return ok ? 0 : -1;
+#else
+  return -1;
+#endif
+}
 
 double klay_model_cutoff(const klay_model* model) { return md_of(model) ? md_of(model)->cutoff() : 0.0; }
 int klay_model_num_stages(const klay_model* model) { return md_of(model) ? md_of(model)->num_stages() : 0; }

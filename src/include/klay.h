@@ -36,6 +36,12 @@ klay_model *klay_model_load(const char *yaml_path, const char *weights_path,
                             const klay_model_options *options, char *err, size_t err_size);
 void klay_model_free(klay_model *model);
 
+/* Process-wide, for hosts that evaluate the same sizes again and again (MD): let the C library keep
+ * the memory an evaluation frees for the next one (glibc: mmap threshold at its 32 MiB maximum, no
+ * trimming of the heap) instead of returning it to the system and page-faulting it in again every
+ * step; the peak memory does not grow. Returns 0, or -1 where the C library has no such setting. */
+int klay_keep_freed_memory(void);
+
 /* What the model needs from its caller. */
 double klay_model_cutoff(const klay_model *model);     /* r_cut of one message-passing stage */
 int klay_model_num_stages(const klay_model *model);    /* D: receptive field = D * r_cut */
