@@ -20,6 +20,7 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "bench_common.hpp"
+#include "klay.h"
 #include "kernels/uvu_convolution.hpp"
 #include "md/md_model.hpp"
 #include "md/structure_eval.hpp"
@@ -149,6 +150,9 @@ void print_profile(const torch::autograd::profiler::thread_event_lists& lists, i
 int run(int argc, char** argv) {
   const StepOptions o = parse(argc, argv);
   print_machine(o.common);
+  // As pair_style klay does: freed memory stays mapped for the next evaluation.
+  std::printf("allocator:  freed memory kept for reuse (klay_keep_freed_memory: %s)\n",
+              klay_keep_freed_memory() == 0 ? "on" : "not available");
   auto model = md::MdModel::load(o.yaml, o.weights, o.float32);
   const md::Structure crystal = diamond_crystal(o.cells);
   const md::PreparedStructure prepared = md::prepare_structure(*model, crystal);

@@ -178,6 +178,83 @@ Grouping group_edges(const int64_t* node_of_edge, int64_t num_edges, int64_t num
 #define KLAY_AVX2_ENTRY __attribute__((target("avx2,fma")))
 #endif
 
+// One row of `mul` copies held while the loops run: in vector registers when the width is a
+// compile-time multiple of the 32-byte vector (GCC vector extensions: AVX2 registers in the
+// AVX2 entry points, pairs of SSE2 registers in the baseline ones), else in a scratch row.
+// The vector type only lives inside always-inline bodies and the entry points compiled for one
+// target; no function with a vector argument crosses a target boundary, which -Wpsabi warns about.
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <typename T>
+struct Vector32 {
+  typedef T type __attribute__((vector_size(32)));
+};
+
+template <typename T, int Mul, bool InRegisters = (Mul > 0 && Mul % (32 / sizeof(T)) == 0)>
+struct Copies;
+
+template <typename T, int Mul>
+struct Copies<T, Mul, true> {
+  using V = typename Vector32<T>::type;
+  static constexpr int kLanes = 32 / sizeof(T), kVectors = Mul / kLanes;
+  V v[kVectors];
+
+  explicit Copies(T*) {}
+  static KLAY_KERNEL_BODY V load(const T* p) {
+    V x;
+    __builtin_memcpy(&x, p, sizeof x);
+    return x;
+  }
+  static KLAY_KERNEL_BODY void store(T* p, V x) { __builtin_memcpy(p, &x, sizeof x); }
+
+  KLAY_KERNEL_BODY void zero(int64_t) {
+    for (int i = 0; i < kVectors; ++i) v[i] = V{};
+  }
+  // v = a·b
+  KLAY_KERNEL_BODY void set_product(const T* a, const T* b, int64_t) {
+    for (int i = 0; i < kVectors; ++i) v[i] = load(a + i * kLanes) * load(b + i * kLanes);
+  }
+  // v += c·x
+  KLAY_KERNEL_BODY void add_scaled(T c, const T* x, int64_t) {
+    for (int i = 0; i < kVectors; ++i) v[i] += c * load(x + i * kLanes);
+  }
+  // out += a·v
+  KLAY_KERNEL_BODY void add_product_to(T* out, const T* a, int64_t) const {
+    for (int i = 0; i < kVectors; ++i) store(out + i * kLanes, load(out + i * kLanes) + load(a + i * kLanes) * v[i]);
+  }
+  // out += c·v
+  KLAY_KERNEL_BODY void add_scaled_to(T* out, T c, int64_t) const {
+    for (int i = 0; i < kVectors; ++i) store(out + i * kLanes, load(out + i * kLanes) + c * v[i]);
+  }
+  // out += c·(x·v)
+  KLAY_KERNEL_BODY void add_scaled_product_to(T* out, T c, const T* x, int64_t) const {
+    for (int i = 0; i < kVectors; ++i)
+      store(out + i * kLanes, load(out + i * kLanes) + c * (load(x + i * kLanes) * v[i]));
+  }
+};
+
+template <typename T, int Mul>
+struct Copies<T, Mul, false> {
+  T* __restrict v;
+
+  explicit Copies(T* scratch) : v(scratch) {}
+  KLAY_KERNEL_BODY void zero(int64_t mul) { std::fill(v, v + mul, T(0)); }
+  KLAY_KERNEL_BODY void set_product(const T* a, const T* b, int64_t mul) {
+    for (int64_t u = 0; u < mul; ++u) v[u] = a[u] * b[u];
+  }
+  KLAY_KERNEL_BODY void add_scaled(T c, const T* __restrict x, int64_t mul) {
+    for (int64_t u = 0; u < mul; ++u) v[u] += c * x[u];
+  }
+  KLAY_KERNEL_BODY void add_product_to(T* __restrict out, const T* __restrict a, int64_t mul) const {
+    for (int64_t u = 0; u < mul; ++u) out[u] += a[u] * v[u];
+  }
+  KLAY_KERNEL_BODY void add_scaled_to(T* __restrict out, T c, int64_t mul) const {
+    for (int64_t u = 0; u < mul; ++u) out[u] += c * v[u];
+  }
+  KLAY_KERNEL_BODY void add_scaled_product_to(T* __restrict out, T c, const T* __restrict x, int64_t mul) const {
+    for (int64_t u = 0; u < mul; ++u) out[u] += c * (x[u] * v[u]);
+  }
+};
+
 template <typename T>
 struct ForwardArgs {
   const Plan* plan;
@@ -193,8 +270,7 @@ template <typename T, int Mul>
 KLAY_KERNEL_BODY void forward_rows(const ForwardArgs<T>& a, int64_t begin, int64_t end, T* acc, T* scratch) {
   const Plan& plan = *a.plan;
   const Plan::Entry* entries = plan.entries.data();
-  T local[Mul > 0 ? Mul : 1];
-  T* __restrict tk = Mul > 0 ? local : scratch;
+  Copies<T, Mul> t(scratch);
   for (int64_t r = begin; r < end; ++r) {
     std::fill(acc, acc + plan.dim_out, T(0));
     for (int64_t q = a.by_receiver->start[r]; q < a.by_receiver->start[r + 1]; ++q) {
@@ -206,16 +282,11 @@ KLAY_KERNEL_BODY void forward_rows(const ForwardArgs<T>& a, int64_t begin, int64
         const int64_t mul = Mul > 0 ? Mul : p.mul;
         const T* xp = xe + p.in_offset;
         const T* yp = ye + p.sh_offset;
-        const T* __restrict wp = we + p.weight_offset;
         for (int64_t k = 0; k < p.d3; ++k) {
-          for (int64_t u = 0; u < mul; ++u) tk[u] = T(0);
-          for (int64_t n = p.k_begin[k]; n < p.k_begin[k + 1]; ++n) {
-            const T c = a.value[n] * yp[entries[n].j];
-            const T* __restrict xi = xp + entries[n].i * mul;
-            for (int64_t u = 0; u < mul; ++u) tk[u] += c * xi[u];
-          }
-          T* __restrict ak = acc + p.out_offset + k * mul;
-          for (int64_t u = 0; u < mul; ++u) ak[u] += wp[u] * tk[u];
+          t.zero(mul);
+          for (int64_t n = p.k_begin[k]; n < p.k_begin[k + 1]; ++n)
+            t.add_scaled(a.value[n] * yp[entries[n].j], xp + entries[n].i * mul, mul);
+          t.add_product_to(acc + p.out_offset + k * mul, we + p.weight_offset, mul);
         }
       }
     }
@@ -228,61 +299,64 @@ struct BackwardArgs {
   const Plan* plan;
   const T* value;
   const T *x, *sh, *w, *g;  // x and g component-major
-  const int64_t* receiver;
-  const Grouping* by_sender;
-  T *grad_x, *grad_sh, *grad_w;  // each may be null: not wanted
+  const int64_t* sender;
+  const Grouping* by_receiver;
+  T *grad_sh, *grad_w;  // each may be null: not wanted
+  T* edge_grad_x;       // [E][dim_in] component-major, row q for the q-th edge in receiver order; may be null
 };
 
-// Gradients of Σ g·out with respect to x (grouped by sender: each thread owns its senders' rows),
-// the edge attributes and the weights (one row per edge, written by the thread of its sender).
+// Gradients of Σ g·out with respect to the edge attributes, the weights (one row per edge) and each
+// edge's share of the sender's features, edges grouped by receiver: the receiver's gradient row,
+// the widest operand, is read once per receiver. The shares are summed per sender afterwards
+// (sum_edge_rows), so no two threads write the same row and no atomics are needed.
 template <typename T, int Mul>
-KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
+KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* scratch) {
   const Plan& plan = *a.plan;
   const Plan::Entry* entries = plan.entries.data();
-  T local_t[Mul > 0 ? Mul : 1], local_wg[Mul > 0 ? Mul : 1];
-  T* __restrict tk = Mul > 0 ? local_t : scratch;
-  T* __restrict wg = Mul > 0 ? local_wg : scratch + plan.max_mul;
-  for (int64_t s = begin; s < end; ++s) {
-    std::fill(gx, gx + plan.dim_in, T(0));
-    const T* xs = a.x + s * plan.dim_in;
-    for (int64_t q = a.by_sender->start[s]; q < a.by_sender->start[s + 1]; ++q) {
-      const int64_t e = a.by_sender->order[q];
-      const T* ge = a.g + a.receiver[e] * plan.dim_out;
+  Copies<T, Mul> t(scratch), wg(scratch + plan.max_mul);
+  // Per edge, the edge-attribute gradient Σ_u x·(w g) is kept per copy u and summed over u once
+  // per edge: one horizontal sum per attribute instead of one per 3j entry.
+  T* __restrict gy_copies = scratch + 2 * plan.max_mul;  // [dim_sh][stride]
+  const int64_t stride = Mul > 0 ? Mul : plan.max_mul;
+  for (int64_t r = begin; r < end; ++r) {
+    const T* ge = a.g + r * plan.dim_out;
+    for (int64_t q = a.by_receiver->start[r]; q < a.by_receiver->start[r + 1]; ++q) {
+      const int64_t e = a.by_receiver->order[q];
+      const T* xs = a.x + a.sender[e] * plan.dim_in;
       const T* ye = a.sh + e * plan.dim_sh;
       const T* we = a.w + e * plan.weight_numel;
-      T* gye = a.grad_sh ? a.grad_sh + e * plan.dim_sh : nullptr;
       T* gwe = a.grad_w ? a.grad_w + e * plan.weight_numel : nullptr;
+      T* gxe = a.edge_grad_x ? a.edge_grad_x + q * plan.dim_in : nullptr;
+      if (gxe) std::fill(gxe, gxe + plan.dim_in, T(0));
+      std::fill(gy_copies, gy_copies + plan.dim_sh * stride, T(0));
       for (const Plan::Path& p : plan.paths) {
         const int64_t mul = Mul > 0 ? Mul : p.mul;
         const T* xp = xs + p.in_offset;
         const T* yp = ye + p.sh_offset;
-        const T* __restrict wp = we + p.weight_offset;
-        T* gxp = gx + p.in_offset;
+        T* gyp = gy_copies + p.sh_offset * stride;
         for (int64_t k = 0; k < p.d3; ++k) {
-          const T* __restrict gk = ge + p.out_offset + k * mul;
-          for (int64_t u = 0; u < mul; ++u) {
-            wg[u] = wp[u] * gk[u];
-            tk[u] = T(0);
-          }
+          const T* gk = ge + p.out_offset + k * mul;
+          wg.set_product(we + p.weight_offset, gk, mul);
+          t.zero(mul);
           for (int64_t n = p.k_begin[k]; n < p.k_begin[k + 1]; ++n) {
-            const T y = yp[entries[n].j];
-            const T c = a.value[n] * y;
-            const T* __restrict xi = xp + entries[n].i * mul;
-            T* __restrict gxi = gxp + entries[n].i * mul;
-            T dot = 0;
-            for (int64_t u = 0; u < mul; ++u) {
-              tk[u] += c * xi[u];
-              gxi[u] += c * wg[u];
-              dot += xi[u] * wg[u];
-            }
-            if (gye) gye[p.sh_offset + entries[n].j] += a.value[n] * dot;
+            const T v = a.value[n], c = v * yp[entries[n].j];
+            const T* xi = xp + entries[n].i * mul;
+            t.add_scaled(c, xi, mul);
+            if (gxe) wg.add_scaled_to(gxe + p.in_offset + entries[n].i * mul, c, mul);
+            wg.add_scaled_product_to(gyp + entries[n].j * stride, v, xi, mul);
           }
-          if (gwe)
-            for (int64_t u = 0; u < mul; ++u) gwe[p.weight_offset + u] += gk[u] * tk[u];
+          if (gwe) t.add_product_to(gwe + p.weight_offset, gk, mul);
+        }
+      }
+      if (a.grad_sh) {
+        T* gye = a.grad_sh + e * plan.dim_sh;
+        for (int64_t j = 0; j < plan.dim_sh; ++j) {
+          T sum = 0;
+          for (int64_t u = 0; u < stride; ++u) sum += gy_copies[j * stride + u];
+          gye[j] = sum;
         }
       }
     }
-    if (a.grad_x) to_multiplicity_major(plan.in_blocks, gx, a.grad_x + s * plan.dim_in);
   }
 }
 
@@ -291,8 +365,8 @@ void forward_rows_baseline(const ForwardArgs<T>& a, int64_t begin, int64_t end, 
   forward_rows<T, Mul>(a, begin, end, acc, scratch);
 }
 template <typename T, int Mul>
-void backward_rows_baseline(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
-  backward_rows<T, Mul>(a, begin, end, gx, scratch);
+void backward_rows_baseline(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* scratch) {
+  backward_rows<T, Mul>(a, begin, end, scratch);
 }
 #ifdef KLAY_HAVE_AVX2_ENTRY
 template <typename T, int Mul>
@@ -300,8 +374,8 @@ KLAY_AVX2_ENTRY void forward_rows_avx2(const ForwardArgs<T>& a, int64_t begin, i
   forward_rows<T, Mul>(a, begin, end, acc, scratch);
 }
 template <typename T, int Mul>
-KLAY_AVX2_ENTRY void backward_rows_avx2(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
-  backward_rows<T, Mul>(a, begin, end, gx, scratch);
+KLAY_AVX2_ENTRY void backward_rows_avx2(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* scratch) {
+  backward_rows<T, Mul>(a, begin, end, scratch);
 }
 #endif
 
@@ -316,12 +390,14 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
-template <typename Args, typename T>
-using RowsFunction = void (*)(const Args&, int64_t, int64_t, T*, T*);
+template <typename T>
+using ForwardRows = void (*)(const ForwardArgs<T>&, int64_t, int64_t, T*, T*);
+template <typename T>
+using BackwardRows = void (*)(const BackwardArgs<T>&, int64_t, int64_t, T*);
 
 // The entry point for this CPU and the plan's multiplicity (one compiled width, or the general loop).
 template <typename T, int Mul>
-std::pair<RowsFunction<ForwardArgs<T>, T>, RowsFunction<BackwardArgs<T>, T>> entry_points() {
+std::pair<ForwardRows<T>, BackwardRows<T>> entry_points() {
 #ifdef KLAY_HAVE_AVX2_ENTRY
   if (cpu_has_avx2_fma()) return {forward_rows_avx2<T, Mul>, backward_rows_avx2<T, Mul>};
 #endif
@@ -329,7 +405,7 @@ std::pair<RowsFunction<ForwardArgs<T>, T>, RowsFunction<BackwardArgs<T>, T>> ent
 }
 
 template <typename T>
-std::pair<RowsFunction<ForwardArgs<T>, T>, RowsFunction<BackwardArgs<T>, T>> entry_points_for(const Plan& plan) {
+std::pair<ForwardRows<T>, BackwardRows<T>> entry_points_for(const Plan& plan) {
   switch (plan.uniform_mul) {
     case 8: return entry_points<T, 8>();
     case 16: return entry_points<T, 16>();
@@ -352,17 +428,42 @@ void forward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const
   });
 }
 
+// grad_x[s] = Σ over the edges sent by s of their shares (component-major rows), back in e3nn's layout.
 template <typename T>
-void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const T* g, const int64_t* receiver,
-                     const Grouping& by_sender, T* grad_x, T* grad_sh, T* grad_w) {
-  const std::vector<T> value = plan.values<T>();
-  const BackwardArgs<T> args{&plan, value.data(), x, sh, w, g, receiver, &by_sender, grad_x, grad_sh, grad_w};
-  const auto rows = entry_points_for<T>(plan).second;
-  const int64_t num_senders = static_cast<int64_t>(by_sender.start.size()) - 1;
-  at::parallel_for(0, num_senders, kNodesPerTask, [&](int64_t begin, int64_t end) {
-    std::vector<T> gx(plan.dim_in), scratch(2 * plan.max_mul);
-    rows(args, begin, end, gx.data(), scratch.data());
+void sum_edge_rows(const Plan& plan, const T* edge_rows, const Grouping& by_sender_position, T* grad_x) {
+  const int64_t num_senders = static_cast<int64_t>(by_sender_position.start.size()) - 1;
+  at::parallel_for(0, num_senders, 64, [&](int64_t begin, int64_t end) {
+    std::vector<T> sum(plan.dim_in);
+    for (int64_t s = begin; s < end; ++s) {
+      std::fill(sum.begin(), sum.end(), T(0));
+      for (int64_t k = by_sender_position.start[s]; k < by_sender_position.start[s + 1]; ++k) {
+        const T* row = edge_rows + by_sender_position.order[k] * plan.dim_in;
+        for (int64_t i = 0; i < plan.dim_in; ++i) sum[i] += row[i];
+      }
+      to_multiplicity_major(plan.in_blocks, sum.data(), grad_x + s * plan.dim_in);
+    }
   });
+}
+
+template <typename T>
+void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const T* g, const int64_t* sender,
+                     const Grouping& by_receiver, int64_t num_senders, T* grad_x, T* grad_sh, T* grad_w) {
+  const std::vector<T> value = plan.values<T>();
+  const int64_t num_edges = static_cast<int64_t>(by_receiver.order.size());
+  std::vector<T> edge_rows(grad_x ? num_edges * plan.dim_in : 0);
+  const BackwardArgs<T> args{&plan, value.data(), x, sh, w, g, sender, &by_receiver, grad_sh, grad_w,
+                             grad_x ? edge_rows.data() : nullptr};
+  const auto rows = entry_points_for<T>(plan).second;
+  const int64_t num_receivers = static_cast<int64_t>(by_receiver.start.size()) - 1;
+  at::parallel_for(0, num_receivers, kNodesPerTask, [&](int64_t begin, int64_t end) {
+    std::vector<T> scratch((2 + plan.dim_sh) * plan.max_mul);
+    rows(args, begin, end, scratch.data());
+  });
+  if (!grad_x) return;
+  std::vector<int64_t> sender_of_position(num_edges);
+  for (int64_t q = 0; q < num_edges; ++q) sender_of_position[q] = sender[by_receiver.order[q]];
+  sum_edge_rows(plan, edge_rows.data(), group_edges(sender_of_position.data(), num_edges, num_senders, "sender"),
+                grad_x);
 }
 
 using torch::autograd::AutogradContext;
@@ -423,17 +524,18 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
     const at::Tensor shc = sh.contiguous(), wc = w.contiguous(), rc = receiver.contiguous(),
                      sc = sender.contiguous();
     const int64_t num_edges = sc.size(0), num_senders = x.size(0);
-    const Grouping by_sender = group_edges(sc.data_ptr<int64_t>(), num_edges, num_senders, "sender");
+    const Grouping by_receiver = group_edges(rc.data_ptr<int64_t>(), num_edges, num_receivers, "receiver");
     at::Tensor grad_x = want[0] ? at::empty_like(x, at::MemoryFormat::Contiguous) : at::Tensor();
-    at::Tensor grad_sh = want[1] ? at::zeros_like(shc) : at::Tensor();
+    // Every row of grad_sh is written once, by its edge; grad_w rows are sums over components k.
+    at::Tensor grad_sh = want[1] ? at::empty_like(shc) : at::Tensor();
     at::Tensor grad_w = want[2] ? at::zeros_like(wc) : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_convolution_backward", [&] {
       const at::Tensor xm = component_major<scalar_t>(plan->in_blocks, x);
       const at::Tensor gm = component_major<scalar_t>(plan->out_blocks, g);
       auto ptr = [](at::Tensor& t) { return t.defined() ? t.data_ptr<scalar_t>() : nullptr; };
       backward_kernel<scalar_t>(*plan, xm.data_ptr<scalar_t>(), shc.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(),
-                                gm.data_ptr<scalar_t>(), rc.data_ptr<int64_t>(), by_sender, ptr(grad_x),
-                                ptr(grad_sh), ptr(grad_w));
+                                gm.data_ptr<scalar_t>(), sc.data_ptr<int64_t>(), by_receiver, num_senders,
+                                ptr(grad_x), ptr(grad_sh), ptr(grad_w));
     });
     grads[0] = grad_x;
     grads[1] = grad_sh;
