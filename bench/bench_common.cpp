@@ -131,7 +131,7 @@ Options parse_options(int argc, char** argv, const std::string& purpose) {
   return options;
 }
 
-void print_machine(const Options& options) {
+double print_machine(const Options& options) {
   if (options.threads > 0) at::set_num_threads(options.threads);
   const auto matmul_gflops = [] {
     const int64_t n = 1024;
@@ -151,6 +151,7 @@ void print_machine(const Options& options) {
   std::printf("matmul:     1024x1024 float64 %.1f GFLOP/s\n", matmul_gflops);
   std::printf("timing:     %s\n\n", options.quick ? "--quick (one call each: smoke run, numbers meaningless)"
                                                     : "median after warm-up (n = timed calls)");
+  return matmul_gflops;
 }
 
 double median_ms(std::vector<double> samples) {

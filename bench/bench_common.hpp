@@ -24,8 +24,9 @@ struct Options {
 Options parse_options(int argc, char** argv, const std::string& purpose);
 
 // Applies the thread setting and prints the machine block: CPU model, cores, load average, torch
-// and OpenMP threads, the BLAS library mapped into this process after a matmul.
-void print_machine(const Options& options);
+// and OpenMP threads, the BLAS library mapped into this process after a matmul. Returns the
+// 1024² float64 matmul rate it measured (GFLOP/s), the yardstick for the kernels' rates.
+double print_machine(const Options& options);
 
 // Median of the collected milliseconds (NaN if empty).
 double median_ms(std::vector<double> samples);

@@ -25,6 +25,10 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "bench_common.hpp"
+#include "klay.h"
+#include "e3nn/irreps.hpp"
+#include "kernels/uvu_convolution.hpp"
+#include "layers/convolution_tensor_product.hpp"
 #include "runtime/error.hpp"
 #include "runtime/layer.hpp"
 #include "runtime/model.hpp"
@@ -347,10 +351,65 @@ void print_table(const std::vector<Row>& rows) {
                 row.note.c_str());
 }
 
+// The fused convolution kernel alone (src/kernels), what the convolution layers run over the edges:
+// its FLOP rate against the matmul rate measured at start, and the composite ATen path it replaced.
+void print_kernel_table(const Workload& w, const Sizes& sizes, const Options& options, double matmul_gflops) {
+  const std::string hidden = irreps_text(sizes.channels, sizes.lmax);
+  const e3nn::Irreps sh = e3nn::Irreps::spherical_harmonics(static_cast<int>(sizes.lmax));
+  std::string all_parities;
+  for (int64_t l = 0; l <= sizes.lmax; ++l) all_parities += (l ? "+" : "") + std::to_string(l) + "e+" + std::to_string(l) + "o";
+  const std::vector<std::pair<std::string, e3nn::TensorProduct>> products = {
+      {hidden + " x sh -> same (InteractionBlock, MACE)",
+       convolution_tensor_product(e3nn::Irreps(hidden), sh, e3nn::Irreps(hidden))},
+      {hidden + " x sh -> both parities (ConvNetLayer)",
+       convolution_tensor_product(e3nn::Irreps(hidden), sh, e3nn::Irreps(all_parities))}};
+  const at::Tensor sender = w.at("edge_index")[1], receiver = w.at("edge_index")[0];
+  const int64_t n = w.at("features").size(0), e = sender.size(0);
+  std::printf("\nfused convolution kernel (gather, tensor product, per-edge weights, scatter; %ld edges), "
+              "matmul %.1f GFLOP/s:\n", static_cast<long>(e), matmul_gflops);
+  std::printf("%-58s %5s  %9s %7s %6s  %9s %7s %6s  %9s %9s %7s\n", "tensor product", "paths", "fw ms", "GFLOP/s",
+              "%mm", "f+b ms", "GFLOP/s", "%mm", "ATen fw", "ATen f+b", "ATen/k");
+  for (const auto& [name, tp] : products) {
+    at::manual_seed(1);
+    const at::Tensor weight = at::randn({e, tp->weight_numel()}, at::kDouble);
+    auto forward = [&, tp = tp](bool fused) {
+      kernels::set_fused_kernels_enabled(fused);
+      at::NoGradGuard no_grad;
+      kernels::convolution_scatter(*tp, w.at("features"), w.at("edge_sh"), weight, sender, receiver, n);
+      kernels::set_fused_kernels_enabled(true);
+    };
+    auto forward_backward = [&, tp = tp](bool fused) {
+      kernels::set_fused_kernels_enabled(fused);
+      const at::Tensor x = w.at("features").detach().requires_grad_(), y = w.at("edge_sh").detach().requires_grad_(),
+                       v = weight.detach().requires_grad_();
+      const at::Tensor out = kernels::convolution_scatter(*tp, x, y, v, sender, receiver, n);
+      torch::autograd::grad({out.sum()}, {x, y, v});
+      kernels::set_fused_kernels_enabled(true);
+    };
+    const double fw = time_median([&] { forward(true); }, options).median_ms;
+    const double fb = time_median([&] { forward_backward(true); }, options).median_ms;
+    const double aten_fw = time_median([&] { forward(false); }, options).median_ms;
+    const double aten_fb = time_median([&] { forward_backward(false); }, options).median_ms;
+    const kernels::ConvolutionFlops flops = kernels::convolution_flops(*tp, e);
+    const double fw_rate = flops.forward / (fw * 1e6), fb_rate = (flops.forward + flops.backward) / (fb * 1e6);
+    std::printf("%-58s %5zu  %9s %7.1f %5.0f%%  %9s %7.1f %5.0f%%  %9s %9s %6.2fx\n", name.substr(0, 58).c_str(),
+                tp->paths().size(), format_ms(fw).c_str(), fw_rate, 100 * fw_rate / matmul_gflops, format_ms(fb).c_str(),
+                fb_rate, 100 * fb_rate / matmul_gflops, format_ms(aten_fw).c_str(), format_ms(aten_fb).c_str(),
+                aten_fb / fb);
+  }
+  std::printf("# GFLOP/s: the arithmetic the kernel performs (non-zero 3j entries only; a multiply-add is 2)\n"
+              "# per millisecond; %%mm: of the 1024x1024 float64 matmul rate above. f+b: forward and the\n"
+              "# gradients with respect to node features, edge attributes and weights. ATen/k: composite\n"
+              "# path (tp on gathered features + scatter_sum) time over the kernel's, forward+backward.\n");
+}
+
 int run(int argc, char** argv) {
   const Options options = parse_options(
       argc, argv, "bench_layers: forward and forward+backward time of each implemented KLay layer (float64, CPU)");
-  print_machine(options);
+  const double matmul_gflops = print_machine(options);
+  // As pair_style klay does: freed memory stays mapped for the next call.
+  std::printf("allocator:  freed memory kept for reuse (klay_keep_freed_memory: %s)\n",
+              klay_keep_freed_memory() == 0 ? "on" : "not available");
   const Sizes sizes = options.quick ? Sizes{40, 6, 4, 2} : Sizes{1000, 30, 32, 2};
   const Workload workload = make_workload(sizes);
   std::printf("workload:   %ld atoms, %ld edges (%ld per atom, lengths 1-4 A), %ld channels, lmax %ld, float64\n",
@@ -392,6 +451,8 @@ int run(int argc, char** argv) {
       rows.push_back({type, "", {NAN, 0}, {NAN, 0}, "no benchmark configuration for this layer"});
   }
   print_table(rows);
+  if (options.filter.empty() || std::string("kernel").find(options.filter) != std::string::npos)
+    print_kernel_table(workload, sizes, options, matmul_gflops);
   return failures ? 1 : 0;
 }
 

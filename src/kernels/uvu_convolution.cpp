@@ -15,6 +15,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -302,15 +304,14 @@ struct BackwardArgs {
   const int64_t* sender;
   const Grouping* by_receiver;
   T *grad_sh, *grad_w;  // each may be null: not wanted
-  T* edge_grad_x;       // [E][dim_in] component-major, row q for the q-th edge in receiver order; may be null
 };
 
-// Gradients of Σ g·out with respect to the edge attributes, the weights (one row per edge) and each
-// edge's share of the sender's features, edges grouped by receiver: the receiver's gradient row,
-// the widest operand, is read once per receiver. The shares are summed per sender afterwards
-// (sum_edge_rows), so no two threads write the same row and no atomics are needed.
+// Gradients of Σ g·out with respect to the edge attributes and the weights (one row per edge) and,
+// into `gx` (component-major [N_s][dim_in], this thread's own accumulator, or null), the node
+// features. Edges are grouped by receiver so that the receiver's gradient row, the widest operand,
+// is read once for all its edges; only the narrower sender rows are gathered.
 template <typename T, int Mul>
-KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* scratch) {
+KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
   const Plan& plan = *a.plan;
   const Plan::Entry* entries = plan.entries.data();
   Copies<T, Mul> t(scratch), wg(scratch + plan.max_mul);
@@ -323,11 +324,11 @@ KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int
     for (int64_t q = a.by_receiver->start[r]; q < a.by_receiver->start[r + 1]; ++q) {
       const int64_t e = a.by_receiver->order[q];
       const T* xs = a.x + a.sender[e] * plan.dim_in;
+      T* gxs = gx ? gx + a.sender[e] * plan.dim_in : nullptr;
       const T* ye = a.sh + e * plan.dim_sh;
       const T* we = a.w + e * plan.weight_numel;
       T* gwe = a.grad_w ? a.grad_w + e * plan.weight_numel : nullptr;
-      T* gxe = a.edge_grad_x ? a.edge_grad_x + q * plan.dim_in : nullptr;
-      if (gxe) std::fill(gxe, gxe + plan.dim_in, T(0));
+      if (gwe) std::fill(gwe, gwe + plan.weight_numel, T(0));
       std::fill(gy_copies, gy_copies + plan.dim_sh * stride, T(0));
       for (const Plan::Path& p : plan.paths) {
         const int64_t mul = Mul > 0 ? Mul : p.mul;
@@ -342,7 +343,7 @@ KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int
             const T v = a.value[n], c = v * yp[entries[n].j];
             const T* xi = xp + entries[n].i * mul;
             t.add_scaled(c, xi, mul);
-            if (gxe) wg.add_scaled_to(gxe + p.in_offset + entries[n].i * mul, c, mul);
+            if (gxs) wg.add_scaled_to(gxs + p.in_offset + entries[n].i * mul, c, mul);
             wg.add_scaled_product_to(gyp + entries[n].j * stride, v, xi, mul);
           }
           if (gwe) t.add_product_to(gwe + p.weight_offset, gk, mul);
@@ -365,8 +366,8 @@ void forward_rows_baseline(const ForwardArgs<T>& a, int64_t begin, int64_t end, 
   forward_rows<T, Mul>(a, begin, end, acc, scratch);
 }
 template <typename T, int Mul>
-void backward_rows_baseline(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* scratch) {
-  backward_rows<T, Mul>(a, begin, end, scratch);
+void backward_rows_baseline(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
+  backward_rows<T, Mul>(a, begin, end, gx, scratch);
 }
 #ifdef KLAY_HAVE_AVX2_ENTRY
 template <typename T, int Mul>
@@ -374,8 +375,8 @@ KLAY_AVX2_ENTRY void forward_rows_avx2(const ForwardArgs<T>& a, int64_t begin, i
   forward_rows<T, Mul>(a, begin, end, acc, scratch);
 }
 template <typename T, int Mul>
-KLAY_AVX2_ENTRY void backward_rows_avx2(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* scratch) {
-  backward_rows<T, Mul>(a, begin, end, scratch);
+KLAY_AVX2_ENTRY void backward_rows_avx2(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
+  backward_rows<T, Mul>(a, begin, end, gx, scratch);
 }
 #endif
 
@@ -393,7 +394,7 @@ bool cpu_has_avx2_fma() {
 template <typename T>
 using ForwardRows = void (*)(const ForwardArgs<T>&, int64_t, int64_t, T*, T*);
 template <typename T>
-using BackwardRows = void (*)(const BackwardArgs<T>&, int64_t, int64_t, T*);
+using BackwardRows = void (*)(const BackwardArgs<T>&, int64_t, int64_t, T*, T*);
 
 // The entry point for this CPU and the plan's multiplicity (one compiled width, or the general loop).
 template <typename T, int Mul>
@@ -428,42 +429,31 @@ void forward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const
   });
 }
 
-// grad_x[s] = Σ over the edges sent by s of their shares (component-major rows), back in e3nn's layout.
-template <typename T>
-void sum_edge_rows(const Plan& plan, const T* edge_rows, const Grouping& by_sender_position, T* grad_x) {
-  const int64_t num_senders = static_cast<int64_t>(by_sender_position.start.size()) - 1;
-  at::parallel_for(0, num_senders, 64, [&](int64_t begin, int64_t end) {
-    std::vector<T> sum(plan.dim_in);
-    for (int64_t s = begin; s < end; ++s) {
-      std::fill(sum.begin(), sum.end(), T(0));
-      for (int64_t k = by_sender_position.start[s]; k < by_sender_position.start[s + 1]; ++k) {
-        const T* row = edge_rows + by_sender_position.order[k] * plan.dim_in;
-        for (int64_t i = 0; i < plan.dim_in; ++i) sum[i] += row[i];
-      }
-      to_multiplicity_major(plan.in_blocks, sum.data(), grad_x + s * plan.dim_in);
-    }
-  });
-}
-
+// Each task (one per thread: at::parallel_for hands a thread one contiguous range of receivers)
+// sums the node-feature gradient into an accumulator of its own; the accumulators are added in
+// the order of their ranges, so a given thread count always gives the same bits.
 template <typename T>
 void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const T* g, const int64_t* sender,
                      const Grouping& by_receiver, int64_t num_senders, T* grad_x, T* grad_sh, T* grad_w) {
   const std::vector<T> value = plan.values<T>();
-  const int64_t num_edges = static_cast<int64_t>(by_receiver.order.size());
-  std::vector<T> edge_rows(grad_x ? num_edges * plan.dim_in : 0);
-  const BackwardArgs<T> args{&plan, value.data(), x, sh, w, g, sender, &by_receiver, grad_sh, grad_w,
-                             grad_x ? edge_rows.data() : nullptr};
+  const BackwardArgs<T> args{&plan, value.data(), x, sh, w, g, sender, &by_receiver, grad_sh, grad_w};
   const auto rows = entry_points_for<T>(plan).second;
   const int64_t num_receivers = static_cast<int64_t>(by_receiver.start.size()) - 1;
+  std::mutex mutex;
+  std::map<int64_t, std::vector<T>> accumulators;  // by the first receiver of the task
   at::parallel_for(0, num_receivers, kNodesPerTask, [&](int64_t begin, int64_t end) {
-    std::vector<T> scratch((2 + plan.dim_sh) * plan.max_mul);
-    rows(args, begin, end, scratch.data());
+    std::vector<T> gx(grad_x ? num_senders * plan.dim_in : 0), scratch((2 + plan.dim_sh) * plan.max_mul);
+    rows(args, begin, end, grad_x ? gx.data() : nullptr, scratch.data());
+    if (!grad_x) return;
+    const std::lock_guard<std::mutex> lock(mutex);
+    accumulators.emplace(begin, std::move(gx));
   });
   if (!grad_x) return;
-  std::vector<int64_t> sender_of_position(num_edges);
-  for (int64_t q = 0; q < num_edges; ++q) sender_of_position[q] = sender[by_receiver.order[q]];
-  sum_edge_rows(plan, edge_rows.data(), group_edges(sender_of_position.data(), num_edges, num_senders, "sender"),
-                grad_x);
+  std::vector<T> total(num_senders * plan.dim_in, T(0));
+  for (const auto& [first_receiver, part] : accumulators)
+    for (size_t i = 0; i < total.size(); ++i) total[i] += part[i];
+  for (int64_t s = 0; s < num_senders; ++s)
+    to_multiplicity_major(plan.in_blocks, total.data() + s * plan.dim_in, grad_x + s * plan.dim_in);
 }
 
 using torch::autograd::AutogradContext;
@@ -526,9 +516,9 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
     const int64_t num_edges = sc.size(0), num_senders = x.size(0);
     const Grouping by_receiver = group_edges(rc.data_ptr<int64_t>(), num_edges, num_receivers, "receiver");
     at::Tensor grad_x = want[0] ? at::empty_like(x, at::MemoryFormat::Contiguous) : at::Tensor();
-    // Every row of grad_sh is written once, by its edge; grad_w rows are sums over components k.
+    // The kernel writes every row of grad_sh and zeroes every row of grad_w before summing into it.
     at::Tensor grad_sh = want[1] ? at::empty_like(shc) : at::Tensor();
-    at::Tensor grad_w = want[2] ? at::zeros_like(wc) : at::Tensor();
+    at::Tensor grad_w = want[2] ? at::empty_like(wc) : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_convolution_backward", [&] {
       const at::Tensor xm = component_major<scalar_t>(plan->in_blocks, x);
       const at::Tensor gm = component_major<scalar_t>(plan->out_blocks, g);
@@ -602,15 +592,17 @@ at::Tensor convolution_scatter(const e3nn::TensorProductImpl& tp, const at::Tens
                                  make_plan(tp, scale));
 }
 
-int64_t convolution_forward_flops(const e3nn::TensorProductImpl& tp, int64_t num_edges) {
-  if (!plan_supports(tp)) return 0;
+ConvolutionFlops convolution_flops(const e3nn::TensorProductImpl& tp, int64_t num_edges) {
+  if (!plan_supports(tp)) return {};
   const c10::intrusive_ptr<Plan> plan = make_plan(tp, 1.0);
-  int64_t per_edge = 0;
+  int64_t forward = 0, backward = plan->dim_in + plan->dim_sh * plan->max_mul;  // sender sums, attribute sums
   for (const Plan::Path& p : plan->paths) {
     const int64_t entries = p.k_begin.back() - p.k_begin.front();
-    per_edge += entries * (1 + 2 * p.mul) + p.d3 * 2 * p.mul;
+    // per entry: the coefficient, then t += c·x (forward); and c·w·g into x, v·x·(w·g) into sh (backward)
+    forward += entries * (1 + 2 * p.mul) + p.d3 * 2 * p.mul;
+    backward += entries * (2 + 7 * p.mul) + p.d3 * 3 * p.mul;
   }
-  return per_edge * num_edges;
+  return {forward * num_edges, backward * num_edges};
 }
 
 }  // namespace klay::kernels

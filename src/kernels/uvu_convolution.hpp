@@ -56,8 +56,11 @@ struct KernelCounters {
 };
 KernelCounters kernel_counters();
 
-// Floating-point operations of one fused forward over `num_edges` edges (multiply and add counted
-// separately), for the benchmarks' GFLOP/s.
-int64_t convolution_forward_flops(const e3nn::TensorProductImpl& tp, int64_t num_edges);
+// Floating-point operations the fused kernels perform over `num_edges` edges (a multiply-add counts
+// two), for the benchmarks' GFLOP/s: the forward, and the backward with all three gradients.
+struct ConvolutionFlops {
+  int64_t forward = 0, backward = 0;
+};
+ConvolutionFlops convolution_flops(const e3nn::TensorProductImpl& tp, int64_t num_edges);
 
 }  // namespace klay::kernels

@@ -161,6 +161,8 @@ TEST(UvuConvolution, Float32AgreesWithFloat64ToSinglePrecision) {
   }
 }
 
+// Messages and edge gradients are computed per receiver and per edge whatever the threads; the
+// node-feature gradient is summed per thread and then over threads, so it agrees to rounding.
 TEST(UvuConvolution, ResultsDoNotDependOnTheThreadCount) {
   const e3nn::TensorProduct tp = layer_tensor_products()[0];
   const Graph g = random_graph(*tp, 300, 300, 3000, 11);
@@ -171,7 +173,7 @@ TEST(UvuConvolution, ResultsDoNotDependOnTheThreadCount) {
   const Derivatives two = derivatives(true, *tp, g, at::kDouble, false);
   at::set_num_threads(threads);
   EXPECT_TRUE(at::equal(one.out, two.out));
-  EXPECT_TRUE(at::equal(one.grad_x, two.grad_x));
+  EXPECT_LE(relative_error(one.grad_x, two.grad_x), 1e-14);
   EXPECT_TRUE(at::equal(one.grad_sh, two.grad_sh));
   EXPECT_TRUE(at::equal(one.grad_w, two.grad_w));
 }
