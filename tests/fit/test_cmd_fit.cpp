@@ -86,6 +86,19 @@ TEST(CmdFit, AnUnwritableOutIsReportedBeforeTraining) {
   EXPECT_EQ(output.find("# 10 frames"), std::string::npos) << "training started: " << output;
 }
 
+// A learning rate of 1e300 sends the parameter, and with it the loss, to infinity after one step:
+// the fit stops there, naming the epoch, the step and the frames, instead of training on NaN.
+TEST(CmdFit, ANonFiniteLossStopsTheFitNamingWhere) {
+  const fs::path data = data_file(), log = kOutput / "non_finite.log";
+  EXPECT_EQ(run(kCli + " fit " + kModel + " " + data.string() + " --epochs 3 --lr 1e300 --threads 1 --out " +
+                    (kOutput / "non_finite.pth").string(),
+                log),
+            1);
+  const std::string output = read_text(log);
+  EXPECT_NE(output.find("klay fit: epoch 1, step 2: the loss is inf on frames"), std::string::npos) << output;
+  EXPECT_NE(output.find("non-finite energies or forces"), std::string::npos) << output;
+}
+
 TEST(CmdFit, InterruptStopsAfterTheStepAndKeepsTheBestWeights) {
   const fs::path data = data_file(), out = kOutput / "interrupted.pth", log = kOutput / "interrupted.log";
   fs::remove(out);
