@@ -24,6 +24,7 @@
 #include "kernels/uvu_convolution.hpp"
 #include "md/md_model.hpp"
 #include "md/structure_eval.hpp"
+#include "runtime/model.hpp"
 #include "runtime/error.hpp"
 
 namespace klay::bench {
@@ -183,6 +184,10 @@ int run(int argc, char** argv) {
   std::printf("  composite ATen  %10.3f ms   energy %.12f eV\n", composite, e_composite);
   std::printf("  composite / fused: %.2fx   |energy difference| %.1e eV\n", composite / fused,
               std::abs(e_fused - e_composite));
+  const int64_t reused = model->model().reused_row_calls();
+  evaluate(true);
+  std::printf("  per-edge layer calls answered from the largest staged graph's rows: %ld per evaluation\n",
+              static_cast<long>(model->model().reused_row_calls() - reused));
 
   if (o.profile) {
     const int evaluations = o.rounds;

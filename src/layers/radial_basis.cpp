@@ -65,6 +65,7 @@ class PolynomialCutoff : public NamedLayer {
   }
 
   c10::IValue call(const CallArgs& call) override { return forward(tensor_input(call, 0, "x")); }
+  std::vector<RowInput> row_inputs() const override { return {{0, 0}}; }  // one length per row
 
  private:
   double inverse_r_max_;
@@ -86,6 +87,7 @@ class BesselBasis : public NamedLayer {
   }
 
   c10::IValue call(const CallArgs& call) override { return forward(tensor_input(call, 0, "x")); }
+  std::vector<RowInput> row_inputs() const override { return {{0, 0}}; }  // one length per row
 
  private:
   double r_max_;
@@ -119,6 +121,7 @@ class RadialBasisEdgeEncoding : public NamedLayer {
     const at::Tensor r = tensor_input(call, 0, "edge_lengths");
     return basis_->forward(r) * cutoff_->forward(r).unsqueeze(-1);
   }
+  std::vector<RowInput> row_inputs() const override { return {{0, 0}}; }  // one length per edge
 
  private:
   static void require_choice(const Config& config, const std::string& key, const std::string& only) {

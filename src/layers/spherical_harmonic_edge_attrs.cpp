@@ -53,6 +53,10 @@ class SphericalHarmonicEdgeAttrs : public NamedLayer {
     return c10::ivalue::Tuple::create({edge_vec, edge_lengths, edge_sh});
   }
 
+  // Each edge's vector, length and harmonics are its own: edges (edge_index columns, shift rows
+  // unless broadcast) are rows.
+  std::vector<RowInput> row_inputs() const override { return {{1, 1}, {2, 0}}; }
+
   // The tuple is (edge vectors, lengths, spherical harmonics): only its element 2 is irreps.
   std::optional<e3nn::Irreps> output_irreps(int64_t item) const override {
     if (item != 2) return std::nullopt;

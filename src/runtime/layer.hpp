@@ -47,6 +47,18 @@ class Layer : public torch::nn::Module {
   // read in another order, the features would be silently scrambled.
   virtual std::optional<e3nn::Irreps> input_irreps(int port) const { return std::nullopt; }
   virtual std::optional<e3nn::Irreps> output_irreps(int64_t item) const { return std::nullopt; }
+
+  // A layer that treats rows one by one (the per-edge layers) names the inputs that carry the
+  // rows: dimension `dim` of the value on `port` (an edge list's edges, dimension 1; edge lengths,
+  // dimension 0). Row r of every returned tensor depends only on row r of these inputs and on the
+  // other inputs whole. The model then answers a call whose row inputs are the first rows of an
+  // earlier call's, the other inputs the same values, with the first rows of that call's results:
+  // a staged graph G_0 is a prefix of G_1, so its per-edge features are computed once.
+  struct RowInput {
+    int port;
+    int64_t dim;
+  };
+  virtual std::vector<RowInput> row_inputs() const { return {}; }
 };
 
 using LayerFactory = std::function<std::shared_ptr<Layer>(const Config&)>;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <unordered_set>
 
 #include <ATen/ATen.h>
@@ -165,6 +166,78 @@ c10::IValue getitem(const c10::IValue& value, bool key_is_int, int64_t key_int, 
     return t.select(0, element(t.size(0)));
   }
   throw Error(what + ": cannot index a value of type " + value.tagKind());
+}
+
+// An earlier call of a layer that treats rows one by one (Layer::row_inputs), kept for the rest of
+// the forward pass so that a later call on a prefix of its rows reads its results.
+struct RowwiseCall {
+  const Layer* layer;
+  std::vector<c10::IValue> args;
+  c10::IValue result;
+};
+
+// The first `rows` rows (dimension 0) of every tensor in a layer's return value, or nothing when
+// one of them does not have `all_rows` rows.
+std::optional<c10::IValue> first_rows(const c10::IValue& result, int64_t rows, int64_t all_rows) {
+  auto narrowed = [&](const c10::IValue& value) -> std::optional<c10::IValue> {
+    if (!value.isTensor()) return value;
+    const at::Tensor& t = value.toTensor();
+    if (t.dim() == 0 || t.size(0) != all_rows) return std::nullopt;
+    return c10::IValue(t.narrow(0, 0, rows));
+  };
+  if (!result.isTuple()) return narrowed(result);
+  std::vector<c10::IValue> items;
+  for (const c10::IValue& item : result.toTupleRef().elements()) {
+    std::optional<c10::IValue> n = narrowed(item);
+    if (!n) return std::nullopt;
+    items.push_back(*n);
+  }
+  return c10::IValue(c10::ivalue::Tuple::create(std::move(items)));
+}
+
+// The results of `args` taken from an earlier call of the same layer whose row inputs begin with
+// this call's rows (the row count is that of the first row input) and whose other inputs are the
+// same tensors; a row input of another size (a broadcast shift) must be equal in both calls.
+std::optional<c10::IValue> rows_of_earlier_call(const Layer& layer, const std::vector<Layer::RowInput>& row_inputs,
+                                                const std::vector<c10::IValue>& args,
+                                                const std::vector<RowwiseCall>& earlier) {
+  auto row_count = [&](const std::vector<c10::IValue>& values) -> int64_t {
+    const c10::IValue& v = values[row_inputs.front().port];
+    return v.isTensor() && v.toTensor().dim() > row_inputs.front().dim ? v.toTensor().size(row_inputs.front().dim) : -1;
+  };
+  const int64_t rows = row_count(args);
+  if (rows < 0) return std::nullopt;
+  for (const RowwiseCall& call : earlier) {
+    if (call.layer != &layer || call.args.size() != args.size()) continue;
+    const int64_t all_rows = row_count(call.args);
+    if (all_rows < rows) continue;
+    bool same = true;
+    for (size_t port = 0; port < args.size() && same; ++port) {
+      const c10::IValue &now = args[port], &then = call.args[port];
+      const auto row_input = std::find_if(row_inputs.begin(), row_inputs.end(),
+                                          [&](const Layer::RowInput& r) { return r.port == static_cast<int>(port); });
+      if (row_input == row_inputs.end()) {
+        same = now.isTensor() && then.isTensor() && now.toTensor().is_same(then.toTensor());
+        continue;
+      }
+      if (!now.isTensor() || !then.isTensor()) {
+        same = false;
+        continue;
+      }
+      const at::Tensor &a = now.toTensor(), &b = then.toTensor();
+      const int64_t dim = row_input->dim;
+      if (a.dim() <= dim || b.dim() != a.dim() || a.scalar_type() != b.scalar_type()) {
+        same = false;
+      } else if (a.size(dim) == rows && b.size(dim) == all_rows) {
+        same = at::equal(a, b.narrow(dim, 0, rows));
+      } else {  // broadcast along the rows: the same value in both calls
+        same = a.size(dim) != rows && b.size(dim) != all_rows && a.sizes() == b.sizes() && at::equal(a, b);
+      }
+    }
+    if (same)
+      if (std::optional<c10::IValue> result = first_rows(call.result, rows, all_rows)) return result;
+  }
+  return std::nullopt;
 }
 
 c10::IValue index_value(const c10::IValue& value, const Model::Operand& op) {
@@ -470,17 +543,27 @@ std::vector<c10::IValue> Model::forward_values(const std::vector<c10::IValue>& i
   for (int slot : program.release_inputs) slots[slot] = c10::IValue();
 
   CallArgs call;
+  std::vector<RowwiseCall> rowwise_calls;
   for (const Step& step : program.steps) {
     call.args.clear();
     for (const Operand& op : step.operands) call.args.push_back(index_value(slots[op.slot], op));
     call.keywords = step.keywords;
     const klay_plan_node& node = plan_->nodes[step.node];
-    try {
-      // A profiler range per layer call (free when no profiler runs): bench_md_step --profile.
-      RECORD_USER_SCOPE(std::string("klay layer ") + node.name);
-      slots[step.result_slot] = step.layer->call(call);
-    } catch (const std::exception& e) {
-      throw Error(call_site(*plan_, node) + ": " + without_layer_prefix(exception_message(e), *plan_, node));
+    const std::vector<Layer::RowInput> row_inputs = step.layer->row_inputs();
+    std::optional<c10::IValue> reused;
+    if (!row_inputs.empty()) reused = rows_of_earlier_call(*step.layer, row_inputs, call.args, rowwise_calls);
+    if (reused) {
+      slots[step.result_slot] = *reused;
+      ++reused_row_calls_;
+    } else {
+      try {
+        // A profiler range per layer call (free when no profiler runs): bench_md_step --profile.
+        RECORD_USER_SCOPE(std::string("klay layer ") + node.name);
+        slots[step.result_slot] = step.layer->call(call);
+      } catch (const std::exception& e) {
+        throw Error(call_site(*plan_, node) + ": " + without_layer_prefix(exception_message(e), *plan_, node));
+      }
+      if (!row_inputs.empty()) rowwise_calls.push_back({step.layer, call.args, slots[step.result_slot]});
     }
     for (int slot : step.release) slots[slot] = c10::IValue();
   }

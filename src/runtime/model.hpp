@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include <atomic>
+
 #include <ATen/core/ivalue.h>
 #include <torch/nn/module.h>
 
@@ -57,6 +59,9 @@ class Model {
   // The same for tensor inputs and outputs (an output that is not a tensor is an error).
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs,
                                   const std::vector<int>& outputs = {}) const;
+  // Calls answered from an earlier call's rows (Layer::row_inputs) since the model was loaded:
+  // the staged graphs' per-edge features computed once for the largest graph.
+  int64_t reused_row_calls() const { return reused_row_calls_; }
   // KLay's return convention (§3.5): one output -> the bare value, several -> a tuple.
   c10::IValue forward_klay(const std::vector<c10::IValue>& inputs) const;
 
@@ -93,6 +98,7 @@ class Model {
   std::vector<std::shared_ptr<Layer>> node_layers_;  // per plan node (aliases share)
   std::vector<bool> differentiated_inputs_;          // per input: the pos of an AutogradForces layer
 
+  mutable std::atomic<int64_t> reused_row_calls_{0};
   mutable std::mutex programs_mutex_;
   mutable std::map<std::vector<int>, std::shared_ptr<const Program>> programs_;
 };

@@ -15,6 +15,7 @@
 #include "diamond_frames.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "md/md_model.hpp"
+#include "runtime/model.hpp"
 #include "md/structure_eval.hpp"
 #include "md/xyz.hpp"
 
@@ -82,8 +83,9 @@ TEST(ExampleModels, SiliconMaceIsRotationInvariant) {
   expect_invariant("mace_si", true);
 }
 
-// MD evaluates the convolutions with the fused kernels (forward and backward), and they give the
-// composite path's energy and forces.
+// MD evaluates the convolutions with the fused kernels (forward and backward) and computes the
+// per-edge features once, for the largest staged graph (the second stage's alias calls take its
+// first rows); the energy and forces are those of the composite path.
 namespace {
 
 void expect_fused_kernels_exact(const std::string& example) {
@@ -92,8 +94,10 @@ void expect_fused_kernels_exact(const std::string& example) {
   std::mt19937_64 generator(8);
   const klay::md::Structure structure = diamond::distorted_cell(2, {1.01, 0.98, 1.0}, generator, 0.1);
   const klay::kernels::KernelCounters before = klay::kernels::kernel_counters();
+  const int64_t reused_before = model->model().reused_row_calls();
   const klay::md::StructureResult fused = klay::md::evaluate_structure(*model, structure);
   const klay::kernels::KernelCounters after = klay::kernels::kernel_counters();
+  EXPECT_EQ(model->model().reused_row_calls() - reused_before, 2) << example << ": edge features and radial basis";
   EXPECT_EQ(after.forward_calls - before.forward_calls, 2) << example << ": both convolutions fused";
   EXPECT_EQ(after.backward_calls - before.backward_calls, 2) << example;
   klay::kernels::set_fused_kernels_enabled(false);

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 
 #include "klay_layer_table.h"
 #include "runtime/error.hpp"
@@ -253,6 +254,65 @@ TEST(Model, ExposesThePlanAndTheDocumentRoot) {
   ASSERT_NE(md, nullptr);
   ASSERT_NE(klay_map_get(md, "cutoff"), nullptr);
   EXPECT_EQ(klay_map_get(md, "cutoff")->real, 4.5);
+}
+
+
+// Staged graphs: the second call of the per-edge layers (an alias on edge_index0, the first edges
+// of edge_index1) takes the first rows of the first call's results instead of computing them
+// again; the values are those the layers compute on edge_index0 alone, gradients included.
+std::string per_edge_model(bool both_stages) {
+  std::string yaml =
+      "model_inputs: {pos: '', edge_index0: '', edge_index1: '', shift: ''}\n"
+      "model_layers:\n"
+      "  edges1:\n"
+      "    type: SphericalHarmonicEdgeAttrs\n"
+      "    config: {lmax: 2}\n"
+      "    inputs: {pos: model_inputs.pos, edge_index: model_inputs.edge_index1, shift: model_inputs.shift}\n"
+      "    output: {0: vec1, 1: len1, 2: sh1}\n"
+      "  radial1:\n"
+      "    type: RadialBasisEdgeEncoding\n"
+      "    config: {r_max: 4.0, num_radial_basis: 6}\n"
+      "    inputs: {edge_lengths: len1}\n";
+  yaml += both_stages ? "  edges0:\n    alias: edges1\n" : "  edges0:\n    type: SphericalHarmonicEdgeAttrs\n    config: {lmax: 2}\n";
+  yaml +=
+      "    inputs: {pos: model_inputs.pos, edge_index: model_inputs.edge_index0, shift: model_inputs.shift}\n"
+      "    output: {0: vec0, 1: len0, 2: sh0}\n";
+  yaml += both_stages ? "  radial0:\n    alias: radial1\n"
+                      : "  radial0:\n    type: RadialBasisEdgeEncoding\n    config: {r_max: 4.0, num_radial_basis: 6}\n";
+  yaml += "    inputs: {edge_lengths: len0}\n";
+  yaml += both_stages ? "model_outputs: {sh0: sh0, radial0: radial0, sh1: sh1, radial1: radial1}\n"
+                      : "model_outputs: {sh0: sh0, radial0: radial0}\n";
+  return yaml;
+}
+
+TEST(Model, PerEdgeLayersOnAPrefixOfAnEarlierEdgeListReuseItsRows) {
+  at::manual_seed(4);
+  const auto staged = Model::load_string(per_edge_model(true), "staged.yaml", "");
+  const auto direct = Model::load_string(per_edge_model(false), "direct.yaml", "");
+  const at::Tensor pos = (at::rand({12, 3}, at::kDouble) * 5).requires_grad_();
+  const at::Tensor edges1 = at::randint(12, {2, 40});
+  const at::Tensor edges0 = edges1.narrow(1, 0, 25).clone();  // a prefix, as a tensor of its own
+  const at::Tensor shift = at::zeros({1, 3}, at::kDouble);
+
+  const int64_t before = staged->reused_row_calls();
+  const std::vector<at::Tensor> out = staged->forward({pos, edges0, edges1, shift});
+  EXPECT_EQ(staged->reused_row_calls() - before, 2);  // edges0 and radial0
+  const std::vector<at::Tensor> ref = direct->forward({pos, edges0, edges1, shift});
+  EXPECT_EQ(direct->reused_row_calls(), 0);
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_EQ(out[k].sizes(), ref[k].sizes());
+    EXPECT_TRUE(at::allclose(out[k], ref[k], 0, 1e-15)) << "output " << k;
+    const at::Tensor g = torch::autograd::grad({out[k].pow(2).sum()}, {pos}, {}, /*retain_graph=*/true)[0];
+    const at::Tensor g_ref = torch::autograd::grad({ref[k].pow(2).sum()}, {pos}, {}, /*retain_graph=*/true)[0];
+    EXPECT_TRUE(at::allclose(g, g_ref, 0, 1e-14)) << "gradient of output " << k;
+  }
+
+  // Edges that are not the first ones (the last 25): computed, and equal to the direct model's.
+  const int64_t reused = staged->reused_row_calls();
+  const at::Tensor tail = edges1.narrow(1, 15, 25).clone();
+  const at::Tensor sh_tail = staged->forward({pos, tail, edges1, shift})[0];
+  EXPECT_EQ(staged->reused_row_calls(), reused);
+  EXPECT_TRUE(at::allclose(sh_tail, direct->forward({pos, tail, edges1, shift})[0], 0, 1e-15));
 }
 
 }  // namespace
