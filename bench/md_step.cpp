@@ -5,8 +5,8 @@
 //
 //   bench_md_step [MODEL.yaml WEIGHTS] [--cells N] [--threads T] [--rounds R] [--float32] [--profile]
 //
-// The structure is n³ conventional cells (8n³ atoms, default 4: 512 atoms) displaced by 0.05 Å,
-// with periodic images and staged graphs built exactly as `klay eval` builds them.
+// The structure is n³ conventional cells (8n³ atoms, default 4: 512 atoms; tests/diamond_frames.hpp)
+// displaced by 0.05 Å, with periodic images and staged graphs built exactly as `klay eval` does.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -20,6 +20,7 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "bench_common.hpp"
+#include "diamond_frames.hpp"
 #include "klay.h"
 #include "kernels/uvu_convolution.hpp"
 #include "md/md_model.hpp"
@@ -74,29 +75,6 @@ StepOptions parse(int argc, char** argv) {
   if (o.quick) o.cells = 1, o.rounds = 1;
   if (o.cells < 1 || o.rounds < 1) usage(2);
   return o;
-}
-
-md::Structure diamond_crystal(int cells) {
-  constexpr double kA = 5.431;
-  const double basis[8][3] = {{0, 0, 0}, {0, 0.5, 0.5}, {0.5, 0, 0.5}, {0.5, 0.5, 0},
-                              {0.25, 0.25, 0.25}, {0.25, 0.75, 0.75}, {0.75, 0.25, 0.75}, {0.75, 0.75, 0.25}};
-  std::mt19937_64 generator(1);
-  std::normal_distribution<double> noise(0.0, 0.05);
-  md::Structure s;
-  s.has_lattice = true;
-  for (int k = 0; k < 3; ++k) {
-    s.cell.vectors[k][k] = cells * kA;
-    s.cell.periodic[k] = true;
-  }
-  for (int i = 0; i < cells; ++i)
-    for (int j = 0; j < cells; ++j)
-      for (int l = 0; l < cells; ++l)
-        for (const auto& b : basis) {
-          s.elements.push_back("Si");
-          const int c[3] = {i, j, l};
-          for (int k = 0; k < 3; ++k) s.positions.push_back((c[k] + b[k]) * kA + noise(generator));
-        }
-  return s;
 }
 
 // Self time (own time minus that of the ranges it encloses) per operator name, in ms, over all
@@ -155,7 +133,8 @@ int run(int argc, char** argv) {
   std::printf("allocator:  freed memory kept for reuse (klay_keep_freed_memory: %s)\n",
               klay_keep_freed_memory() == 0 ? "on" : "not available");
   auto model = md::MdModel::load(o.yaml, o.weights, o.float32);
-  const md::Structure crystal = diamond_crystal(o.cells);
+  std::mt19937_64 generator(1);
+  const md::Structure crystal = diamond::distorted_cell(o.cells, {1.0, 1.0, 1.0}, generator, 0.05);
   const md::PreparedStructure prepared = md::prepare_structure(*model, crystal);
   const md::AtomsView atoms = prepared.view();
   std::vector<double> forces(3 * prepared.n_model_atoms());

@@ -34,7 +34,7 @@ bool enabled_by_environment() {
 std::atomic<bool> g_enabled{enabled_by_environment()};
 std::atomic<int64_t> g_forward_calls{0}, g_backward_calls{0}, g_composite_backward_calls{0};
 
-// Nodes (receivers in the forward, senders in the backward) handed to a thread at a time.
+// Receivers handed to a thread at a time.
 constexpr int64_t kNodesPerTask = 16;
 
 // `mul` copies of a `d`-wide irrep starting at `offset` of a feature vector.

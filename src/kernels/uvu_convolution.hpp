@@ -2,7 +2,8 @@
 // the per-edge "uvu" tensor product with the edge attributes (spherical harmonics) using only the
 // non-zero Wigner-3j entries, weight it per edge, and sum it into the receiver — one pass over the
 // edges grouped by receiver (no atomics, no per-edge temporaries), with a hand-written backward
-// (node features, edge attributes, per-edge weights) grouped by sender.
+// (node features, edge attributes, per-edge weights), also by receiver, each thread summing the
+// node-feature gradient into an accumulator of its own.
 //
 // It computes exactly what the composite ATen path computes,
 //   out = scatter_sum(tp(node_features[sender], edge_attrs, weight), receiver, num_receivers),

@@ -70,6 +70,14 @@ Derivatives derivatives(bool fused, const e3nn::TensorProductImpl& tp, const Gra
   return d;
 }
 
+// The convolution and its three first derivatives agree within `tolerance` (relative).
+void expect_close(const Derivatives& a, const Derivatives& reference, double tolerance) {
+  EXPECT_LE(relative_error(a.out, reference.out), tolerance);
+  EXPECT_LE(relative_error(a.grad_x, reference.grad_x), tolerance);
+  EXPECT_LE(relative_error(a.grad_sh, reference.grad_sh), tolerance);
+  EXPECT_LE(relative_error(a.grad_w, reference.grad_w), tolerance);
+}
+
 e3nn::TensorProduct convolution(const std::string& node_irreps, int sh_lmax, const std::string& target) {
   return convolution_tensor_product(Irreps(node_irreps), Irreps::spherical_harmonics(sh_lmax), Irreps(target));
 }
@@ -97,11 +105,7 @@ TEST(UvuConvolution, MatchesTheCompositePathAndItsGradients) {
     const Derivatives fused = derivatives(true, *tp, g, at::kDouble, false, 1 / std::sqrt(3.0));
     EXPECT_EQ(kernel_counters().forward_calls, calls + 1);
     EXPECT_EQ(kernel_counters().backward_calls, backwards + 1);
-    const Derivatives composite = derivatives(false, *tp, g, at::kDouble, false, 1 / std::sqrt(3.0));
-    EXPECT_LE(relative_error(fused.out, composite.out), 1e-13);
-    EXPECT_LE(relative_error(fused.grad_x, composite.grad_x), 1e-13);
-    EXPECT_LE(relative_error(fused.grad_sh, composite.grad_sh), 1e-13);
-    EXPECT_LE(relative_error(fused.grad_w, composite.grad_w), 1e-13);
+    expect_close(fused, derivatives(false, *tp, g, at::kDouble, false, 1 / std::sqrt(3.0)), 1e-13);
   }
 }
 
@@ -155,9 +159,7 @@ TEST(UvuConvolution, Float32AgreesWithFloat64ToSinglePrecision) {
     const Derivatives single = derivatives(true, *singles[k], g, at::kFloat, false);
     const Derivatives reference = derivatives(false, *tps[k], g, at::kDouble, false);
     EXPECT_EQ(single.out.scalar_type(), at::kFloat);
-    EXPECT_LE(relative_error(single.out, reference.out), 2e-6);
-    EXPECT_LE(relative_error(single.grad_sh, reference.grad_sh), 2e-6);
-    EXPECT_LE(relative_error(single.grad_w, reference.grad_w), 2e-6);
+    expect_close(single, reference, 2e-6);
   }
 }
 
@@ -185,11 +187,7 @@ TEST(UvuConvolution, BaselineAndWideVectorCodeAgree) {
     set_wide_vector_units_enabled(false);
     const Derivatives baseline = derivatives(true, *tp, g, at::kDouble, false);
     set_wide_vector_units_enabled(true);
-    const Derivatives wide = derivatives(true, *tp, g, at::kDouble, false);
-    EXPECT_LE(relative_error(baseline.out, wide.out), 1e-14);
-    EXPECT_LE(relative_error(baseline.grad_x, wide.grad_x), 1e-14);
-    EXPECT_LE(relative_error(baseline.grad_sh, wide.grad_sh), 1e-14);
-    EXPECT_LE(relative_error(baseline.grad_w, wide.grad_w), 1e-14);
+    expect_close(baseline, derivatives(true, *tp, g, at::kDouble, false), 1e-14);
   }
 }
 
