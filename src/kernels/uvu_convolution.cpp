@@ -147,6 +147,13 @@ at::Tensor component_major(const std::vector<Block>& blocks, const at::Tensor& f
   return dst;
 }
 
+void check_nodes(const int64_t* node_of_edge, int64_t num_edges, int64_t num_nodes, const char* what) {
+  for (int64_t e = 0; e < num_edges; ++e)
+    if (node_of_edge[e] < 0 || node_of_edge[e] >= num_nodes)
+      throw Error(std::string("convolution: edge ") + std::to_string(e) + " has " + what + " " +
+                  std::to_string(node_of_edge[e]) + ", outside 0.." + std::to_string(num_nodes - 1));
+}
+
 // Edges grouped by one of their end nodes (counting sort, stable: a node's edges keep their order).
 struct Grouping {
   std::vector<int64_t> start;  // node n's edges are order[start[n] .. start[n+1])
@@ -155,14 +162,9 @@ struct Grouping {
 
 Grouping group_edges(const int64_t* node_of_edge, int64_t num_edges, int64_t num_nodes, const char* what) {
   Grouping g;
+  check_nodes(node_of_edge, num_edges, num_nodes, what);
   g.start.assign(num_nodes + 1, 0);
-  for (int64_t e = 0; e < num_edges; ++e) {
-    const int64_t n = node_of_edge[e];
-    if (n < 0 || n >= num_nodes)
-      throw Error(std::string("convolution: edge ") + std::to_string(e) + " has " + what + " " + std::to_string(n) +
-                  ", outside 0.." + std::to_string(num_nodes - 1));
-    ++g.start[n + 1];
-  }
+  for (int64_t e = 0; e < num_edges; ++e) ++g.start[node_of_edge[e] + 1];
   for (int64_t n = 0; n < num_nodes; ++n) g.start[n + 1] += g.start[n];
   g.order.resize(num_edges);
   std::vector<int64_t> next(g.start.begin(), g.start.end() - 1);
@@ -467,6 +469,7 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
     ++g_forward_calls;
     const at::Tensor shc = sh.contiguous(), wc = w.contiguous(), sc = sender.contiguous(), rc = receiver.contiguous();
     const int64_t num_edges = sc.size(0);
+    check_nodes(sc.data_ptr<int64_t>(), num_edges, x.size(0), "sender");
     const Grouping by_receiver = group_edges(rc.data_ptr<int64_t>(), num_edges, num_receivers, "receiver");
     at::Tensor out = at::empty({num_receivers, plan->dim_out}, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_convolution_forward", [&] {

@@ -222,6 +222,14 @@ TEST(UvuConvolution, EdgesOutsideTheNodesAreErrorsNamingTheEdge) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("edge 6 has receiver 5, outside 0..4"), std::string::npos) << e.what();
   }
+  g.receiver[6] = 0;
+  g.sender[2] = -1;
+  try {
+    convolution_scatter(*tp, g.x, g.sh, g.w, g.sender, g.receiver, g.num_receivers);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("edge 2 has sender -1, outside 0..4"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(convolution_scatter(*tp, g.x, g.sh, g.w.narrow(1, 0, 1), g.sender, g.receiver, 5), Error);
 }
 
