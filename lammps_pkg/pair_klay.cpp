@@ -37,11 +37,6 @@ namespace {
 // klay.h writes a failure's reason into a caller buffer; YAML errors with file:line:col and the
 // weight checks that name every offending key need room.
 constexpr std::size_t KLAY_ERROR_SIZE = 8192;
-
-bool is_coordinates_input(const char *name)
-{
-  return strcmp(name, "coords") == 0 || strcmp(name, "positions") == 0 || strcmp(name, "pos") == 0;
-}
 }    // namespace
 
 /* ---------------------------------------------------------------------- */
@@ -480,15 +475,6 @@ void PairKLay::coeff(int narg, char **arg)
   // Every step frees and allocates the same tensors again; keeping the freed memory mapped saves
   // re-faulting it (a quarter of a 512-atom step of the silicon example).
   klay_keep_freed_memory();
-
-  bool has_coordinates = false;
-  for (std::size_t k = 0; k < klay_model_num_inputs(model); k++)
-    if (is_coordinates_input(klay_model_input_name(model, k))) has_coordinates = true;
-  if (!has_coordinates)
-    error->all(FLERR,
-               "KLay model {} has no coordinates input (coords, positions or pos): its output "
-               "does not depend on atom positions, so it cannot be a pair style",
-               arg[2]);
 
   const char *model_units = klay_model_units(model);
   if (model_units && strcmp(model_units, "metal") != 0)

@@ -337,20 +337,45 @@ def pair_potential_reference(cell, positions, cutoff_squared, prefactor):
     return energies, forces, virial
 
 
+def write_empty_safetensors(workdir):
+    """The weights of a model without parameters (the soft-sphere model): an empty safetensors file."""
+    path = os.path.join(workdir, "empty.safetensors")
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", 2) + b"{}")
+    return path
+
+
+def renamed_coordinates_model(workdir, mapped=True):
+    """The soft-sphere model with its coordinates input called R, mapped to coords in its md: section
+    (or not): the pair style must take what the runtime accepts, not re-decide from the input names."""
+    with open(SOFT_SPHERE_MODEL) as f:
+        text = f.read()
+    text = text.replace("model_inputs.coords", "model_inputs.R").replace("  coords: (N,3)", "  R: (N,3)")
+    if mapped:
+        text = text.replace("md:\n", "md:\n  inputs: {R: coords}\n", 1)
+    path = os.path.join(workdir, "renamed_coordinates.yaml" if mapped else "unmapped_coordinates.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def pair(args):
-    """examples/soft_sphere/model.yaml on the si8 structure: everything LAMMPS reports has a closed form."""
+    """examples/soft_sphere/model.yaml on the si8 structure, and the same model with its coordinates
+    input renamed and mapped in md: (check_pair_model): everything LAMMPS reports has a closed form."""
+    with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
+        return max(check_pair_model(args, SOFT_SPHERE_MODEL), check_pair_model(args, renamed_coordinates_model(workdir)))
+
+
+def check_pair_model(args, model):
     with open(os.path.join(args.conformance, SI8, "reference.json")) as f:
         structure = json.load(f)["structure"]
     cell, positions = structure["cell"], structure["unit_cell_positions"]
     n = len(positions)
-    model = SOFT_SPHERE_MODEL
     energies, forces, virial = pair_potential_reference(cell, positions, 12.25, 0.05)
 
     with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
         write_data_file(os.path.join(workdir, "structure.data"), cell, positions, [1] * n, 1)
-        # the model has no parameters: its weights file is an empty safetensors file
-        with open(os.path.join(workdir, "empty.safetensors"), "wb") as f:
-            f.write(struct.pack("<Q", 2) + b"{}")
+        write_empty_safetensors(workdir)
         output = run_lammps(args, preamble(args.newton) + f"""
 pair_style klay
 pair_coeff * * {model} empty.safetensors Si
@@ -387,8 +412,7 @@ def dynamics(args):
         with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
             write_data_file(os.path.join(workdir, "structure.data"), structure["cell"],
                             structure["unit_cell_positions"], [1] * 8, 1)
-            with open(os.path.join(workdir, "empty.safetensors"), "wb") as f:
-                f.write(struct.pack("<Q", 2) + b"{}")
+            write_empty_safetensors(workdir)
             output = run_lammps(args, preamble(newton) + f"""
 replicate 2 2 2
 pair_style klay
@@ -473,6 +497,11 @@ mass * 28.0
     ]
     failures = 0
     with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
+        # no coordinates input the runtime knows: the runtime's reason, named by the pair style
+        unmapped = renamed_coordinates_model(workdir, mapped=False)
+        no_weights = write_empty_safetensors(workdir)
+        cases.append(("no coordinates", metal + f"pair_style klay\npair_coeff * * {unmapped} {no_weights} Si Si\n",
+                      "model input 'R' has no meaning in MD"))
         for needs_model, (name, text, expected) in [(False, c) for c in cases] + [(True, c) for c in model_cases]:
             returncode, output, _ = launch_lammps(args, text, workdir, 1)
             error_lines = [line for line in output.splitlines() if "ERROR" in line]
@@ -668,9 +697,7 @@ def rank_models(args, workdir):
     """(name, model, weights) for a 1-stage and a 3-stage model, each with staged and single-graph
     wiring; the single-graph variants are written into workdir."""
     tric12 = os.path.join(args.conformance, "staged_nequip_staged3_tric12")
-    empty_weights = os.path.join(workdir, "empty.safetensors")
-    with open(empty_weights, "wb") as f:
-        f.write(struct.pack("<Q", 2) + b"{}")
+    empty_weights = write_empty_safetensors(workdir)
     models = [("1-stage edge_index0", SOFT_SPHERE_MODEL, empty_weights),
               ("3-stage edge_index0..2", os.path.join(tric12, "model.yaml"), os.path.join(tric12, "weights.pth"))]
     variants = []
