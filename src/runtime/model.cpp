@@ -92,41 +92,6 @@ std::string without_layer_prefix(const std::string& message, const klay_plan& pl
   return message.compare(0, prefix.size(), prefix) == 0 ? message.substr(prefix.size()) : message;
 }
 
-// The registered port each binding of a node feeds, found the way Python binds a call
-// (positional ports in order, keywords by name): the builder port-checks layers but not
-// aliases. Every port must be bound exactly once.
-std::vector<int> bound_ports(const klay_plan_node& node) {
-  const std::vector<std::string> ports = port_names(node.spec);
-  std::vector<int> bound(node.n_bindings, -1);
-  std::vector<bool> connected(ports.size(), false);
-  int next_positional = 0;
-  for (size_t b = 0; b < node.n_bindings; ++b) {
-    const klay_binding& binding = node.bindings[b];
-    int port = binding.port;
-    if (port < 0 && !binding.keyword) port = next_positional++;
-    if (port < 0) {
-      auto it = std::find(ports.begin(), ports.end(), binding.keyword);
-      if (it == ports.end()) {
-        const std::string suggestion = closest_match(binding.keyword, ports);
-        throw Error(where(binding.mark) + "layer '" + node.name + "': " + node.type + " has no input port '" +
-                    binding.keyword + "'" + (suggestion.empty() ? "" : " (did you mean '" + suggestion + "'?)"));
-      }
-      port = static_cast<int>(it - ports.begin());
-    }
-    if (port >= static_cast<int>(ports.size()))
-      throw Error(where(binding.mark) + "layer '" + node.name + "': " + node.type + " takes " +
-                  std::to_string(ports.size()) + " inputs, more are given");
-    if (connected[port])
-      throw Error(where(binding.mark) + "layer '" + node.name + "': port '" + ports[port] + "' is bound twice");
-    connected[port] = true;
-    bound[b] = port;
-  }
-  for (size_t p = 0; p < ports.size(); ++p)
-    if (!connected[p])
-      throw Error(describe(node) + ": input port '" + ports[p] + "' of " + node.type + " is not connected");
-  return bound;
-}
-
 c10::IValue index_value(const c10::IValue& value, const Model::Operand& op);
 
 // Python's value[key] for what layers return: tuple/list by int (negative from the end), dict by
@@ -348,10 +313,9 @@ void Model::build() {
   for (size_t i = 0; i < plan_->n_nodes; ++i) {
     const klay_plan_node& node = plan_->nodes[i];
     if (std::strcmp(node.type, "AutogradForces") != 0) continue;
-    const std::vector<int> ports = bound_ports(node);
     const std::vector<std::string> names = port_names(node.spec);
     for (size_t b = 0; b < node.n_bindings; ++b)
-      if (names[ports[b]] == "pos" && node.bindings[b].source.kind == KLAY_SRC_INPUT)
+      if (names[node.bindings[b].port] == "pos" && node.bindings[b].source.kind == KLAY_SRC_INPUT)
         differentiated_inputs_[node.bindings[b].source.index] = true;
   }
   root_->eval();
@@ -364,18 +328,17 @@ void Model::build() {
 void Model::check_feature_irreps(int index) const {
   const klay_plan_node& node = plan_->nodes[index];
   if (is_unrestricted(node.spec)) return;
-  const std::vector<int> ports = bound_ports(node);
   for (size_t b = 0; b < node.n_bindings; ++b) {
     const klay_source& source = node.bindings[b].source;
     if (source.kind == KLAY_SRC_INPUT || (source.kind == KLAY_SRC_ITEM && (!source.key_is_int || source.key_int < 0)))
       continue;
-    const std::optional<e3nn::Irreps> read = node_layers_[index]->input_irreps(ports[b]);
+    const std::optional<e3nn::Irreps> read = node_layers_[index]->input_irreps(node.bindings[b].port);
     const std::optional<e3nn::Irreps> returned =
         node_layers_[source.index]->output_irreps(source.kind == KLAY_SRC_ITEM ? source.key_int : -1);
     if (!read || !returned || read->simplify() == returned->simplify()) continue;
     const std::string producer = plan_->nodes[source.index].name;
     throw Error(where(node.bindings[b].mark) + "layer '" + node.name + "' reads input '" +
-                port_names(node.spec)[ports[b]] + "' as " + read->to_string() + " (its config), but '" +
+                port_names(node.spec)[node.bindings[b].port] + "' as " + read->to_string() + " (its config), but '" +
                 node.bindings[b].reference + "' is " + returned->to_string() + ": the config must declare what '" +
                 producer + "' returns, in its order");
   }
@@ -484,11 +447,11 @@ std::shared_ptr<const Model::Program> Model::compile(const std::vector<int>& out
         if (binding.keyword) step.keywords.emplace_back(binding.keyword);
       }
     } else {
-      // Registered ports: args[i] is the value of port i.
-      const std::vector<int> ports = bound_ports(node);
+      // Registered ports: args[i] is the value of port i (the builder bound and checked every port,
+      // aliases against their target's).
       step.operands.resize(port_names(node.spec).size());
       for (size_t b = 0; b < node.n_bindings; ++b)
-        step.operands[ports[b]] = operand_of(node.bindings[b].source, what(node.bindings[b]));
+        step.operands[node.bindings[b].port] = operand_of(node.bindings[b].source, what(node.bindings[b]));
     }
     program->steps.push_back(std::move(step));
   }
