@@ -208,13 +208,11 @@ size_t klay_model_describe(const klay_model* model, char* buf, size_t size) {
   });
 }
 
-int klay_model_element_code(const klay_model* model, const char* element, int64_t* code, char* err,
+int klay_model_element_code(klay_model* model, const char* element, int64_t* code, char* err,
                             size_t err_size) {
   return guarded(err, err_size, -1, [&]() {
     if (!element || !code) throw klay::Error("klay_model_element_code: NULL argument");
-    // Numbering species in the order they are first asked for is part of the documented contract,
-    // so the model is a logically const registry that grows on demand.
-    *code = require_md(const_cast<klay_model*>(model), "klay_model_element_code").element_code(element);
+    *code = require_md(model, "klay_model_element_code").element_code(element);
     return 0;
   });
 }

@@ -50,8 +50,10 @@ int klay_model_has_edge_gradients(const klay_model *model); /* 1 if it takes shi
 size_t klay_model_num_inputs(const klay_model *model);
 const char *klay_model_input_name(const klay_model *model, size_t i);
 /* The number the model is fed for an element ("Si"): its atomic number, or its species index when
- * the model declares a species list. Returns 0 and sets *code, or -1 with a message in err. */
-int klay_model_element_code(const klay_model *model, const char *element, int64_t *code,
+ * the model declares a species list. A model that takes species indices without declaring a list
+ * numbers elements in the order they are first asked for, so this call may record one: it takes
+ * the model as mutable. Returns 0 and sets *code, or -1 with a message in err. */
+int klay_model_element_code(klay_model *model, const char *element, int64_t *code,
                             char *err, size_t err_size);
 
 typedef struct klay_atoms {
