@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "e3nn/wigner_3j.hpp"
 #include "runtime/error.hpp"
@@ -119,6 +120,19 @@ at::Tensor contract_irrep_axis(const at::Tensor& a, const at::Tensor& t) {
   for (size_t i = 1; i < a_i.size(); ++i) s = s.addcmul(a_i[i].unsqueeze(-1), t_i[i].unsqueeze(1));
   return s;
 }
+
+// W[0,0,0] when a [d1, 1, d3] Wigner-3j block is that number times the identity (l2 = 0, as e3nn
+// computes it), read from the buffer itself since loading weights may overwrite it; else nothing.
+std::optional<double> scalar_coupling(const at::Tensor& w3j) {
+  if (w3j.size(1) != 1 || w3j.size(0) != w3j.size(2) || !w3j.device().is_cpu()) return std::nullopt;
+  const at::Tensor c = w3j.to(at::kDouble).contiguous();
+  const double* v = c.data_ptr<double>();
+  const int64_t d = w3j.size(0);
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t k = 0; k < d; ++k)
+      if (v[i * d + k] != (i == k ? v[0] : 0.0)) return std::nullopt;
+  return v[0];
+}
 }  // namespace
 
 // a [n, mul1, d1], b [n, mul2, d2], w [n or 1, weight_size] → [n, mul_out, d3] (without the coefficient).
@@ -131,12 +145,21 @@ at::Tensor TensorProductImpl::path_output(const Path& p, const at::Tensor& a, co
     const at::Tensor outer = (a.unsqueeze(-1) * b.unsqueeze(-2)).reshape({n * p.mul1, p.d1 * p.d2});
     return at::matmul(outer, w3j.reshape({p.d1 * p.d2, p.d3})).view({n, p.mul1, p.d3});
   }
+  const int64_t wn = w.size(0);  // n (per-row weights) or 1 (shared)
+  if (p.ins.mode == ConnectionMode::uvw && wn == 1) {
+    if (const std::optional<double> diagonal = scalar_coupling(w3j)) {
+      // A scalar second operand (node attributes, one-hot elements): W[i,0,k] = δ_ik·W[0,0,0], so
+      // y[n,w,k] = W[0,0,0]·Σ_{u,v} w[u,v,w] a[n,u,k] b[n,v], one broadcast product and one mm.
+      const at::Tensor ab = (a.unsqueeze(2) * b.reshape({n, 1, p.mul2, 1})).reshape({n, p.mul1 * p.mul2, p.d1});
+      return at::matmul(ab.transpose(1, 2).contiguous(), w.reshape({p.mul1 * p.mul2, p.mul_out}) * *diagonal)
+          .transpose(1, 2);
+    }
+  }
   // s[n, u, v, k] = Σ_{i,j} a[n,u,i] b[n,v,j] W[i,j,k]: first (b·W) as one matmul over all rows.
   const at::Tensor bw = at::matmul(b.reshape({n * p.mul2, p.d2}), w3j.permute({1, 0, 2}).reshape({p.d2, p.d1 * p.d3}))
                             .view({n, p.mul2, p.d1, p.d3})
                             .permute({0, 2, 1, 3});  // [n, d1, mul2, d3]
   const at::Tensor s = contract_irrep_axis(a, bw.reshape({n, p.d1, p.mul2 * p.d3}));  // [n, mul1, mul2·d3]
-  const int64_t wn = w.size(0);  // n (per-row weights) or 1 (shared)
   if (p.ins.mode == ConnectionMode::uvu) {
     // y[n,u,k] = Σ_v w[u,v] s[n,u,v,k]; with one v (edge spherical harmonics) there is nothing to sum.
     if (p.mul2 == 1) return s.view({n, p.mul1, p.d3}) * w.reshape({wn, p.mul1, 1});
