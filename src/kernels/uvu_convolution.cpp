@@ -155,13 +155,16 @@ void check_nodes(const int64_t* node_of_edge, int64_t num_edges, int64_t num_nod
 }
 
 // Edges grouped by one of their end nodes (counting sort, stable: a node's edges keep their order).
-struct Grouping {
+// Made once by the forward and kept for the backward.
+struct Grouping : torch::CustomClassHolder {
   std::vector<int64_t> start;  // node n's edges are order[start[n] .. start[n+1])
   std::vector<int64_t> order;
 };
 
-Grouping group_edges(const int64_t* node_of_edge, int64_t num_edges, int64_t num_nodes, const char* what) {
-  Grouping g;
+c10::intrusive_ptr<Grouping> group_edges(const int64_t* node_of_edge, int64_t num_edges, int64_t num_nodes,
+                                         const char* what) {
+  auto grouping = c10::make_intrusive<Grouping>();
+  Grouping& g = *grouping;
   check_nodes(node_of_edge, num_edges, num_nodes, what);
   g.start.assign(num_nodes + 1, 0);
   for (int64_t e = 0; e < num_edges; ++e) ++g.start[node_of_edge[e] + 1];
@@ -169,7 +172,7 @@ Grouping group_edges(const int64_t* node_of_edge, int64_t num_edges, int64_t num
   g.order.resize(num_edges);
   std::vector<int64_t> next(g.start.begin(), g.start.end() - 1);
   for (int64_t e = 0; e < num_edges; ++e) g.order[next[node_of_edge[e]]++] = e;
-  return g;
+  return grouping;
 }
 
 // The loops. A multiplicity known at compile time (Mul > 0, the common uniform widths) lets the
@@ -470,16 +473,20 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
     const at::Tensor shc = sh.contiguous(), wc = w.contiguous(), sc = sender.contiguous(), rc = receiver.contiguous();
     const int64_t num_edges = sc.size(0);
     check_nodes(sc.data_ptr<int64_t>(), num_edges, x.size(0), "sender");
-    const Grouping by_receiver = group_edges(rc.data_ptr<int64_t>(), num_edges, num_receivers, "receiver");
-    at::Tensor out = at::empty({num_receivers, plan->dim_out}, x.options());
+    const c10::intrusive_ptr<Grouping> by_receiver =
+        group_edges(rc.data_ptr<int64_t>(), num_edges, num_receivers, "receiver");
+    at::Tensor out = at::empty({num_receivers, plan->dim_out}, x.options()), xm;
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_convolution_forward", [&] {
-      const at::Tensor xm = component_major<scalar_t>(plan->in_blocks, x);
+      xm = component_major<scalar_t>(plan->in_blocks, x);
       forward_kernel<scalar_t>(*plan, xm.data_ptr<scalar_t>(), shc.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(),
-                               sc.data_ptr<int64_t>(), by_receiver, out.data_ptr<scalar_t>());
+                               sc.data_ptr<int64_t>(), *by_receiver, out.data_ptr<scalar_t>());
     });
     ctx->save_for_backward({x, sh, w, sender, receiver});
     ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
     ctx->saved_data["num_receivers"] = num_receivers;
+    // What the first-order backward reads again: the edges by receiver and x component-major.
+    ctx->saved_data["by_receiver"] = c10::IValue::make_capsule(by_receiver);
+    ctx->saved_data["x_component_major"] = xm;
     return out;
   }
 
@@ -514,20 +521,18 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
     }
 
     ++g_backward_calls;
-    const at::Tensor shc = sh.contiguous(), wc = w.contiguous(), rc = receiver.contiguous(),
-                     sc = sender.contiguous();
-    const int64_t num_edges = sc.size(0), num_senders = x.size(0);
-    const Grouping by_receiver = group_edges(rc.data_ptr<int64_t>(), num_edges, num_receivers, "receiver");
+    const at::Tensor shc = sh.contiguous(), wc = w.contiguous(), sc = sender.contiguous();
+    const auto by_receiver = c10::static_intrusive_pointer_cast<Grouping>(ctx->saved_data["by_receiver"].toCapsule());
+    const at::Tensor xm = ctx->saved_data["x_component_major"].toTensor();
     at::Tensor grad_x = want[0] ? at::empty_like(x, at::MemoryFormat::Contiguous) : at::Tensor();
     // The kernel writes every row of grad_sh and zeroes every row of grad_w before summing into it.
     at::Tensor grad_sh = want[1] ? at::empty_like(shc) : at::Tensor();
     at::Tensor grad_w = want[2] ? at::empty_like(wc) : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_convolution_backward", [&] {
-      const at::Tensor xm = component_major<scalar_t>(plan->in_blocks, x);
       const at::Tensor gm = component_major<scalar_t>(plan->out_blocks, g);
       auto ptr = [](at::Tensor& t) { return t.defined() ? t.data_ptr<scalar_t>() : nullptr; };
       backward_kernel<scalar_t>(*plan, xm.data_ptr<scalar_t>(), shc.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(),
-                                gm.data_ptr<scalar_t>(), sc.data_ptr<int64_t>(), by_receiver, num_senders,
+                                gm.data_ptr<scalar_t>(), sc.data_ptr<int64_t>(), *by_receiver, x.size(0),
                                 ptr(grad_x), ptr(grad_sh), ptr(grad_w));
     });
     grads[0] = grad_x;
@@ -598,7 +603,7 @@ at::Tensor convolution_scatter(const e3nn::TensorProductImpl& tp, const at::Tens
 ConvolutionFlops convolution_flops(const e3nn::TensorProductImpl& tp, int64_t num_edges) {
   if (!plan_supports(tp)) return {};
   const c10::intrusive_ptr<Plan> plan = make_plan(tp, 1.0);
-  int64_t forward = 0, backward = plan->dim_in + plan->dim_sh * plan->max_mul;  // sender sums, attribute sums
+  int64_t forward = 0, backward = plan->dim_sh * plan->max_mul;  // the edge-attribute sums
   for (const Plan::Path& p : plan->paths) {
     const int64_t entries = p.k_begin.back() - p.k_begin.front();
     // per entry: the coefficient, then t += c·x (forward); and c·w·g into x, v·x·(w·g) into sh (backward)

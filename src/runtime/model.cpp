@@ -29,6 +29,7 @@ struct Model::Operand {
 struct Model::Step {
   int node = -1;
   Layer* layer = nullptr;
+  std::vector<Layer::RowInput> row_inputs;  // the layer's, read once at compile time
   std::vector<Operand> operands;
   std::vector<std::string> keywords;
   int result_slot = -1;
@@ -436,6 +437,7 @@ std::shared_ptr<const Model::Program> Model::compile(const std::vector<int>& out
     Step step;
     step.node = static_cast<int>(i);
     step.layer = node_layers_[i].get();
+    step.row_inputs = step.layer->row_inputs();
     step.result_slot = n_inputs + static_cast<int>(i);
     auto what = [&](const klay_binding& b) {
       return where(b.mark) + "layer '" + node.name + "', input '" + (b.reference ? b.reference : "?") + "'";
@@ -512,9 +514,9 @@ std::vector<c10::IValue> Model::forward_values(const std::vector<c10::IValue>& i
     for (const Operand& op : step.operands) call.args.push_back(index_value(slots[op.slot], op));
     call.keywords = step.keywords;
     const klay_plan_node& node = plan_->nodes[step.node];
-    const std::vector<Layer::RowInput> row_inputs = step.layer->row_inputs();
     std::optional<c10::IValue> reused;
-    if (!row_inputs.empty()) reused = rows_of_earlier_call(*step.layer, row_inputs, call.args, rowwise_calls);
+    if (!step.row_inputs.empty())
+      reused = rows_of_earlier_call(*step.layer, step.row_inputs, call.args, rowwise_calls);
     if (reused) {
       slots[step.result_slot] = *reused;
       ++reused_row_calls_;
@@ -526,7 +528,7 @@ std::vector<c10::IValue> Model::forward_values(const std::vector<c10::IValue>& i
       } catch (const std::exception& e) {
         throw Error(call_site(*plan_, node) + ": " + without_layer_prefix(exception_message(e), *plan_, node));
       }
-      if (!row_inputs.empty()) rowwise_calls.push_back({step.layer, call.args, slots[step.result_slot]});
+      if (!step.row_inputs.empty()) rowwise_calls.push_back({step.layer, call.args, slots[step.result_slot]});
     }
     for (int slot : step.release) slots[slot] = c10::IValue();
   }
