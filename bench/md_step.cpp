@@ -1,7 +1,9 @@
 // bench_md_step: one MD force evaluation (energy + forces through autograd, as pair_style klay
-// runs it) of a model on a diamond-silicon crystal, with the fused convolution kernels and with
-// the composite ATen path, interleaved in one process; --profile adds the ATen operators that take
-// the time (self time, the autograd profiler's push/pop ranges).
+// runs it) of a model on a diamond-silicon crystal, three ways interleaved in one process: as MD
+// runs it (fused convolution kernels, dead features skipped: Layer::restricted_to), with every
+// feature computed, and with every feature on the composite ATen path (the runtime before the
+// kernels); --profile adds the ATen operators that take the time (self time, the autograd
+// profiler's push/pop ranges).
 //
 //   bench_md_step [MODEL.yaml WEIGHTS] [--cells N] [--threads T] [--rounds R] [--float32] [--profile]
 //
@@ -133,6 +135,8 @@ int run(int argc, char** argv) {
   std::printf("allocator:  freed memory kept for reuse (klay_keep_freed_memory: %s)\n",
               klay_keep_freed_memory() == 0 ? "on" : "not available");
   auto model = md::MdModel::load(o.yaml, o.weights, o.float32);
+  auto every_feature = md::MdModel::load(o.yaml, o.weights, o.float32);
+  every_feature->model().set_feature_pruning(false);
   std::mt19937_64 generator(1);
   const md::Structure crystal = diamond::distorted_cell(o.cells, {1.0, 1.0, 1.0}, generator, 0.05);
   const md::PreparedStructure prepared = md::prepare_structure(*model, crystal);
@@ -143,37 +147,44 @@ int run(int argc, char** argv) {
               static_cast<long>(prepared.n_cell_atoms), static_cast<long>(prepared.n_model_atoms()),
               static_cast<long>(atoms.n_edges));
 
-  auto evaluate = [&](bool fused) {
-    kernels::set_fused_kernels_enabled(fused);
+  enum Way { kAsMd, kEveryFeature, kComposite };
+  auto evaluate = [&](Way way) {
+    kernels::set_fused_kernels_enabled(way != kComposite);
     md::ResultsView results;
     results.forces = forces.data();
-    model->compute(atoms, results);
+    (way == kAsMd ? *model : *every_feature).compute(atoms, results);
     kernels::set_fused_kernels_enabled(true);
     return results.energy;
   };
-  const double e_fused = evaluate(true), e_composite = evaluate(false);
-  std::vector<double> fused_ms, composite_ms;
-  for (int r = 0; r < o.rounds + 1; ++r) {  // round 0 warms up
-    const double f = time_once_ms([&] { evaluate(true); }), c = time_once_ms([&] { evaluate(false); });
-    if (r > 0) fused_ms.push_back(f), composite_ms.push_back(c);
-  }
-  const double fused = median_ms(fused_ms), composite = median_ms(composite_ms);
+  const double energy[3] = {evaluate(kAsMd), evaluate(kEveryFeature), evaluate(kComposite)};
+  std::vector<double> ms[3];
+  for (int r = 0; r < o.rounds + 1; ++r)  // round 0 warms up
+    for (Way way : {kAsMd, kEveryFeature, kComposite}) {
+      const double t = time_once_ms([&] { evaluate(way); });
+      if (r > 0) ms[way].push_back(t);
+    }
+  const double median[3] = {median_ms(ms[0]), median_ms(ms[1]), median_ms(ms[2])};
   std::printf("\nenergy + forces per evaluation (median of %d interleaved rounds):\n", o.rounds);
-  std::printf("  fused kernels   %10.3f ms   energy %.12f eV\n", fused, e_fused);
-  std::printf("  composite ATen  %10.3f ms   energy %.12f eV\n", composite, e_composite);
-  std::printf("  composite / fused: %.2fx   |energy difference| %.1e eV\n", composite / fused,
-              std::abs(e_fused - e_composite));
-  const int64_t reused = model->model().reused_row_calls();
-  evaluate(true);
+  const char* names[3] = {"as MD runs it (fused, dead features skipped)", "fused, every feature",
+                          "composite ATen, every feature"};
+  for (int w = 0; w < 3; ++w)
+    std::printf("  %-46s %10.3f ms  %6.2fx   energy %.12f eV\n", names[w], median[w], median[w] / median[0],
+                energy[w]);
+  std::printf("  largest |energy difference| to the first: %.1e eV\n",
+              std::max(std::abs(energy[1] - energy[0]), std::abs(energy[2] - energy[0])));
+  const int64_t reused = model->model().reused_row_calls(), restricted = model->model().restricted_calls();
+  evaluate(kAsMd);
   std::printf("  per-edge layer calls answered from the largest staged graph's rows: %ld per evaluation\n",
               static_cast<long>(model->model().reused_row_calls() - reused));
+  std::printf("  layer calls computing only the features their readers read: %ld per evaluation\n",
+              static_cast<long>(model->model().restricted_calls() - restricted));
 
   if (o.profile) {
     const int evaluations = o.rounds;
     torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::CPU);
     torch::autograd::profiler::TLSLegacyProfilerGuard guard(
         config, [&](const torch::autograd::profiler::thread_event_lists& lists) { print_profile(lists, evaluations); });
-    for (int r = 0; r < evaluations; ++r) evaluate(true);
+    for (int r = 0; r < evaluations; ++r) evaluate(kAsMd);
   }
   return 0;
 }
