@@ -6,6 +6,7 @@
 // profiler's push/pop ranges).
 //
 //   bench_md_step [MODEL.yaml WEIGHTS] [--cells N] [--threads T] [--rounds R] [--float32] [--profile]
+//                 [--md-only]   (only the way MD runs it: for perf record)
 //
 // The structure is n³ conventional cells (8n³ atoms, default 4: 512 atoms; tests/diamond_frames.hpp)
 // displaced by 0.05 Å, with periodic images and staged graphs built exactly as `klay eval` does.
@@ -38,14 +39,14 @@ struct StepOptions {
   std::string weights = std::string(KLAY_EXAMPLES_DIR) + "/si/model.pth";
   int cells = 4;
   int rounds = 10;
-  bool float32 = false, profile = false, quick = false;
+  bool float32 = false, profile = false, quick = false, md_only = false;
   Options common;
 };
 
 [[noreturn]] void usage(int code) {
   std::fprintf(code ? stderr : stdout,
                "usage: bench_md_step [MODEL.yaml WEIGHTS] [--cells N] [--threads T] [--rounds R] [--float32] "
-               "[--profile] [--quick]\n");
+               "[--profile] [--quick] [--md-only]\n");
   std::exit(code);
 }
 
@@ -64,6 +65,7 @@ StepOptions parse(int argc, char** argv) {
     else if (a == "--float32") o.float32 = true;
     else if (a == "--profile") o.profile = true;
     else if (a == "--quick") o.quick = true;
+    else if (a == "--md-only") o.md_only = true;
     else if (a == "--help") usage(0);
     else if (!a.empty() && a[0] == '-') usage(2);
     else positional.push_back(a);
@@ -156,22 +158,26 @@ int run(int argc, char** argv) {
     kernels::set_fused_kernels_enabled(true);
     return results.energy;
   };
-  const double energy[3] = {evaluate(kAsMd), evaluate(kEveryFeature), evaluate(kComposite)};
+  const std::vector<Way> ways = o.md_only ? std::vector<Way>{kAsMd} : std::vector<Way>{kAsMd, kEveryFeature, kComposite};
+  double energy[3] = {0, 0, 0};
+  for (Way way : ways) energy[way] = evaluate(way);
   std::vector<double> ms[3];
   for (int r = 0; r < o.rounds + 1; ++r)  // round 0 warms up
-    for (Way way : {kAsMd, kEveryFeature, kComposite}) {
+    for (Way way : ways) {
       const double t = time_once_ms([&] { evaluate(way); });
       if (r > 0) ms[way].push_back(t);
     }
-  const double median[3] = {median_ms(ms[0]), median_ms(ms[1]), median_ms(ms[2])};
+  double median[3] = {0, 0, 0};
+  for (Way way : ways) median[way] = median_ms(ms[way]);
   std::printf("\nenergy + forces per evaluation (median of %d interleaved rounds):\n", o.rounds);
   const char* names[3] = {"as MD runs it (fused, dead features skipped)", "fused, every feature",
                           "composite ATen, every feature"};
-  for (int w = 0; w < 3; ++w)
+  for (Way w : ways)
     std::printf("  %-46s %10.3f ms  %6.2fx   energy %.12f eV\n", names[w], median[w], median[w] / median[0],
                 energy[w]);
-  std::printf("  largest |energy difference| to the first: %.1e eV\n",
-              std::max(std::abs(energy[1] - energy[0]), std::abs(energy[2] - energy[0])));
+  if (!o.md_only)
+    std::printf("  largest |energy difference| to the first: %.1e eV\n",
+                std::max(std::abs(energy[1] - energy[0]), std::abs(energy[2] - energy[0])));
   const int64_t reused = model->model().reused_row_calls(), restricted = model->model().restricted_calls();
   evaluate(kAsMd);
   std::printf("  per-edge layer calls answered from the largest staged graph's rows: %ld per evaluation\n",

@@ -111,7 +111,6 @@ TensorProductImpl::TensorProductImpl(Irreps irreps_in1, Irreps irreps_in2, Irrep
 }
 
 RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std::vector<Irrep>& irreps) {
-  if (tp.internal_weights()) throw Error("restrict_outputs: the product has internal weights");
   std::vector<TPInstruction> kept;
   std::vector<size_t> kept_paths;
   std::vector<int64_t> weight_columns;

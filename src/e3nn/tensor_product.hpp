@@ -80,11 +80,12 @@ class TensorProductImpl : public torch::nn::Module {
 };
 TORCH_MODULE(TensorProduct);
 
-// A product with external weights restricted to the outputs whose irrep is in `irreps` (the other
-// output columns are zero): only the instructions into those outputs, with the same Wigner-3j
-// tensors (loaded values included) and the same coefficients, since every path into a kept output
-// is kept. weight_columns (int64) picks the restricted product's weights out of the full layout.
-// tp is null when no instruction reaches those irreps.
+// A product restricted to the outputs whose irrep is in `irreps` (the other output columns are
+// zero): only the instructions into those outputs, with the same Wigner-3j tensors (loaded values
+// included) and the same coefficients, since every path into a kept output is kept. Its weights
+// are external: weight_columns (int64) picks them out of the full product's weight layout (of its
+// internal `weight`, shared, when it has one, so training still reaches them). tp is null when no
+// instruction reaches those irreps.
 struct RestrictedTensorProduct {
   TensorProduct tp{nullptr};
   at::Tensor weight_columns;

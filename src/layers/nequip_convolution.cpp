@@ -93,7 +93,7 @@ std::optional<InteractionBlock::Restriction> InteractionBlock::restriction_to(
   // linear_2 maps each irrep to itself, so its outputs of `irreps` read only the paths into them.
   e3nn::RestrictedTensorProduct tp = e3nn::restrict_outputs(*tp_, irreps);
   if (!tp.tp) return std::nullopt;
-  return Restriction{irreps, std::move(tp)};
+  return Restriction{irreps, std::move(tp), sc_ ? e3nn::restrict_outputs(*sc_, irreps) : e3nn::RestrictedTensorProduct{}};
 }
 
 at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
@@ -111,7 +111,9 @@ at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
       /*receiver=*/edge_index[0], h.size(0), scale);
 
   at::Tensor out = only ? linear_2_->forward(aggregated, only->irreps) : linear_2_->forward(aggregated);
-  if (sc_) out = out + sc_->forward(h, x);
+  if (sc_ && !only) out = out + sc_->forward(h, x);
+  if (only && only->sc.tp)
+    out = out + only->sc.tp->forward(h, x, sc_->weight.index_select(0, only->sc.weight_columns));
   return out;
 }
 

@@ -41,11 +41,11 @@ class InteractionBlock : public EquivariantLayer {
                    const std::string& type = "InteractionBlock");
 
   // What forward computes when its readers read only the outputs of some irreps (the scalars a
-  // gate activates): the message's paths into those irreps, their radial weights, and linear_2's
-  // maps of those irreps. The self-connection stays whole (one small matmul).
+  // gate activates): the message's paths into those irreps, their radial weights, linear_2's maps
+  // of those irreps and the self-connection's paths into them.
   struct Restriction {
     std::vector<e3nn::Irrep> irreps;
-    e3nn::RestrictedTensorProduct tp;
+    e3nn::RestrictedTensorProduct tp, sc;
   };
   std::optional<Restriction> restriction_to(const std::vector<e3nn::Irrep>& irreps) const;
 
