@@ -20,6 +20,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "bench_common.hpp"
@@ -139,6 +140,10 @@ int run(int argc, char** argv) {
   auto model = md::MdModel::load(o.yaml, o.weights, o.float32);
   auto every_feature = md::MdModel::load(o.yaml, o.weights, o.float32);
   every_feature->model().set_feature_pruning(false);
+  // The other ratios, measured in the same rounds: float32 against float64, 2 threads
+  // against 1.
+  const bool compare_float32 = !o.float32 && !o.md_only, compare_threads = o.common.threads == 1 && !o.md_only;
+  auto single = compare_float32 ? md::MdModel::load(o.yaml, o.weights, true) : nullptr;
   std::mt19937_64 generator(1);
   const md::Structure crystal = diamond::distorted_cell(o.cells, {1.0, 1.0, 1.0}, generator, 0.05);
   const md::PreparedStructure prepared = md::prepare_structure(*model, crystal);
@@ -149,35 +154,42 @@ int run(int argc, char** argv) {
               static_cast<long>(prepared.n_cell_atoms), static_cast<long>(prepared.n_model_atoms()),
               static_cast<long>(atoms.n_edges));
 
-  enum Way { kAsMd, kEveryFeature, kComposite };
+  enum Way { kAsMd, kFloat32, kTwoThreads, kEveryFeature, kComposite, kWays };
   auto evaluate = [&](Way way) {
     kernels::set_fused_kernels_enabled(way != kComposite);
+    if (way == kTwoThreads) at::set_num_threads(2);
     md::ResultsView results;
     results.forces = forces.data();
-    (way == kAsMd ? *model : *every_feature).compute(atoms, results);
+    md::MdModel& m = way == kFloat32 ? *single : way == kEveryFeature || way == kComposite ? *every_feature : *model;
+    m.compute(atoms, results);
     kernels::set_fused_kernels_enabled(true);
+    if (way == kTwoThreads) at::set_num_threads(o.common.threads);
     return results.energy;
   };
-  const std::vector<Way> ways = o.md_only ? std::vector<Way>{kAsMd} : std::vector<Way>{kAsMd, kEveryFeature, kComposite};
-  double energy[3] = {0, 0, 0};
+  std::vector<Way> ways{kAsMd};
+  if (compare_float32) ways.push_back(kFloat32);
+  if (compare_threads) ways.push_back(kTwoThreads);
+  if (!o.md_only) ways.insert(ways.end(), {kEveryFeature, kComposite});
+  double energy[kWays] = {};
   for (Way way : ways) energy[way] = evaluate(way);
-  std::vector<double> ms[3];
+  std::vector<double> ms[kWays];
   for (int r = 0; r < o.rounds + 1; ++r)  // round 0 warms up
     for (Way way : ways) {
       const double t = time_once_ms([&] { evaluate(way); });
       if (r > 0) ms[way].push_back(t);
     }
-  double median[3] = {0, 0, 0};
-  for (Way way : ways) median[way] = median_ms(ms[way]);
-  std::printf("\nenergy + forces per evaluation (median of %d interleaved rounds):\n", o.rounds);
-  const char* names[3] = {"as MD runs it (fused, dead features skipped)", "fused, every feature",
-                          "composite ATen, every feature"};
-  for (Way w : ways)
-    std::printf("  %-46s %10.3f ms  %6.2fx   energy %.12f eV\n", names[w], median[w], median[w] / median[0],
-                energy[w]);
+  std::printf("\nenergy + forces per evaluation (median of %d interleaved rounds; ratio: time / first row's):\n",
+              o.rounds);
+  const char* names[kWays] = {"as MD runs it (fused, dead features skipped)", "  the same in float32",
+                              "  the same with 2 threads", "fused, every feature", "composite ATen, every feature"};
+  const double first = median_ms(ms[kAsMd]);
+  for (Way w : ways) {
+    const double median = median_ms(ms[w]);
+    std::printf("  %-46s %10.3f ms  %6.2fx   energy %.12f eV\n", names[w], median, median / first, energy[w]);
+  }
   if (!o.md_only)
-    std::printf("  largest |energy difference| to the first: %.1e eV\n",
-                std::max(std::abs(energy[1] - energy[0]), std::abs(energy[2] - energy[0])));
+    std::printf("  largest |energy difference| to the first, float64: %.1e eV\n",
+                std::max(std::abs(energy[kEveryFeature] - energy[kAsMd]), std::abs(energy[kComposite] - energy[kAsMd])));
   const int64_t reused = model->model().reused_row_calls(), restricted = model->model().restricted_calls();
   evaluate(kAsMd);
   std::printf("  per-edge layer calls answered from the largest staged graph's rows: %ld per evaluation\n",
