@@ -64,6 +64,14 @@ at::Tensor recursion_matrix(int l) {
 
 }  // namespace
 
+at::Tensor vector_lengths(const at::Tensor& vectors) {
+  const at::Tensor x = vectors.select(-1, 0), y = vectors.select(-1, 1), z = vectors.select(-1, 2);
+  const at::Tensor squared = x * x + y * y + z * z;
+  // sqrt's derivative is infinite at 0: the zero vectors take the other branch of the where.
+  const at::Tensor nonzero = squared > 0;
+  return at::where(nonzero, at::where(nonzero, squared, at::ones_like(squared)).sqrt(), at::zeros_like(squared));
+}
+
 at::Tensor spherical_harmonics(const std::vector<int>& ls, const at::Tensor& vectors, bool normalize,
                                ShNormalization normalization) {
   if (vectors.dim() < 1 || vectors.size(-1) != 3)
@@ -75,7 +83,7 @@ at::Tensor spherical_harmonics(const std::vector<int>& ls, const at::Tensor& vec
 
   std::vector<int64_t> batch_shape(vectors.sizes().begin(), vectors.sizes().end() - 1);
   at::Tensor v = vectors.reshape({-1, 3});
-  if (normalize) v = v / v.norm(2, {-1}, /*keepdim=*/true).clamp_min(1e-12);
+  if (normalize) v = v / vector_lengths(v).clamp_min(1e-12).unsqueeze(-1);
   const at::Tensor x = v.select(1, 0), y = v.select(1, 1), z = v.select(1, 2);
 
   std::vector<at::Tensor> blocks = closed_form_blocks(std::min(lmax, 3), x, y, z);

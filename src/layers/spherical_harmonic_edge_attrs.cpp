@@ -47,7 +47,7 @@ class SphericalHarmonicEdgeAttrs : public NamedLayer {
 
     const at::Tensor edge_vec =
         pos.index_select(0, edge_index[1]) - pos.index_select(0, edge_index[0]) + shift;
-    const at::Tensor edge_lengths = at::linalg_norm(edge_vec, c10::nullopt, {-1});
+    const at::Tensor edge_lengths = e3nn::vector_lengths(edge_vec);
     const at::Tensor edge_sh =
         e3nn::spherical_harmonics(static_cast<int>(lmax_), edge_vec, /*normalize=*/true, normalization_);
     return c10::ivalue::Tuple::create({edge_vec, edge_lengths, edge_sh});

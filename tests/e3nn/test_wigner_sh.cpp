@@ -113,6 +113,37 @@ TEST(SphericalHarmonics, ZeroVectorGivesOnlyTheScalar) {
 
 // Component normalisation: |Y^l(v)|² = 2l+1 on the unit sphere, and at the pole (0,1,0) only the
 // centre component m = 0 is nonzero (and positive) — the conventions that fix the recursion for l > 3.
+// Edge lengths as torch.linalg.norm gives them (to an ulp), with its first and second derivatives;
+// at a zero vector both are zero (torch's second derivative is NaN there).
+TEST(SphericalHarmonics, VectorLengthsAreTorchNormsWithTheirDerivatives) {
+  at::manual_seed(12);
+  at::Tensor v = at::randn({200, 3}, at::kDouble) * 3.0;
+  v[7].zero_();
+  const at::Tensor expected = at::linalg_norm(v, c10::nullopt, {-1});
+  const at::Tensor got = vector_lengths(v);
+  EXPECT_LE((got - expected).abs().max().item<double>(), 2.3e-16 * expected.max().item<double>());
+  EXPECT_EQ(got[7].item<double>(), 0.0);
+
+  auto derivatives = [](const at::Tensor& lengths, const at::Tensor& input) {
+    const at::Tensor weights = at::linspace(0.5, 1.5, lengths.size(0), lengths.options());
+    const at::Tensor first = torch::autograd::grad({(lengths * weights).sum()}, {input}, {}, true, true)[0];
+    const at::Tensor probe = at::cos(at::arange(input.numel(), input.options())).view_as(input);
+    const at::Tensor second = torch::autograd::grad({(first * probe).sum()}, {input})[0];
+    return std::make_pair(first, second);
+  };
+  const at::Tensor a = v.clone().requires_grad_(true), b = v.clone().requires_grad_(true);
+  const auto [first, second] = derivatives(vector_lengths(a), a);
+  const auto [first_ref, second_ref] = derivatives(at::linalg_norm(b, c10::nullopt, {-1}), b);
+  EXPECT_TRUE(at::isfinite(first).all().item<bool>() && at::isfinite(second).all().item<bool>());
+  EXPECT_LE((first - first_ref).abs().max().item<double>(), 1e-15);
+  const at::Tensor others = at::cat({at::arange(0, 7), at::arange(8, 200)});
+  const at::Tensor second_others = second.index_select(0, others), second_ref_others = second_ref.index_select(0, others);
+  EXPECT_LE((second_others - second_ref_others).abs().max().item<double>(),
+            1e-14 * second_ref_others.abs().max().item<double>());
+  EXPECT_EQ(second[7].abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(first[7].abs().sum().item<double>(), 0.0);
+}
+
 TEST(SphericalHarmonics, ComponentNormAndPole) {
   at::manual_seed(3);
   const int lmax = 10;
