@@ -89,9 +89,11 @@ void print_profile(const torch::autograd::profiler::thread_event_lists& lists, i
   struct Total {
     double self_us = 0;
     int64_t calls = 0;
+    int64_t bytes = 0;  // allocated directly inside (not in enclosed ranges)
   };
   std::map<std::string, Total> totals, layers;  // layers: inclusive time of each model layer's forward
   double all_us = 0;
+  int64_t allocations = 0, allocated_bytes = 0;
   for (const auto& list : lists) {
     struct Open {
       std::string name;
@@ -99,6 +101,11 @@ void print_profile(const torch::autograd::profiler::thread_event_lists& lists, i
     };
     std::vector<Open> stack;
     for (const auto& event : list) {
+      if (event.kind() == EventKind::MemoryAlloc && event.cpuMemoryUsage() > 0) {
+        ++allocations;
+        allocated_bytes += event.cpuMemoryUsage();
+        if (!stack.empty()) totals[stack.back().name].bytes += event.cpuMemoryUsage();
+      }
       if (event.kind() == EventKind::PushRange) {
         stack.push_back({event.name(), static_cast<double>(event.cpuUs()), 0.0});
       } else if (event.kind() == EventKind::PopRange && !stack.empty()) {
@@ -120,11 +127,16 @@ void print_profile(const torch::autograd::profiler::thread_event_lists& lists, i
   std::vector<std::pair<std::string, Total>> rows(totals.begin(), totals.end());
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.self_us > b.second.self_us; });
   std::printf("\nprofile over %d evaluations (autograd profiler; its own overhead inflates small ops):\n", evaluations);
-  std::printf("%-48s %12s %8s %10s\n", "operator", "self ms/eval", "%", "calls/eval");
+  std::printf("%-48s %12s %8s %10s %14s\n", "operator", "self ms/eval", "%", "calls/eval", "MiB alloc/eval");
   for (size_t k = 0; k < rows.size() && k < 30; ++k)
-    std::printf("%-48s %12.3f %7.1f%% %10.1f\n", rows[k].first.substr(0, 48).c_str(),
+    std::printf("%-48s %12.3f %7.1f%% %10.1f %14.2f\n", rows[k].first.substr(0, 48).c_str(),
                 rows[k].second.self_us / 1000.0 / evaluations, 100.0 * rows[k].second.self_us / all_us,
-                static_cast<double>(rows[k].second.calls) / evaluations);
+                static_cast<double>(rows[k].second.calls) / evaluations,
+                static_cast<double>(rows[k].second.bytes) / evaluations / (1024.0 * 1024.0));
+  std::printf("\nallocations: %.0f per evaluation, %.1f MiB allocated per evaluation (freed ones reused: "
+              "klay_keep_freed_memory)\n",
+              static_cast<double>(allocations) / evaluations,
+              static_cast<double>(allocated_bytes) / evaluations / (1024.0 * 1024.0));
   std::printf("\n%-48s %12s %8s %10s\n", "layer (forward, ops inside included)", "ms/eval", "%", "calls/eval");
   for (const auto& [name, t] : layers)
     std::printf("%-48s %12.3f %7.1f%% %10.1f\n", name.substr(0, 48).c_str(), t.self_us / 1000.0 / evaluations,
@@ -199,7 +211,8 @@ int run(int argc, char** argv) {
 
   if (o.profile) {
     const int evaluations = o.rounds;
-    torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::CPU);
+    torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::CPU,
+                                                 /*report_input_shapes=*/false, /*profile_memory=*/true);
     torch::autograd::profiler::TLSLegacyProfilerGuard guard(
         config, [&](const torch::autograd::profiler::thread_event_lists& lists) { print_profile(lists, evaluations); });
     for (int r = 0; r < evaluations; ++r) evaluate(kAsMd);

@@ -107,6 +107,13 @@ std::vector<int64_t> Irreps::columns_of(const std::vector<Irrep>& irreps) const 
   return columns;
 }
 
+Irreps Irreps::keeping(const std::vector<Irrep>& irreps) const {
+  std::vector<MulIrrep> kept;
+  for (const auto& e : entries_)
+    if (std::find(irreps.begin(), irreps.end(), e.ir) != irreps.end()) kept.push_back(e);
+  return Irreps(std::move(kept));
+}
+
 std::vector<Irrep> Irreps::irreps_at(const std::vector<int64_t>& columns) const {
   std::vector<Irrep> irreps;
   int64_t offset = 0;

@@ -70,6 +70,8 @@ class Irreps {
   std::vector<int64_t> widths() const;
   // The feature columns of the entries whose irrep is one of `irreps`, ascending.
   std::vector<int64_t> columns_of(const std::vector<Irrep>& irreps) const;
+  // The entries whose irrep is one of `irreps`, in order.
+  Irreps keeping(const std::vector<Irrep>& irreps) const;
   // The distinct irreps of the entries that hold any of `columns`, in entry order.
   std::vector<Irrep> irreps_at(const std::vector<int64_t>& columns) const;
 

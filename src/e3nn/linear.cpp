@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
 
 #include "runtime/error.hpp"
 
@@ -92,21 +93,29 @@ at::Tensor LinearImpl::forward(const at::Tensor& features, const std::vector<Irr
 }
 
 at::Tensor LinearImpl::forward_groups(const at::Tensor& features, const std::vector<Irrep>* only) const {
-  if (features.dim() < 1 || features.size(-1) != irreps_in_.dim())
+  // The input's blocks: every entry of irreps_in, or only those of the irreps in `only`.
+  std::vector<int64_t> widths;
+  std::vector<int> block_of(irreps_in_.size(), -1);
+  for (size_t i = 0; i < irreps_in_.size(); ++i)
+    if (!only || std::find(only->begin(), only->end(), irreps_in_[i].ir) != only->end()) {
+      block_of[i] = static_cast<int>(widths.size());
+      widths.push_back(irreps_in_[i].dim());
+    }
+  const int64_t width = std::accumulate(widths.begin(), widths.end(), int64_t{0});
+  if (features.dim() < 1 || features.size(-1) != width)
     throw Error("o3.Linear(" + irreps_in_.to_string() + " -> " + irreps_out_.to_string() + "): input has width " +
-                std::to_string(features.dim() ? features.size(-1) : 0) + ", expected " +
-                std::to_string(irreps_in_.dim()));
+                std::to_string(features.dim() ? features.size(-1) : 0) + ", expected " + std::to_string(width));
   std::vector<int64_t> shape(features.sizes().begin(), features.sizes().end() - 1);
   const int64_t n = c10::multiply_integers(shape);
-  const at::Tensor x = features.reshape({n, irreps_in_.dim()});
-  const std::vector<at::Tensor> blocks = x.split_with_sizes(irreps_in_.widths(), 1);
+  const at::Tensor x = features.reshape({n, width});
+  const std::vector<at::Tensor> blocks = x.split_with_sizes(widths, 1);
 
   std::vector<at::Tensor> pieces(irreps_out_.size());
   for (const IrrepGroup& g : groups_) {
     if (only && std::find(only->begin(), only->end(), g.ir) == only->end()) continue;
     std::vector<at::Tensor> inputs;
     for (int i : g.inputs)
-      inputs.push_back(blocks[i].reshape({n, irreps_in_[i].mul, g.d}));
+      inputs.push_back(blocks[block_of[i]].reshape({n, irreps_in_[i].mul, g.d}));
     // [n, d, Σ mul_in] @ [Σ mul_in, Σ mul_out]: one matmul over n·d rows for every instruction of the group.
     // Contiguous first: libtorch 1.13's matmul does not fold a transposed 3-d operand into one mm
     // but runs a bmm of n tiny products, each a select and a dispatch (a third of an MD step).

@@ -28,8 +28,9 @@ class LinearImpl : public torch::nn::Module {
 
   // features [..., irreps_in.dim()] → [..., irreps_out.dim()]
   at::Tensor forward(const at::Tensor& features) const;
-  // Only the outputs of the irreps in `only`; the other output columns are zero, and the inputs of
-  // other irreps are never read.
+  // Only the outputs of the irreps in `only` (the other output columns are zero), from only the
+  // inputs of those irreps: `features` holds just the input entries of those irreps, in order
+  // (Irreps::keeping), since the others would never be read.
   at::Tensor forward(const at::Tensor& features, const std::vector<Irrep>& only) const;
 
   const Irreps& irreps_in() const { return irreps_in_; }

@@ -110,16 +110,20 @@ TensorProductImpl::TensorProductImpl(Irreps irreps_in1, Irreps irreps_in2, Irrep
   register_buffer("output_mask", mask.empty() ? at::empty({0}, options) : at::cat(mask));
 }
 
-RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std::vector<Irrep>& irreps) {
+RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std::vector<Irrep>& irreps, bool compact) {
+  const auto is_kept = [&](const Irrep& ir) { return std::find(irreps.begin(), irreps.end(), ir) != irreps.end(); };
+  std::vector<int> out_index(tp.irreps_out().size());  // an output entry's index in the restricted product
+  for (size_t o = 0, kept_outputs = 0; o < out_index.size(); ++o)
+    out_index[o] = !compact ? static_cast<int>(o) : is_kept(tp.irreps_out()[o].ir) ? static_cast<int>(kept_outputs++) : -1;
   std::vector<TPInstruction> kept;
   std::vector<size_t> kept_paths;
   std::vector<int64_t> weight_columns;
   int64_t offset = 0;
   for (size_t k = 0; k < tp.paths_.size(); ++k) {
     const TensorProductImpl::Path& path = tp.paths_[k];
-    const Irrep& out = tp.irreps_out()[path.ins.i_out].ir;
-    if (std::find(irreps.begin(), irreps.end(), out) != irreps.end()) {
+    if (is_kept(tp.irreps_out()[path.ins.i_out].ir)) {
       kept.push_back(path.ins);
+      kept.back().i_out = out_index[path.ins.i_out];
       kept_paths.push_back(k);
       for (int64_t w = 0; w < path.weight_size; ++w) weight_columns.push_back(offset + w);
     }
@@ -127,8 +131,8 @@ RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std:
   }
   RestrictedTensorProduct restricted;
   if (kept.empty()) return restricted;
-  restricted.tp = TensorProduct(tp.irreps_in1(), tp.irreps_in2(), tp.irreps_out(), std::move(kept), false,
-                                tp.paths_.front().w3j.options());
+  restricted.tp = TensorProduct(tp.irreps_in1(), tp.irreps_in2(), compact ? tp.irreps_out().keeping(irreps) : tp.irreps_out(),
+                                std::move(kept), false, tp.paths_.front().w3j.options());
   for (size_t k = 0; k < kept_paths.size(); ++k) restricted.tp->paths_[k].w3j = tp.paths_[kept_paths[k]].w3j;
   restricted.weight_columns = at::tensor(weight_columns, at::kLong);
   return restricted;

@@ -69,7 +69,8 @@ class TensorProductImpl : public torch::nn::Module {
   const std::vector<Path>& paths() const { return paths_; }
 
  private:
-  friend RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std::vector<Irrep>& irreps);
+  friend RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std::vector<Irrep>& irreps,
+                                                 bool compact);
   at::Tensor path_output(const Path& path, const at::Tensor& a, const at::Tensor& b, const at::Tensor& w) const;
 
   Irreps irreps_in1_, irreps_in2_, irreps_out_;
@@ -80,17 +81,18 @@ class TensorProductImpl : public torch::nn::Module {
 };
 TORCH_MODULE(TensorProduct);
 
-// A product restricted to the outputs whose irrep is in `irreps` (the other output columns are
-// zero): only the instructions into those outputs, with the same Wigner-3j tensors (loaded values
-// included) and the same coefficients, since every path into a kept output is kept. Its weights
-// are external: weight_columns (int64) picks them out of the full product's weight layout (of its
-// internal `weight`, shared, when it has one, so training still reaches them). tp is null when no
-// instruction reaches those irreps.
+// A product restricted to the outputs whose irrep is in `irreps`: only the instructions into those
+// outputs, with the same Wigner-3j tensors (loaded values included) and the same coefficients,
+// since every path into a kept output is kept. With `compact` its output holds only those entries
+// (irreps_out().keeping(irreps)), otherwise the whole layout with the other columns zero. Its
+// weights are external: weight_columns (int64) picks them out of the full product's weight layout
+// (of its internal `weight`, shared, when it has one, so training still reaches them). tp is null
+// when no instruction reaches those irreps.
 struct RestrictedTensorProduct {
   TensorProduct tp{nullptr};
   at::Tensor weight_columns;
 };
-RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std::vector<Irrep>& irreps);
+RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std::vector<Irrep>& irreps, bool compact);
 
 // All (i1, i2, o, "uvw", weighted) with irreps_out[o].ir ∈ irreps1[i1].ir ⊗ irreps2[i2].ir,
 // enumerated i1, then i2, then o. internal_weights=false is e3nn's shared_weights=False.

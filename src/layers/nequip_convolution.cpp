@@ -91,9 +91,12 @@ InteractionBlock::InteractionBlock(const Config& config, InteractionBlockSetting
 std::optional<InteractionBlock::Restriction> InteractionBlock::restriction_to(
     const std::vector<Irrep>& irreps) const {
   // linear_2 maps each irrep to itself, so its outputs of `irreps` read only the paths into them.
-  e3nn::RestrictedTensorProduct tp = e3nn::restrict_outputs(*tp_, irreps);
+  // The message's outputs compact (linear_2 reads just those entries); the self-connection's in
+  // the block's whole layout, which it is added to.
+  e3nn::RestrictedTensorProduct tp = e3nn::restrict_outputs(*tp_, irreps, /*compact=*/true);
   if (!tp.tp) return std::nullopt;
-  return Restriction{irreps, std::move(tp), sc_ ? e3nn::restrict_outputs(*sc_, irreps) : e3nn::RestrictedTensorProduct{}};
+  return Restriction{irreps, std::move(tp),
+                     sc_ ? e3nn::restrict_outputs(*sc_, irreps, /*compact=*/false) : e3nn::RestrictedTensorProduct{}};
 }
 
 at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
