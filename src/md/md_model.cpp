@@ -318,11 +318,11 @@ void MdModel::find_energy(const std::string& declared) {
   // Per-atom energies: the tensor the sum reads, from a model output or straight from its layer.
   for (size_t o = 0; o < plan.n_outputs; ++o)
     if (!plan.outputs[o].tail && same_source(plan.outputs[o].source, src->source)) {
-      per_atom_request_ = static_cast<int>(o);
+      per_atom_request_ = Model::ValueRef::output(static_cast<int>(o));
       per_atom_origin_ = "output '" + std::string(plan.outputs[o].name) + "'";
     }
-  if (per_atom_request_ < 0 && src->source.kind == KLAY_SRC_NODE) {
-    per_atom_request_ = model_->node_value_index(src->source.index);
+  if (!per_atom_request_ && src->source.kind == KLAY_SRC_NODE) {
+    per_atom_request_ = Model::ValueRef::node(src->source.index);
     per_atom_origin_ = "layer '" + std::string(plan.nodes[src->source.index].name) + "'";
   }
 }
@@ -371,7 +371,7 @@ std::string MdModel::describe() const {
   else
     out << ", a per-atom tensor summed over owned atoms (a single total is accepted only without ghost atoms)";
   out << "\n";
-  if (per_atom_request_ >= 0) out << "per-atom energy: " << per_atom_origin_ << "\n";
+  if (per_atom_request_) out << "per-atom energy: " << per_atom_origin_ << "\n";
   if (takes_species()) {
     if (!species_are_indices_) {
       out << "species: atomic numbers\n";
@@ -419,7 +419,7 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
   if (atoms.n_owned == 0) return;
   if (results.edge_gradients && !takes_shifts())
     throw Error("edge gradients were requested but the model takes no shifts");
-  if (results.per_atom_energy && energy_kind_ == EnergyKind::IndexedSum && per_atom_request_ < 0)
+  if (results.per_atom_energy && energy_kind_ == EnergyKind::IndexedSum && !per_atom_request_)
     throw Error("per-atom energies are not available: layer '" + energy_layer_ +
                 "' sums an element of a tuple; add that tensor to model_outputs");
 
@@ -432,8 +432,8 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
   if (results.edge_gradients) shifts.requires_grad_(true);
   const std::vector<at::Tensor> inputs = model_inputs(atoms, coords, shifts);
 
-  std::vector<int> wanted{energy_output_};
-  if (results.per_atom_energy && per_atom_request_ >= 0) wanted.push_back(per_atom_request_);
+  std::vector<Model::ValueRef> wanted{Model::ValueRef::output(energy_output_)};
+  if (results.per_atom_energy && per_atom_request_) wanted.push_back(*per_atom_request_);
   const std::vector<at::Tensor> outputs = model_->forward(inputs, wanted);
   const at::Tensor& raw = outputs[0];
   const std::string energy_name = model_->output_names()[energy_output_];
@@ -441,7 +441,7 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
   at::Tensor energy, per_atom;
   if (energy_kind_ == EnergyKind::IndexedSum) {
     energy = row_selected_ ? raw.sum() : raw.select(0, owned_row_).sum();
-    if (per_atom_request_ >= 0 && results.per_atom_energy) per_atom = outputs[1];
+    if (per_atom_request_ && results.per_atom_energy) per_atom = outputs[1];
   } else if (is_per_atom(raw, n)) {
     energy = raw.reshape({n}).narrow(0, 0, atoms.n_owned).sum();
     per_atom = raw;
@@ -531,7 +531,8 @@ at::Tensor MdModel::owned_atom_energies(const AtomsView& atoms, const at::Tensor
   if (!has_per_atom_energy())
     throw Error("model output '" + model_->output_names()[energy_output_] +
                 "' gives no per-atom energies (layer '" + energy_layer_ + "' sums an element of a tuple)");
-  const int wanted = energy_kind_ == EnergyKind::IndexedSum ? per_atom_request_ : energy_output_;
+  const Model::ValueRef wanted =
+      energy_kind_ == EnergyKind::IndexedSum ? *per_atom_request_ : Model::ValueRef::output(energy_output_);
   at::Tensor per_atom = model_->forward(model_inputs(atoms, coords, edge_shifts(atoms)), {wanted})[0];
   if (per_atom.dim() == 2) per_atom = per_atom.select(1, 0);  // the sum layers read column 0 only
   if (!is_per_atom(per_atom, n))

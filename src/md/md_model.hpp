@@ -32,11 +32,10 @@
 #include <string>
 #include <vector>
 
+#include "runtime/model.hpp"
+
 namespace at {
 class Tensor;
-}
-namespace klay {
-class Model;
 }
 
 namespace klay::md {
@@ -91,7 +90,7 @@ class MdModel {
   int num_graph_inputs() const;                            // staged inputs, or 1 for edge_index
   bool takes_shifts() const;
   bool takes_species() const;
-  bool has_per_atom_energy() const { return per_atom_request_ >= 0 || energy_kind_ == EnergyKind::Direct; }
+  bool has_per_atom_energy() const { return per_atom_request_.has_value() || energy_kind_ == EnergyKind::Direct; }
   const std::string& units() const { return units_; }     // "" when undeclared
 
   // The number fed for an element symbol; see the header comment. Throws for an unknown element.
@@ -138,7 +137,7 @@ class MdModel {
   int64_t owned_row_ = 0;      // IndexedSum: row of the owned atoms (AtomwiseSumIndex)
   bool row_selected_ = false;  // IndexedSum: KIMAPISumIndex already returned that row
   std::string energy_layer_;   // for messages
-  int per_atom_request_ = -1;  // Model::forward index of the per-atom energies feeding the sum
+  std::optional<Model::ValueRef> per_atom_request_;  // IndexedSum: the per-atom energies feeding the sum
   std::string per_atom_origin_;
 };
 
