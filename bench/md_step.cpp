@@ -1,9 +1,12 @@
 // bench_md_step: one MD force evaluation (energy + forces through autograd, as pair_style klay
-// runs it) of a model on a diamond-silicon crystal, with the fused convolution kernels and with
-// the composite ATen path, interleaved in one process; --profile adds the ATen operators that take
-// the time (self time, the autograd profiler's push/pop ranges).
+// runs it) of a model on a diamond-silicon crystal, three ways interleaved in one process: as MD
+// runs it (fused convolution kernels, dead features skipped: Layer::restricted_to), with every
+// feature computed, and with every feature on the composite ATen path (the runtime before the
+// kernels); --profile adds the ATen operators that take the time (self time, the autograd
+// profiler's push/pop ranges).
 //
 //   bench_md_step [MODEL.yaml WEIGHTS] [--cells N] [--threads T] [--rounds R] [--float32] [--profile]
+//                 [--md-only]   (only the way MD runs it: for perf record)
 //
 // The structure is n³ conventional cells (8n³ atoms, default 4: 512 atoms; tests/diamond_frames.hpp)
 // displaced by 0.05 Å, with periodic images and staged graphs built exactly as `klay eval` does.
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "bench_common.hpp"
@@ -36,14 +40,14 @@ struct StepOptions {
   std::string weights = std::string(KLAY_EXAMPLES_DIR) + "/si/model.pth";
   int cells = 4;
   int rounds = 10;
-  bool float32 = false, profile = false, quick = false;
+  bool float32 = false, profile = false, quick = false, md_only = false;
   Options common;
 };
 
 [[noreturn]] void usage(int code) {
   std::fprintf(code ? stderr : stdout,
                "usage: bench_md_step [MODEL.yaml WEIGHTS] [--cells N] [--threads T] [--rounds R] [--float32] "
-               "[--profile] [--quick]\n");
+               "[--profile] [--quick] [--md-only]\n");
   std::exit(code);
 }
 
@@ -62,6 +66,7 @@ StepOptions parse(int argc, char** argv) {
     else if (a == "--float32") o.float32 = true;
     else if (a == "--profile") o.profile = true;
     else if (a == "--quick") o.quick = true;
+    else if (a == "--md-only") o.md_only = true;
     else if (a == "--help") usage(0);
     else if (!a.empty() && a[0] == '-') usage(2);
     else positional.push_back(a);
@@ -133,6 +138,12 @@ int run(int argc, char** argv) {
   std::printf("allocator:  freed memory kept for reuse (klay_keep_freed_memory: %s)\n",
               klay_keep_freed_memory() == 0 ? "on" : "not available");
   auto model = md::MdModel::load(o.yaml, o.weights, o.float32);
+  auto every_feature = md::MdModel::load(o.yaml, o.weights, o.float32);
+  every_feature->model().set_feature_pruning(false);
+  // The other ratios, measured in the same rounds: float32 against float64, 2 threads
+  // against 1.
+  const bool compare_float32 = !o.float32 && !o.md_only, compare_threads = o.common.threads == 1 && !o.md_only;
+  auto single = compare_float32 ? md::MdModel::load(o.yaml, o.weights, true) : nullptr;
   std::mt19937_64 generator(1);
   const md::Structure crystal = diamond::distorted_cell(o.cells, {1.0, 1.0, 1.0}, generator, 0.05);
   const md::PreparedStructure prepared = md::prepare_structure(*model, crystal);
@@ -143,37 +154,55 @@ int run(int argc, char** argv) {
               static_cast<long>(prepared.n_cell_atoms), static_cast<long>(prepared.n_model_atoms()),
               static_cast<long>(atoms.n_edges));
 
-  auto evaluate = [&](bool fused) {
-    kernels::set_fused_kernels_enabled(fused);
+  enum Way { kAsMd, kFloat32, kTwoThreads, kEveryFeature, kComposite, kWays };
+  auto evaluate = [&](Way way) {
+    kernels::set_fused_kernels_enabled(way != kComposite);
+    if (way == kTwoThreads) at::set_num_threads(2);
     md::ResultsView results;
     results.forces = forces.data();
-    model->compute(atoms, results);
+    md::MdModel& m = way == kFloat32 ? *single : way == kEveryFeature || way == kComposite ? *every_feature : *model;
+    m.compute(atoms, results);
     kernels::set_fused_kernels_enabled(true);
+    if (way == kTwoThreads) at::set_num_threads(o.common.threads);
     return results.energy;
   };
-  const double e_fused = evaluate(true), e_composite = evaluate(false);
-  std::vector<double> fused_ms, composite_ms;
-  for (int r = 0; r < o.rounds + 1; ++r) {  // round 0 warms up
-    const double f = time_once_ms([&] { evaluate(true); }), c = time_once_ms([&] { evaluate(false); });
-    if (r > 0) fused_ms.push_back(f), composite_ms.push_back(c);
+  std::vector<Way> ways{kAsMd};
+  if (compare_float32) ways.push_back(kFloat32);
+  if (compare_threads) ways.push_back(kTwoThreads);
+  if (!o.md_only) ways.insert(ways.end(), {kEveryFeature, kComposite});
+  double energy[kWays] = {};
+  for (Way way : ways) energy[way] = evaluate(way);
+  std::vector<double> ms[kWays];
+  for (int r = 0; r < o.rounds + 1; ++r)  // round 0 warms up
+    for (Way way : ways) {
+      const double t = time_once_ms([&] { evaluate(way); });
+      if (r > 0) ms[way].push_back(t);
+    }
+  std::printf("\nenergy + forces per evaluation (median of %d interleaved rounds; ratio: time / first row's):\n",
+              o.rounds);
+  const char* names[kWays] = {"as MD runs it (fused, dead features skipped)", "  the same in float32",
+                              "  the same with 2 threads", "fused, every feature", "composite ATen, every feature"};
+  const double first = median_ms(ms[kAsMd]);
+  for (Way w : ways) {
+    const double median = median_ms(ms[w]);
+    std::printf("  %-46s %10.3f ms  %6.2fx   energy %.12f eV\n", names[w], median, median / first, energy[w]);
   }
-  const double fused = median_ms(fused_ms), composite = median_ms(composite_ms);
-  std::printf("\nenergy + forces per evaluation (median of %d interleaved rounds):\n", o.rounds);
-  std::printf("  fused kernels   %10.3f ms   energy %.12f eV\n", fused, e_fused);
-  std::printf("  composite ATen  %10.3f ms   energy %.12f eV\n", composite, e_composite);
-  std::printf("  composite / fused: %.2fx   |energy difference| %.1e eV\n", composite / fused,
-              std::abs(e_fused - e_composite));
-  const int64_t reused = model->model().reused_row_calls();
-  evaluate(true);
+  if (!o.md_only)
+    std::printf("  largest |energy difference| to the first, float64: %.1e eV\n",
+                std::max(std::abs(energy[kEveryFeature] - energy[kAsMd]), std::abs(energy[kComposite] - energy[kAsMd])));
+  const int64_t reused = model->model().reused_row_calls(), restricted = model->model().restricted_calls();
+  evaluate(kAsMd);
   std::printf("  per-edge layer calls answered from the largest staged graph's rows: %ld per evaluation\n",
               static_cast<long>(model->model().reused_row_calls() - reused));
+  std::printf("  layer calls computing only the features their readers read: %ld per evaluation\n",
+              static_cast<long>(model->model().restricted_calls() - restricted));
 
   if (o.profile) {
     const int evaluations = o.rounds;
     torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::CPU);
     torch::autograd::profiler::TLSLegacyProfilerGuard guard(
         config, [&](const torch::autograd::profiler::thread_event_lists& lists) { print_profile(lists, evaluations); });
-    for (int r = 0; r < evaluations; ++r) evaluate(true);
+    for (int r = 0; r < evaluations; ++r) evaluate(kAsMd);
   }
   return 0;
 }

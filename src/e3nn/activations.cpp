@@ -69,11 +69,15 @@ FullyConnectedNetImpl::FullyConnectedNetImpl(std::vector<int64_t> hs, const std:
   }
 }
 
-at::Tensor FullyConnectedNetImpl::forward(const at::Tensor& input) const {
+at::Tensor FullyConnectedNetImpl::forward(const at::Tensor& input) const { return forward(input, at::Tensor()); }
+
+at::Tensor FullyConnectedNetImpl::forward(const at::Tensor& input, const at::Tensor& columns) const {
   at::Tensor x = input;
   for (size_t k = 0; k < weights_.size(); ++k) {
-    x = at::matmul(x, weights_[k] / std::sqrt(static_cast<double>(hs_[k])));
-    if (k + 1 < weights_.size()) x = act_(x);
+    const bool last = k + 1 == weights_.size();
+    const at::Tensor& w = last && columns.defined() ? weights_[k].index_select(1, columns) : weights_[k];
+    x = at::matmul(x, w / std::sqrt(static_cast<double>(hs_[k])));
+    if (!last) x = act_(x);
   }
   return x;
 }

@@ -47,6 +47,9 @@ class FullyConnectedNetImpl : public torch::nn::Module {
 
   // x [..., h0] → [..., hL]; layer k computes x @ (W_k / √h_k).
   at::Tensor forward(const at::Tensor& x) const;
+  // Only the output columns `columns` (int64), in that order: the last layer's other columns are
+  // never multiplied (a tensor product restricted to some of its paths reads only their weights).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& columns) const;
 
   const std::vector<int64_t>& hidden_sizes() const { return hs_; }
 

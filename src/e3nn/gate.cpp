@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "runtime/error.hpp"
@@ -67,6 +68,21 @@ at::Tensor GateImpl::forward(const at::Tensor& features) const {
   const at::Tensor gates = act_gates_.forward(features.index_select(-1, gates_columns_));
   const at::Tensor gated = mul_->forward(features.index_select(-1, gated_columns_), gates);
   return at::cat({scalars, gated}, -1);
+}
+
+at::Tensor GateImpl::forward_scalars(const at::Tensor& features) const {
+  if (features.dim() != 2 || features.size(-1) != irreps_in_.dim())
+    throw Error("Gate: input must be [n, " + std::to_string(irreps_in_.dim()) + "] (" + irreps_in_.to_string() + ")");
+  const at::Tensor scalars = act_scalars_.forward(features.index_select(-1, scalars_columns_));
+  if (gates_columns_.numel() == 0) return scalars;
+  return at::cat({scalars, at::zeros({features.size(0), irreps_out_.dim() - scalars_width()}, scalars.options())}, -1);
+}
+
+std::vector<Irrep> GateImpl::scalar_irreps() const {
+  std::vector<Irrep> irreps;
+  for (const MulIrrep& entry : act_scalars_.irreps_in())
+    if (std::find(irreps.begin(), irreps.end(), entry.ir) == irreps.end()) irreps.push_back(entry.ir);
+  return irreps;
 }
 
 NormActivationImpl::NormActivationImpl(const Irreps& irreps, const std::string& activation, double epsilon,

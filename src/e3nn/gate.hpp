@@ -35,6 +35,12 @@ class GateImpl : public torch::nn::Module {
   const Irreps& irreps_in() const { return irreps_in_; }    // simplify(sort(S + G + D))
   const Irreps& irreps_out() const { return irreps_out_; }  // Activation-out(S) + mul.irreps_out
 
+  // The activated scalars only: the first scalars_width() output columns, the gated columns zero.
+  // It reads the input columns of the irreps in scalar_irreps() (the gates' among them, if equal).
+  at::Tensor forward_scalars(const at::Tensor& features) const;
+  int64_t scalars_width() const { return act_scalars_.irreps_out().dim(); }
+  std::vector<Irrep> scalar_irreps() const;
+
  private:
   Irreps irreps_in_, irreps_out_;
   Activation act_scalars_, act_gates_;

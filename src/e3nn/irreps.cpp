@@ -96,6 +96,29 @@ int64_t Irreps::count(const Irrep& ir) const {
   return n;
 }
 
+std::vector<int64_t> Irreps::columns_of(const std::vector<Irrep>& irreps) const {
+  std::vector<int64_t> columns;
+  int64_t offset = 0;
+  for (const auto& e : entries_) {
+    if (std::find(irreps.begin(), irreps.end(), e.ir) != irreps.end())
+      for (int64_t c = 0; c < e.dim(); ++c) columns.push_back(offset + c);
+    offset += e.dim();
+  }
+  return columns;
+}
+
+std::vector<Irrep> Irreps::irreps_at(const std::vector<int64_t>& columns) const {
+  std::vector<Irrep> irreps;
+  int64_t offset = 0;
+  for (const auto& e : entries_) {
+    const bool held = std::any_of(columns.begin(), columns.end(),
+                                  [&](int64_t c) { return c >= offset && c < offset + e.dim(); });
+    if (held && std::find(irreps.begin(), irreps.end(), e.ir) == irreps.end()) irreps.push_back(e.ir);
+    offset += e.dim();
+  }
+  return irreps;
+}
+
 bool Irreps::contains(const Irrep& ir) const {
   return std::any_of(entries_.begin(), entries_.end(), [&](const MulIrrep& e) { return e.ir == ir; });
 }

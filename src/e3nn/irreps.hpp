@@ -68,6 +68,10 @@ class Irreps {
   // split_with_sizes, whose backward is one cat (narrow per block zero-fills a full-width
   // gradient per block).
   std::vector<int64_t> widths() const;
+  // The feature columns of the entries whose irrep is one of `irreps`, ascending.
+  std::vector<int64_t> columns_of(const std::vector<Irrep>& irreps) const;
+  // The distinct irreps of the entries that hold any of `columns`, in entry order.
+  std::vector<Irrep> irreps_at(const std::vector<int64_t>& columns) const;
 
   // Merges adjacent equal irreps and drops mul-0 entries; never reorders.
   Irreps simplify() const;

@@ -38,6 +38,7 @@ LinearImpl::LinearImpl(Irreps irreps_in, Irreps irreps_out, at::TensorOptions op
       group_irreps.push_back(entry.ir);
   for (const Irrep& ir : group_irreps) {
     IrrepGroup g;
+    g.ir = ir;
     g.d = ir.dim();
     for (size_t i = 0; i < n_in; ++i)
       if (irreps_in_[i].ir == ir) {
@@ -84,7 +85,13 @@ LinearImpl::LinearImpl(Irreps irreps_in, Irreps irreps_out, at::TensorOptions op
   register_buffer("output_mask", mask.empty() ? at::empty({0}, options) : at::cat(mask));
 }
 
-at::Tensor LinearImpl::forward(const at::Tensor& features) const {
+at::Tensor LinearImpl::forward(const at::Tensor& features) const { return forward_groups(features, nullptr); }
+
+at::Tensor LinearImpl::forward(const at::Tensor& features, const std::vector<Irrep>& only) const {
+  return forward_groups(features, &only);
+}
+
+at::Tensor LinearImpl::forward_groups(const at::Tensor& features, const std::vector<Irrep>* only) const {
   if (features.dim() < 1 || features.size(-1) != irreps_in_.dim())
     throw Error("o3.Linear(" + irreps_in_.to_string() + " -> " + irreps_out_.to_string() + "): input has width " +
                 std::to_string(features.dim() ? features.size(-1) : 0) + ", expected " +
@@ -96,6 +103,7 @@ at::Tensor LinearImpl::forward(const at::Tensor& features) const {
 
   std::vector<at::Tensor> pieces(irreps_out_.size());
   for (const IrrepGroup& g : groups_) {
+    if (only && std::find(only->begin(), only->end(), g.ir) == only->end()) continue;
     std::vector<at::Tensor> inputs;
     for (int i : g.inputs)
       inputs.push_back(blocks[i].reshape({n, irreps_in_[i].mul, g.d}));

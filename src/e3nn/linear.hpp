@@ -28,6 +28,9 @@ class LinearImpl : public torch::nn::Module {
 
   // features [..., irreps_in.dim()] → [..., irreps_out.dim()]
   at::Tensor forward(const at::Tensor& features) const;
+  // Only the outputs of the irreps in `only`; the other output columns are zero, and the inputs of
+  // other irreps are never read.
+  at::Tensor forward(const at::Tensor& features, const std::vector<Irrep>& only) const;
 
   const Irreps& irreps_in() const { return irreps_in_; }
   const Irreps& irreps_out() const { return irreps_out_; }
@@ -43,10 +46,13 @@ class LinearImpl : public torch::nn::Module {
     std::vector<int> outputs;             // entry indices into irreps_out, in order
     std::vector<int64_t> output_columns;  // first column of each output in the block matrix
     int64_t rows = 0, cols = 0;
+    Irrep ir;
     int64_t d = 1;
     at::Tensor weight_index;  // [rows·cols] int64 positions in `weight`
     at::Tensor coefficient;   // [rows, cols] 1/√F(o) per column
   };
+
+  at::Tensor forward_groups(const at::Tensor& features, const std::vector<Irrep>* only) const;
 
   Irreps irreps_in_, irreps_out_;
   int64_t weight_numel_ = 0;

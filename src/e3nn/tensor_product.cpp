@@ -110,6 +110,30 @@ TensorProductImpl::TensorProductImpl(Irreps irreps_in1, Irreps irreps_in2, Irrep
   register_buffer("output_mask", mask.empty() ? at::empty({0}, options) : at::cat(mask));
 }
 
+RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std::vector<Irrep>& irreps) {
+  std::vector<TPInstruction> kept;
+  std::vector<size_t> kept_paths;
+  std::vector<int64_t> weight_columns;
+  int64_t offset = 0;
+  for (size_t k = 0; k < tp.paths_.size(); ++k) {
+    const TensorProductImpl::Path& path = tp.paths_[k];
+    const Irrep& out = tp.irreps_out()[path.ins.i_out].ir;
+    if (std::find(irreps.begin(), irreps.end(), out) != irreps.end()) {
+      kept.push_back(path.ins);
+      kept_paths.push_back(k);
+      for (int64_t w = 0; w < path.weight_size; ++w) weight_columns.push_back(offset + w);
+    }
+    offset += path.weight_size;
+  }
+  RestrictedTensorProduct restricted;
+  if (kept.empty()) return restricted;
+  restricted.tp = TensorProduct(tp.irreps_in1(), tp.irreps_in2(), tp.irreps_out(), std::move(kept), false,
+                                tp.paths_.front().w3j.options());
+  for (size_t k = 0; k < kept_paths.size(); ++k) restricted.tp->paths_[k].w3j = tp.paths_[kept_paths[k]].w3j;
+  restricted.weight_columns = at::tensor(weight_columns, at::kLong);
+  return restricted;
+}
+
 // s[n, u, c] = Σ_i a[n, u, i] t[n, i, c]. The contracted axis is a 2l+1 ≤ ~13 wide irrep axis, so one
 // broadcast multiply-add per i over all rows beats a batched matmul of n tiny matrices by far.
 // unbind, not select per i: its backward is one stack instead of a zero-filled full gradient per i.

@@ -27,6 +27,7 @@
 namespace klay::e3nn {
 
 enum class ConnectionMode { uvw, uvu, uuu };
+struct RestrictedTensorProduct;
 
 struct TPInstruction {
   int i_in1 = 0;
@@ -68,6 +69,7 @@ class TensorProductImpl : public torch::nn::Module {
   const std::vector<Path>& paths() const { return paths_; }
 
  private:
+  friend RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std::vector<Irrep>& irreps);
   at::Tensor path_output(const Path& path, const at::Tensor& a, const at::Tensor& b, const at::Tensor& w) const;
 
   Irreps irreps_in1_, irreps_in2_, irreps_out_;
@@ -77,6 +79,18 @@ class TensorProductImpl : public torch::nn::Module {
   std::vector<Path> paths_;
 };
 TORCH_MODULE(TensorProduct);
+
+// A product restricted to the outputs whose irrep is in `irreps` (the other output columns are
+// zero): only the instructions into those outputs, with the same Wigner-3j tensors (loaded values
+// included) and the same coefficients, since every path into a kept output is kept. Its weights
+// are external: weight_columns (int64) picks them out of the full product's weight layout (of its
+// internal `weight`, shared, when it has one, so training still reaches them). tp is null when no
+// instruction reaches those irreps.
+struct RestrictedTensorProduct {
+  TensorProduct tp{nullptr};
+  at::Tensor weight_columns;
+};
+RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std::vector<Irrep>& irreps);
 
 // All (i1, i2, o, "uvw", weighted) with irreps_out[o].ir ∈ irreps1[i1].ir ⊗ irreps2[i2].ir,
 // enumerated i1, then i2, then o. internal_weights=false is e3nn's shared_weights=False.

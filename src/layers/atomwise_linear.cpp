@@ -30,6 +30,18 @@ class AtomwiseLinear : public EquivariantLayer {
 
   c10::IValue call(const CallArgs& call) override { return linear_->forward(features_input(call, 0, "h")); }
 
+  // o3.Linear maps each irrep to itself: inputs of irreps it does not output are never read.
+  Columns columns_read(int port, const Columns& read) const override {
+    const e3nn::Irreps& out = linear_->irreps_out();
+    std::vector<e3nn::Irrep> irreps;
+    if (read) {
+      irreps = out.irreps_at(*read);
+    } else {
+      for (const e3nn::MulIrrep& entry : out) irreps.push_back(entry.ir);
+    }
+    return linear_->irreps_in().columns_of(irreps);
+  }
+
  private:
   e3nn::Linear linear_{nullptr};
 };

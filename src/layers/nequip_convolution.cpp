@@ -88,20 +88,32 @@ InteractionBlock::InteractionBlock(const Config& config, InteractionBlockSetting
   declare_output(s.irreps_out);
 }
 
+std::optional<InteractionBlock::Restriction> InteractionBlock::restriction_to(
+    const std::vector<Irrep>& irreps) const {
+  // linear_2 maps each irrep to itself, so its outputs of `irreps` read only the paths into them.
+  e3nn::RestrictedTensorProduct tp = e3nn::restrict_outputs(*tp_, irreps);
+  if (!tp.tp) return std::nullopt;
+  return Restriction{irreps, std::move(tp), sc_ ? e3nn::restrict_outputs(*sc_, irreps) : e3nn::RestrictedTensorProduct{}};
+}
+
 at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
                                      const at::Tensor& edge_length_embeddings, const at::Tensor& edge_sh,
-                                     const at::Tensor& edge_index, const at::Tensor& edge_scale) const {
-  at::Tensor weight = fc_->forward(edge_length_embeddings);
+                                     const at::Tensor& edge_index, const at::Tensor& edge_scale,
+                                     const Restriction* only) const {
+  at::Tensor weight =
+      only ? fc_->forward(edge_length_embeddings, only->tp.weight_columns) : fc_->forward(edge_length_embeddings);
   // The message is linear in its weights, so scaling them scales the message.
   if (edge_scale.defined()) weight = weight * edge_scale;
   // Python: h.div(avg_num_neighbors**0.5) after the sum, here folded into the convolution.
   const double scale = settings_.avg_num_neighbors ? 1.0 / std::pow(*settings_.avg_num_neighbors, 0.5) : 1.0;
-  const at::Tensor aggregated =
-      kernels::convolution_scatter(*tp_, linear_1_->forward(h), edge_sh, weight, /*sender=*/edge_index[1],
-                                   /*receiver=*/edge_index[0], h.size(0), scale);
+  const at::Tensor aggregated = kernels::convolution_scatter(
+      only ? *only->tp.tp : *tp_, linear_1_->forward(h), edge_sh, weight, /*sender=*/edge_index[1],
+      /*receiver=*/edge_index[0], h.size(0), scale);
 
-  at::Tensor out = linear_2_->forward(aggregated);
-  if (sc_) out = out + sc_->forward(h, x);
+  at::Tensor out = only ? linear_2_->forward(aggregated, only->irreps) : linear_2_->forward(aggregated);
+  if (sc_ && !only) out = out + sc_->forward(h, x);
+  if (only && only->sc.tp)
+    out = out + only->sc.tp->forward(h, x, sc_->weight.index_select(0, only->sc.weight_columns));
   return out;
 }
 
@@ -230,11 +242,39 @@ class ConvNetLayer : public EquivariantLayer {
     return gate_ ? gate_->forward(h) : norm_->forward(h);
   }
 
+  // Readers of the activated scalars only (an energy readout) need neither the gated irreps nor
+  // the message paths into them.
+  std::shared_ptr<Layer> restricted_to(const std::vector<int64_t>& read) const override;
+
  private:
   std::shared_ptr<InteractionBlock> conv_;
   e3nn::Gate gate_{nullptr};
   e3nn::NormActivation norm_{nullptr};
 };
+
+// ConvNetLayer's result in its activated scalars, zero in the gated columns.
+class ConvNetLayerScalars : public Layer {
+ public:
+  ConvNetLayerScalars(std::shared_ptr<InteractionBlock> conv, e3nn::Gate gate, InteractionBlock::Restriction only)
+      : conv_(std::move(conv)), gate_(std::move(gate)), only_(std::move(only)) {}
+
+  c10::IValue call(const CallArgs& call) override {
+    const std::vector<at::Tensor> in = conv_->common_inputs(call);
+    return gate_->forward_scalars(conv_->forward(in[0], in[1], in[2], in[3], in[4], {}, &only_));
+  }
+
+ private:
+  std::shared_ptr<InteractionBlock> conv_;
+  e3nn::Gate gate_;
+  InteractionBlock::Restriction only_;
+};
+
+std::shared_ptr<Layer> ConvNetLayer::restricted_to(const std::vector<int64_t>& read) const {
+  if (!gate_ || read.empty() || read.back() >= gate_->scalars_width()) return nullptr;
+  std::optional<InteractionBlock::Restriction> only = conv_->restriction_to(gate_->scalar_irreps());
+  if (!only) return nullptr;
+  return std::make_shared<ConvNetLayerScalars>(conv_, gate_, std::move(*only));
+}
 
 }  // namespace
 

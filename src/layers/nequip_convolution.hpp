@@ -40,10 +40,20 @@ class InteractionBlock : public EquivariantLayer {
   InteractionBlock(const Config& config, InteractionBlockSettings settings,
                    const std::string& type = "InteractionBlock");
 
+  // What forward computes when its readers read only the outputs of some irreps (the scalars a
+  // gate activates): the message's paths into those irreps, their radial weights, linear_2's maps
+  // of those irreps and the self-connection's paths into them.
+  struct Restriction {
+    std::vector<e3nn::Irrep> irreps;
+    e3nn::RestrictedTensorProduct tp, sc;
+  };
+  std::optional<Restriction> restriction_to(const std::vector<e3nn::Irrep>& irreps) const;
+
   // edge_scale: [E, 1] factor of each message (AttentionInteractionBlock), or undefined.
+  // With `only`, the result is exact in the columns of only->irreps and arbitrary elsewhere.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& h, const at::Tensor& edge_length_embeddings,
-                     const at::Tensor& edge_sh, const at::Tensor& edge_index,
-                     const at::Tensor& edge_scale = {}) const;
+                     const at::Tensor& edge_sh, const at::Tensor& edge_index, const at::Tensor& edge_scale = {},
+                     const Restriction* only = nullptr) const;
 
   c10::IValue call(const CallArgs& call) override;
 

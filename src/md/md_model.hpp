@@ -90,6 +90,7 @@ class MdModel {
   ~MdModel();
 
   const Model& model() const { return *model_; }
+  Model& model() { return *model_; }
   double cutoff() const { return cutoff_; }
   int num_stages() const { return num_stages_; }          // D: ghost shell D·cutoff
   int num_graph_inputs() const;                            // staged inputs, or 1 for edge_index

@@ -59,6 +59,19 @@ class Layer : public torch::nn::Module {
     int64_t dim;
   };
   virtual std::vector<RowInput> row_inputs() const { return {}; }
+
+  // Dead features. The model works out, from its outputs backwards, which feature columns (last
+  // dimension) of each call's result later calls read; a call whose readers read only some of them
+  // may compute only those (an energy model's last convolution: the scalars its readout reads).
+  // Columns are ascending indices; nullopt means all of them.
+  using Columns = std::optional<std::vector<int64_t>>;
+  // The columns of the value on registered input port `port` that columns `read` of the result
+  // depend on. The default, all of them, is always right.
+  virtual Columns columns_read(int port, const Columns& read) const { return std::nullopt; }
+  // A layer that computes this one's result exactly in columns `read` and zero in the others, with
+  // this layer's parameters (shared, so training reaches them), or nullptr where it would do no
+  // less work.
+  virtual std::shared_ptr<Layer> restricted_to(const std::vector<int64_t>& read) const { return nullptr; }
 };
 
 using LayerFactory = std::function<std::shared_ptr<Layer>(const Config&)>;

@@ -1,7 +1,9 @@
 #include "runtime/model.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <optional>
 #include <unordered_set>
 
@@ -34,10 +36,12 @@ struct Model::Step {
   std::vector<std::string> keywords;
   int result_slot = -1;
   std::vector<int> release;  // slots whose last reader is this step
+  bool restricted = false;   // layer is a Layer::restricted_to of the node's layer
 };
 
 struct Model::Program {
   std::vector<Step> steps;
+  std::vector<std::shared_ptr<Layer>> restricted_layers;  // Layer::restricted_to, owned by this program
   std::vector<Operand> outputs;
   std::vector<int> release_inputs;  // inputs no step and no output reads
 };
@@ -230,6 +234,14 @@ void collect_state(const torch::nn::Module& module, const std::string& prefix,
 Model::Model(klay_doc* doc, at::ScalarType dtype) : doc_(doc), dtype_(dtype) {
   if (dtype != at::kDouble && dtype != at::kFloat)
     throw Error(std::string("model dtype must be float64 or float32, not ") + c10::toString(dtype));
+  const char* prune = std::getenv("KLAY_PRUNE_FEATURES");
+  feature_pruning_ = !(prune && std::string(prune) == "0");
+}
+
+void Model::set_feature_pruning(bool enabled) {
+  std::lock_guard<std::mutex> lock(programs_mutex_);
+  feature_pruning_ = enabled;
+  programs_.clear();
 }
 
 Model::~Model() {
@@ -436,12 +448,21 @@ std::shared_ptr<const Model::Program> Model::compile(const std::vector<ValueRef>
       if (node.bindings[b].source.kind != KLAY_SRC_INPUT) needed[node.bindings[b].source.index] = true;
   }
 
+  const std::vector<Layer::Columns> read = feature_pruning_ ? columns_read(needed, values)
+                                                            : std::vector<Layer::Columns>(plan_->n_nodes);
+
   for (size_t i = 0; i < plan_->n_nodes; ++i) {
     if (!needed[i]) continue;
     const klay_plan_node& node = plan_->nodes[i];
     Step step;
     step.node = static_cast<int>(i);
     step.layer = node_layers_[i].get();
+    if (read[i])
+      if (std::shared_ptr<Layer> restricted = step.layer->restricted_to(*read[i])) {
+        step.layer = restricted.get();
+        step.restricted = true;
+        program->restricted_layers.push_back(std::move(restricted));
+      }
     step.row_inputs = step.layer->row_inputs();
     step.result_slot = n_inputs + static_cast<int>(i);
     auto what = [&](const klay_binding& b) {
@@ -475,6 +496,46 @@ std::shared_ptr<const Model::Program> Model::compile(const std::vector<ValueRef>
     if (last_reader[slot] == kNeverRead && slot < n_inputs) program->release_inputs.push_back(slot);
   }
   return program;
+}
+
+// From the outputs backwards: the feature columns of each needed node's result that its readers
+// read (Layer::columns_read), nullopt where that is all of them. A model output, an indexed read
+// (`output:` items) and a layer without registered ports read everything.
+std::vector<Layer::Columns> Model::columns_read(const std::vector<bool>& needed,
+                                               const std::vector<ValueRef>& values) const {
+  std::vector<Layer::Columns> read(plan_->n_nodes);
+  std::vector<bool> has_reader(plan_->n_nodes, false);
+  auto add = [&](int node, const Layer::Columns& columns) {
+    Layer::Columns& r = read[node];
+    if (!has_reader[node]) {
+      has_reader[node] = true;
+      r = columns;
+    } else if (r && columns) {
+      std::vector<int64_t> merged;
+      std::set_union(r->begin(), r->end(), columns->begin(), columns->end(), std::back_inserter(merged));
+      r = std::move(merged);
+    } else {
+      r.reset();
+    }
+  };
+  for (const ValueRef& value : values) {
+    if (value.kind == ValueRef::Kind::Node) add(value.index, std::nullopt);
+    else if (plan_->outputs[value.index].source.kind != KLAY_SRC_INPUT)
+      add(plan_->outputs[value.index].source.index, std::nullopt);
+  }
+  for (size_t i = plan_->n_nodes; i-- > 0;) {
+    if (!needed[i]) continue;
+    const klay_plan_node& node = plan_->nodes[i];
+    for (size_t b = 0; b < node.n_bindings; ++b) {
+      const klay_binding& binding = node.bindings[b];
+      if (binding.source.kind == KLAY_SRC_INPUT) continue;
+      Layer::Columns columns;
+      if (binding.source.kind == KLAY_SRC_NODE && !is_unrestricted(node.spec))
+        columns = node_layers_[i]->columns_read(binding.port, read[i]);
+      add(binding.source.index, columns);
+    }
+  }
+  return read;
 }
 
 const Model::Program& Model::program_for(const std::vector<ValueRef>& values) const {
@@ -529,6 +590,7 @@ std::vector<c10::IValue> Model::forward_values(const std::vector<c10::IValue>& i
       slots[step.result_slot] = *reused;
       ++reused_row_calls_;
     } else {
+      if (step.restricted) ++restricted_calls_;
       try {
         // A profiler range per layer call (free when no profiler runs): bench_md_step --profile.
         RECORD_USER_SCOPE(std::string("klay layer ") + node.name);

@@ -73,6 +73,11 @@ class Model {
   // Calls answered from an earlier call's rows (Layer::row_inputs) since the model was loaded:
   // the staged graphs' per-edge features computed once for the largest graph.
   int64_t reused_row_calls() const { return reused_row_calls_; }
+  // Dead features (Layer::restricted_to): calls whose readers read only some of their result's
+  // columns compute only those. On by default, off with KLAY_PRUNE_FEATURES=0 or here (tests and
+  // benchmarks compare both); restricted_calls() counts the calls made that way since loading.
+  void set_feature_pruning(bool enabled);
+  int64_t restricted_calls() const { return restricted_calls_; }
   // KLay's return convention (§3.5): one output -> the bare value, several -> a tuple.
   c10::IValue forward_klay(const std::vector<c10::IValue>& inputs) const;
 
@@ -101,6 +106,7 @@ class Model {
   const Program& program_for(const std::vector<ValueRef>& values) const;
   std::shared_ptr<const Program> compile(const std::vector<ValueRef>& values) const;
   std::string value_name(const ValueRef& value) const;  // for messages
+  std::vector<Layer::Columns> columns_read(const std::vector<bool>& needed, const std::vector<ValueRef>& values) const;
 
   klay_doc* doc_ = nullptr;
   klay_plan* plan_ = nullptr;
@@ -110,7 +116,9 @@ class Model {
   std::vector<std::shared_ptr<Layer>> node_layers_;  // per plan node (aliases share)
   std::vector<bool> differentiated_inputs_;          // per input: the pos of an AutogradForces layer
 
+  bool feature_pruning_;
   mutable std::atomic<int64_t> reused_row_calls_{0};
+  mutable std::atomic<int64_t> restricted_calls_{0};
   mutable std::mutex programs_mutex_;
   mutable std::map<std::vector<ValueRef>, std::shared_ptr<const Program>> programs_;
 };

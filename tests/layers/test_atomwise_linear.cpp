@@ -56,6 +56,25 @@ TEST(AtomwiseLinear, EquivariantWithParityAndRepeatedIrreps) {
   }
 }
 
+// A readout to scalars reads only its input's scalars: what lets the model skip the non-scalar
+// outputs of the convolution before it (Layer::columns_read).
+TEST(AtomwiseLinear, ReadsOnlyTheInputsOfTheIrrepsItOutputs) {
+  auto layer = build_layer("AtomwiseLinear",
+                           "{irreps_in_block: [{l: 0, mul: 2}, {l: 1, mul: 2, p: o}, {l: 0, mul: 1}, {l: 2, mul: 1}], "
+                           "irreps_out_block: [{l: 0, mul: 1}, {l: 2, mul: 1}]}");
+  // columns: 2x0e 0-1, 2x1o 2-7, 1x0e 8, 1x2e 9-13; the output's 1x0e is column 0, its 1x2e 1-5
+  EXPECT_EQ(layer->columns_read(0, std::nullopt), (std::vector<int64_t>{0, 1, 8, 9, 10, 11, 12, 13}));
+  EXPECT_EQ(layer->columns_read(0, std::vector<int64_t>{0}), (std::vector<int64_t>{0, 1, 8}));
+  EXPECT_EQ(layer->columns_read(0, std::vector<int64_t>{3}), (std::vector<int64_t>{9, 10, 11, 12, 13}));
+  // and its result does not depend on the others
+  randomize_parameters(*layer, 4);
+  at::manual_seed(1);
+  const at::Tensor h = at::randn({3, 14}, f64());
+  at::Tensor changed = h.clone();
+  changed.narrow(1, 2, 6).normal_();
+  EXPECT_TRUE(at::equal(call_tensor(*layer, {h}), call_tensor(*layer, {changed})));
+}
+
 TEST(GatedAtomwiseLinear, EquivariantWhenGatedIrrepsAreSorted) {
   const e3nn::Irreps in("3x0e+2x1o+1x1e+1x2e"), out("2x0e+1x1o+1x1e+1x2e");
   auto layer = build_layer(

@@ -176,6 +176,46 @@ TEST(ConvNetLayer, AutogradMatchesCentralDifferences) {
   }
 }
 
+// Readers of the activated scalars only (an energy readout): the restricted layer computes them
+// exactly, with the same derivatives for inputs and parameters, and zeros in the gated columns.
+TEST(ConvNetLayer, RestrictedToItsScalarsComputesThemExactly) {
+  const ConvCase c{"ConvNetLayer",
+                   "{hidden_irreps_lmax: 2, edge_sh_lmax: 2, conv_feature_size: 3, input_block: [{l: 0, mul: 3}, "
+                   "{l: 2, mul: 3, p: e}, {l: 1, mul: 3, p: o}], node_attr_block: [{l: 0, mul: 1}], "
+                   "num_radial_basis: 3, radial_network_hidden_dim: 4, radial_network_layers: 2}",
+                   e3nn::Irreps("1x0e"),
+                   e3nn::Irreps("3x0e+3x2e+3x1o"),
+                   e3nn::Irreps("3x0e+3x1e+3x2e+3x1o+3x2o"),
+                   2,
+                   3};
+  auto layer = build_layer(c.type, c.config);
+  randomize_parameters(*layer, 29);
+  EXPECT_EQ(layer->restricted_to({0, 3}), nullptr) << "column 3 is gated";
+  const std::shared_ptr<Layer> scalars = layer->restricted_to({0, 2});
+  ASSERT_NE(scalars, nullptr);
+
+  at::manual_seed(6);
+  const at::Tensor pos = (at::randn({5, 3}, f64()) * 1.2).requires_grad_(true);
+  const at::Tensor x = at::randn({5, 1}, f64());
+  const at::Tensor h = at::randn({5, c.irreps_in.dim()}, f64()).requires_grad_(true);
+  const at::Tensor full = run_conv(*layer, c, pos, x, h);
+  const at::Tensor part = run_conv(*scalars, c, pos, x, h);
+  ASSERT_EQ(part.sizes(), full.sizes());
+  EXPECT_LE(max_abs(part.narrow(1, 0, 3) - full.narrow(1, 0, 3)), 1e-14 * max_abs(full.narrow(1, 0, 3)));
+  EXPECT_EQ(max_abs(part.narrow(1, 3, full.size(1) - 3)), 0.0);
+
+  std::vector<at::Tensor> wrt{pos, h};
+  for (const at::Tensor& p : layer->parameters()) wrt.push_back(p);
+  const at::Tensor probe = at::randn({5, 3}, f64());
+  const auto expected = torch::autograd::grad({(full.narrow(1, 0, 3) * probe).sum()}, wrt, {}, {}, false, true);
+  const auto got = torch::autograd::grad({(part.narrow(1, 0, 3) * probe).sum()}, wrt, {}, {}, false, true);
+  for (size_t k = 0; k < wrt.size(); ++k) {
+    ASSERT_TRUE(expected[k].defined()) << k;
+    const at::Tensor g = got[k].defined() ? got[k] : at::zeros_like(expected[k]);
+    EXPECT_LE(max_abs(g - expected[k]), 1e-13 * std::max(1e-300, max_abs(expected[k]))) << "gradient " << k;
+  }
+}
+
 TEST(ConvNetLayer, ConfigErrors) {
   const std::string common =
       "hidden_irreps_lmax: 1, edge_sh_lmax: 1, conv_feature_size: 2, node_attr_block: [{l: 0, mul: 1}]";

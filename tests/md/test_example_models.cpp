@@ -118,3 +118,31 @@ void expect_fused_kernels_exact(const std::string& example) {
 
 TEST(ExampleModels, SiliconNequipRunsTheFusedKernelsExactly) { expect_fused_kernels_exact("si"); }
 TEST(ExampleModels, SiliconMaceRunsTheFusedKernelsExactly) { expect_fused_kernels_exact("mace_si"); }
+
+// An energy model's last convolution feeds only its scalars to the readout: MD computes only those
+// (one restricted layer call per evaluation) and gets the energy and forces of the whole model.
+TEST(ExampleModels, SiliconNequipComputesOnlyTheFeaturesItsEnergyReads) {
+  const std::string dir = std::string(KLAY_EXAMPLES_DIR) + "/si";
+  for (bool shipped_weights : {true, false}) {
+    at::manual_seed(4);
+    auto pruned = klay::md::MdModel::load(dir + "/model.yaml", shipped_weights ? dir + "/model.pth" : "");
+    at::manual_seed(4);
+    auto whole = klay::md::MdModel::load(dir + "/model.yaml", shipped_weights ? dir + "/model.pth" : "");
+    whole->model().set_feature_pruning(false);
+    std::mt19937_64 generator(3);
+    const klay::md::Structure structure = diamond::distorted_cell(2, {1.0, 1.02, 0.99}, generator, 0.1);
+    const int64_t restricted_before = pruned->model().restricted_calls();
+    const klay::md::StructureResult fast = klay::md::evaluate_structure(*pruned, structure);
+    const klay::md::StructureResult reference = klay::md::evaluate_structure(*whole, structure);
+    EXPECT_EQ(pruned->model().restricted_calls() - restricted_before, 1) << "conv2";
+    EXPECT_EQ(whole->model().restricted_calls(), 0);
+    EXPECT_NEAR(fast.energy, reference.energy, 1e-12 * std::abs(reference.energy));
+    double largest = 0, worst = 0;
+    for (size_t k = 0; k < reference.forces.size(); ++k) {
+      largest = std::max(largest, std::abs(reference.forces[k]));
+      worst = std::max(worst, std::abs(fast.forces[k] - reference.forces[k]));
+    }
+    ASSERT_GT(largest, 1e-3);
+    EXPECT_LE(worst, 1e-12 * largest) << (shipped_weights ? "shipped" : "random") << " weights";
+  }
+}
