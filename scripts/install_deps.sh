@@ -11,6 +11,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   clang libclang-rt-14-dev   # libFuzzer and sanitizers for the builder's fuzz target
   debian-archive-keyring     # verifies the LAMMPS source package
+  python3-ase                # the ASE calculator's tests (python/klay_ase)
 )
 
 missing=()
