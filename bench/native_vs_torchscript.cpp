@@ -51,7 +51,7 @@ const json::Value& member(const json::Value& object, const char* key, const std:
 using Runner = std::function<std::vector<at::Tensor>(const std::vector<at::Tensor>&)>;
 
 // The TorchScript module's return value as tensors in the reference's output order: KLay returns
-// one output bare and several as a tuple (klay_spec.md §3.5).
+// one output bare and several as a tuple (docs/design.md#model-outputs).
 std::vector<at::Tensor> flatten_outputs(const c10::IValue& value) {
   if (value.isTensor()) return {value.toTensor()};
   std::vector<at::Tensor> tensors;

@@ -1,4 +1,5 @@
-/* KLay irreps blocks -> e3nn irreps text (klay_spec.md §3.8, `irreps_blocks_to_string`):
+/* KLay irreps blocks -> e3nn irreps text (docs/layers.md#irreps-blocks; KLay's
+ * `irreps_blocks_to_string`):
  * [{l: 0, mul: 32}, {l: 1, mul: 16, p: e}] -> "32x0e + 16x1e". One entry per block, in order, never
  * merged or sorted. */
 #include "internal.h"

@@ -1,8 +1,10 @@
-/* Validation of a KLay model document (klay_spec.md §3.2-3.7) and construction of the build plan.
+/* Validation of a KLay model document (docs/design.md#yaml-contract) and construction of the build
+ * plan.
  *
- * KLay's own checks (dag.py) are reproduced and tightened where KLay is lax (klay_spec.md §8):
- * ports are checked by name, not by count; aliases are port-checked against their target; names of
- * inputs, layers and output aliases may not collide; `output:` keys must fit the layer. */
+ * KLay's own checks (dag.py) are reproduced and tightened where KLay is lax
+ * (docs/layers.md#klay-quirks): ports are checked by name, not by count; aliases are port-checked
+ * against their target; names of inputs, layers and output aliases may not collide; `output:` keys
+ * must fit the layer. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -327,7 +329,7 @@ static klay_source source_of_name(const builder *B, int value, const char *name,
     return source;
 }
 
-/* Resolves a reference (klay_spec.md §3.4) into `source`; returns 0 on success. */
+/* Resolves a reference (docs/design.md#references) into `source`; returns 0 on success. */
 static int resolve_reference(builder *B, const layer_entry *e, const char *port, const klay_node *ref,
                              klay_source *source)
 {
@@ -508,7 +510,7 @@ static void bind_inputs(builder *B, layer_entry *e)
     free(list);
 }
 
-/* Output maps (klay_spec.md §3.6 item 5, tightened): a multi-output layer returns a tuple, so its
+/* Output maps (docs/design.md#layer-entries, tightened): a multi-output layer returns a tuple, so its
  * keys must be positions 0..n-1 and, as in KLay, exactly n of them; a single-output layer returns
  * one tensor, which only integer keys can index (row selection, as KLay does). */
 static void bind_outputs(builder *B, layer_entry *e)

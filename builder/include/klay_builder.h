@@ -214,7 +214,7 @@ void klay_plan_free(klay_plan *plan);
 /* Graphviz rendering (aliases drawn as call-sites of their target). Returns 0 on success. */
 int klay_plan_write_dot(const klay_plan *plan, const char *path);
 
-/* ---------- irreps blocks (klay_spec.md §3.8) ---------- */
+/* ---------- irreps blocks (docs/layers.md#irreps-blocks) ---------- */
 
 /* Validates a KLay irreps block list (a sequence of maps {l, mul, p?}; l and mul are ints or
  * integral numeric strings, l >= 0, mul >= 0; p one of e/even/o/odd in any case, default e for

@@ -1,44 +1,28 @@
 // `klay bench speed MODEL.yaml WEIGHTS --elements Si`: molecular-dynamics speed of a model under
 // `pair_style klay` in real LAMMPS runs, side by side with a baseline pair style in the same
-// invocation.
+// invocation. This file reads the options and reports; the runs themselves are
+// src/bench_speed/speed_harness.hpp's, their ratios and cost exponents speed_summary.hpp's.
 //
-// System: diamond crystals of n^3 conventional cells (8 n^3 atoms; --sizes must be of that form),
-// lattice constant --lattice (5.431 Å, silicon), one atom type (--elements names the element fed
-// to pair_coeff), velocities at 300 K, NVE. Each run: --warmup untimed steps, then --steps timed
-// steps whose LAMMPS "Loop time" gives ms/step, atom-steps/s and ns/day at --timestep (ps, metal
-// units); the pair style's own timing block (printed at the end of every run, see
-// lammps_pkg/pair_klay.cpp) gives the breakdown and the peak memory per rank.
-// Runs, for every size and rank count: the baseline (if any), then for every dtype the model with
-// staged graphs and, with --compare-largest-graph, with `graphs largest` (every stage fed the
-// largest graph), so the ratios model/baseline and largest/staged compare runs made minutes apart
-// on the same machine. The cost exponent p of ms/step ∝ atoms^p is a least-squares fit on log-log.
-//
-// Every finished run is added to --json at once (rewritten whole, atomically; its "state" is
-// running, complete, failed or interrupted), so an interrupted benchmark (SIGINT, a failing LAMMPS
-// run) keeps what it measured; it then prints the table of the finished runs and exits 130
-// (interrupted) or 1 (failed run). LAMMPS inputs and logs stay in a temporary folder named at the
-// start.
-#include <signal.h>
-#include <sys/wait.h>
+// --sizes must be 8 n^3 atoms (diamond crystals of n^3 cells); --timestep (ps, metal units) turns
+// ms/step into ns/day. Every finished run is added to --json at once (rewritten whole,
+// atomically; its "state" is running, complete, failed or interrupted), so an interrupted
+// benchmark (SIGINT, a failing LAMMPS run) keeps what it measured; it then prints the table of the
+// finished runs and exits 130 (interrupted) or 1 (failed run). LAMMPS inputs and logs stay in a
+// temporary folder named at the start.
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <climits>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <map>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "analysis/error_stats.hpp"
+#include "bench_speed/speed_harness.hpp"
+#include "bench_speed/speed_summary.hpp"
 #include "cli/cmd_bench.hpp"
 #include "md/md_model.hpp"
 #include "runtime/error.hpp"
@@ -46,6 +30,22 @@
 namespace klay::bench {
 
 namespace {
+
+using bench_speed::BreakdownEntry;
+using bench_speed::describe_setup;
+using bench_speed::LammpsSession;
+using bench_speed::Measurement;
+using bench_speed::ratio_to_baseline;
+using bench_speed::ratio_to_staged;
+using bench_speed::Run;
+using bench_speed::RunKind;
+using bench_speed::Series;
+using bench_speed::series_of;
+
+// The runs' setup and where the report goes.
+struct Options : bench_speed::Setup {
+  std::string json_path, plot_path;
+};
 
 constexpr const char* kUsage =
     "usage: klay bench speed MODEL.yaml WEIGHTS --elements Si [options]\n"
@@ -60,67 +60,6 @@ constexpr const char* kUsage =
     "  --json OUT.json  --plot SPEED.png\n"
     "  --lmp PATH (default: lmp next to the klay executable)  --mpirun PATH (mpirun)\n"
     "  --lattice A (5.431)  --mass M (28.0855)\n";
-
-volatile sig_atomic_t g_interrupted = 0;
-volatile pid_t g_child = 0;
-
-void on_sigint(int) {
-  g_interrupted = 1;
-  // A SIGINT sent to klay alone (not from a terminal, which signals the whole group) must still
-  // stop the run in progress.
-  if (g_child > 0) kill(g_child, SIGINT);
-}
-
-struct Options {
-  std::string yaml, weights;
-  std::vector<std::string> elements;
-  std::vector<int> cells{4, 8, 16};  // per direction, from --sizes (512, 4096, 32768 atoms)
-  std::vector<int> ranks{1, 2};
-  std::vector<std::string> dtypes{"float64"};
-  int threads = 1, steps = 20, warmup = 5;
-  double timestep = 0.001, lattice = 5.431, mass = 28.0855;
-  std::vector<std::string> baseline;  // LAMMPS commands
-  bool compare_largest = false;
-  std::string json_path, plot_path, lmp, mpirun = "mpirun";
-};
-
-enum class RunKind { Baseline, Staged, Largest };
-
-struct Run {
-  RunKind kind;
-  std::string dtype;  // "" for the baseline
-  int ranks = 1;
-  int cells = 1;  // per direction
-  int64_t atoms() const { return 8LL * cells * cells * cells; }
-  std::string series() const {
-    const std::string what = kind == RunKind::Baseline ? "baseline"
-                             : kind == RunKind::Staged ? "klay staged " + dtype
-                                                       : "klay largest " + dtype;
-    return what + " np" + std::to_string(ranks);
-  }
-};
-
-struct BreakdownEntry {
-  std::string label;
-  double seconds;
-  double percent;
-};
-
-struct Measurement {
-  Run run;
-  bool ok = false;
-  std::string error;
-  std::string log;
-  int steps = 0;
-  double loop_seconds = 0;
-  std::vector<BreakdownEntry> breakdown;
-  std::optional<double> peak_mib_max, peak_mib_min;
-  std::optional<double> lammps_mib;  // LAMMPS's own per-rank estimate (max)
-  double ms_per_step() const { return 1000.0 * loop_seconds / steps; }
-  double atom_steps_per_second() const { return static_cast<double>(run.atoms()) * steps / loop_seconds; }
-  double us_per_atom_step() const { return 1e6 / atom_steps_per_second(); }
-  double ns_per_day(double timestep_ps) const { return 86400.0 / (loop_seconds / steps) * timestep_ps * 1e-3; }
-};
 
 std::vector<std::string> split(const std::string& text, char separator) {
   std::vector<std::string> parts;
@@ -151,11 +90,11 @@ std::string directory_of_executable() {
 
 Options parse_options(int argc, char** argv) {
   Options o;
-  std::vector<std::string> positional;
+  std::vector<std::string> positional, elements;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--elements") {
-      o.elements = split(option_value(i, argc, argv), ',');
+      elements = split(option_value(i, argc, argv), ',');
     } else if (arg == "--sizes") {
       o.cells.clear();
       for (const int size : int_list("--sizes", option_value(i, argc, argv))) {
@@ -207,206 +146,11 @@ Options parse_options(int argc, char** argv) {
     throw UsageError("expected MODEL.yaml WEIGHTS, got " + std::to_string(positional.size()) + " arguments");
   o.yaml = positional[0];
   o.weights = positional[1];
-  if (o.elements.size() != 1)
+  if (elements.size() != 1)
     throw UsageError("--elements: the benchmark crystal has one atom type; give exactly one element (e.g. Si)");
+  o.element = elements[0];
   if (o.lmp.empty()) o.lmp = directory_of_executable() + "/lmp";
   return o;
-}
-
-std::string lammps_input(const Options& o, const Run& run) {
-  std::ostringstream in;
-  in.precision(17);
-  in << "# klay bench speed: " << run.series() << ", " << run.atoms() << " atoms\n"
-     << "units metal\natom_style atomic\nboundary p p p\n"
-     << "lattice diamond " << o.lattice << "\n"
-     << "region box block 0 " << run.cells << " 0 " << run.cells << " 0 " << run.cells << "\n"
-     << "create_box 1 box\ncreate_atoms 1 box\nmass 1 " << o.mass << "\n";
-  if (run.kind == RunKind::Baseline) {
-    for (const std::string& command : o.baseline) in << command << "\n";
-  } else {
-    in << "pair_style klay dtype " << run.dtype << " threads " << o.threads
-       << (run.kind == RunKind::Largest ? " graphs largest" : "") << "\n"
-       << "pair_coeff * * " << o.yaml << " " << o.weights << " " << o.elements[0] << "\n";
-  }
-  in << "velocity all create 300.0 4928459 loop geom\nfix integrate all nve\n"
-     << "timestep " << o.timestep << "\nthermo 0\n";
-  if (o.warmup > 0) in << "run " << o.warmup << "\n";
-  in << "run " << o.steps << "\n";
-  return in.str();
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// The first ERROR line of LAMMPS's output, else its last lines.
-std::string failure_reason(const std::string& output) {
-  std::istringstream in(output);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("ERROR", 0) == 0) return line;
-    lines.push_back(line);
-  }
-  std::string tail;
-  for (size_t k = lines.size() > 5 ? lines.size() - 5 : 0; k < lines.size(); ++k) tail += "\n  " + lines[k];
-  return "LAMMPS failed without an ERROR line; its output ends:" + tail;
-}
-
-void parse_log(const std::string& log, Measurement& m) {
-  static const std::regex loop(R"(Loop time of ([0-9.eE+-]+) on \d+ procs for (\d+) steps with \d+ atoms)");
-  static const std::regex memory(R"(Per MPI rank memory allocation \(min/avg/max\) = \S+ \| \S+ \| ([0-9.eE+-]+) Mbytes)");
-  static const std::regex entry(R"(^  (\S.*?)\s+([0-9.eE+-]+) s\s+([0-9.]+)%$)");
-  static const std::regex peak(R"(^  peak memory per rank\s+([0-9.eE+-]+) MiB max, ([0-9.eE+-]+) MiB min)");
-  for (auto it = std::sregex_iterator(log.begin(), log.end(), loop); it != std::sregex_iterator(); ++it) {
-    m.loop_seconds = std::stod((*it)[1]);
-    m.steps = std::stoi((*it)[2]);
-  }
-  for (auto it = std::sregex_iterator(log.begin(), log.end(), memory); it != std::sregex_iterator(); ++it)
-    m.lammps_mib = std::stod((*it)[1]);
-  // The last timing block belongs to the timed run (the pair style prints one per run).
-  const size_t block = log.rfind("Pair style klay timing (");
-  if (block == std::string::npos) return;
-  std::istringstream lines(log.substr(block));
-  std::string line;
-  std::getline(lines, line);
-  while (std::getline(lines, line)) {
-    std::smatch match;
-    if (std::regex_search(line, match, peak)) {
-      m.peak_mib_max = std::stod(match[1]);
-      m.peak_mib_min = std::stod(match[2]);
-    } else if (std::regex_match(line, match, entry)) {
-      m.breakdown.push_back({match[1], std::stod(match[2]), std::stod(match[3])});
-    } else {
-      break;
-    }
-  }
-}
-
-// Runs LAMMPS under mpirun in the caller's working directory (relative paths in the model and
-// baseline arguments keep their meaning); output goes to files in `folder`.
-Measurement measure(const Options& o, const Run& run, const std::string& folder, int index) {
-  Measurement m;
-  m.run = run;
-  const std::string stem = folder + "/run" + std::to_string(index);
-  const std::string input_path = stem + ".in", log_path = stem + ".log", output_path = stem + ".out";
-  m.log = log_path;
-  {
-    std::ofstream input(input_path);
-    input << lammps_input(o, run);
-    if (!input.flush()) throw Error("cannot write " + input_path);
-  }
-  const std::string np = std::to_string(run.ranks);
-  std::vector<std::string> args{o.mpirun, "--allow-run-as-root", "--oversubscribe", "-np", np, "-x", "OMP_NUM_THREADS",
-                                o.lmp, "-in", input_path, "-log", log_path};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const std::string threads = std::to_string(o.threads);
-  std::fflush(nullptr);
-  const pid_t child = fork();
-  if (child < 0) throw Error(std::string("cannot start mpirun: ") + std::strerror(errno));
-  if (child == 0) {
-    FILE* out = std::freopen(output_path.c_str(), "w", stdout);
-    if (!out || dup2(fileno(stdout), STDERR_FILENO) < 0) _exit(126);
-    setenv("OMP_NUM_THREADS", threads.c_str(), 1);
-    execvp(argv[0], argv.data());
-    std::fprintf(stderr, "ERROR: cannot run %s: %s\n", argv[0], std::strerror(errno));
-    _exit(127);
-  }
-  g_child = child;
-  int status = 0;
-  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
-  g_child = 0;
-  const std::string log = read_text(log_path);
-  if (g_interrupted) {
-    m.error = "interrupted";
-    return m;
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    m.error = failure_reason(read_text(output_path) + "\n" + log);
-    return m;
-  }
-  parse_log(log, m);
-  if (m.steps != o.steps || !(m.loop_seconds > 0)) {
-    m.error = "no 'Loop time' line for the " + std::to_string(o.steps) + " timed steps in " + log_path;
-    return m;
-  }
-  m.ok = true;
-  return m;
-}
-
-const Measurement* find_measurement(const std::vector<Measurement>& all, RunKind kind, const Run& like) {
-  for (const Measurement& m : all)
-    if (m.ok && m.run.kind == kind && m.run.ranks == like.ranks && m.run.cells == like.cells &&
-        (kind == RunKind::Baseline || m.run.dtype == like.dtype))
-      return &m;
-  return nullptr;
-}
-
-std::optional<double> ratio_to_baseline(const std::vector<Measurement>& all, const Measurement& m) {
-  if (m.run.kind == RunKind::Baseline) return std::nullopt;
-  const Measurement* base = find_measurement(all, RunKind::Baseline, m.run);
-  if (!base) return std::nullopt;
-  return m.ms_per_step() / base->ms_per_step();
-}
-
-std::optional<double> ratio_to_staged(const std::vector<Measurement>& all, const Measurement& m) {
-  if (m.run.kind != RunKind::Largest) return std::nullopt;
-  const Measurement* staged = find_measurement(all, RunKind::Staged, m.run);
-  if (!staged) return std::nullopt;
-  return m.ms_per_step() / staged->ms_per_step();
-}
-
-struct Series {
-  std::string name;
-  std::vector<const Measurement*> points;  // in size order
-  std::optional<double> exponent;
-};
-
-std::vector<Series> series_of(const std::vector<Measurement>& all) {
-  std::vector<Series> series;
-  for (const Measurement& m : all) {
-    if (!m.ok) continue;
-    const std::string name = m.run.series();
-    auto it = std::find_if(series.begin(), series.end(), [&](const Series& s) { return s.name == name; });
-    if (it == series.end()) it = series.insert(series.end(), Series{name, {}, std::nullopt});
-    it->points.push_back(&m);
-  }
-  for (Series& s : series) {
-    std::vector<double> atoms, costs;
-    for (const Measurement* m : s.points) {
-      atoms.push_back(static_cast<double>(m->run.atoms()));
-      costs.push_back(m->ms_per_step());
-    }
-    if (atoms.size() >= 2 && atoms.front() != atoms.back()) s.exponent = analysis::fitted_exponent(atoms, costs);
-  }
-  return series;
-}
-
-std::string machine_description() {
-  std::string cpu = "unknown CPU";
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  for (std::string line; std::getline(cpuinfo, line);)
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
-  std::string load;
-  std::ifstream loadavg("/proc/loadavg");
-  loadavg >> load;
-  return cpu + ", " + std::to_string(std::thread::hardware_concurrency()) + " logical cores, load average " + load +
-         " at start";
-}
-
-std::string describe_setup(const Options& o) {
-  std::ostringstream s;
-  s << "diamond crystal, a = " << o.lattice << " A, mass " << o.mass << ", 300 K NVE, " << o.warmup << " warm-up + "
-    << o.steps << " timed steps of " << o.timestep << " ps, " << o.threads << " OpenMP/torch thread(s) per rank";
-  return s.str();
 }
 
 json::Value results_json(const Options& o, const std::string& machine, const std::vector<Measurement>& all,
@@ -414,7 +158,7 @@ json::Value results_json(const Options& o, const std::string& machine, const std
   json::Value root = json::Value::make_object();
   root.set("model", json::Value::make_string(o.yaml));
   root.set("weights", json::Value::make_string(o.weights));
-  root.set("element", json::Value::make_string(o.elements[0]));
+  root.set("element", json::Value::make_string(o.element));
   root.set("setup", json::Value::make_string(describe_setup(o)));
   root.set("machine", json::Value::make_string(machine));
   root.set("timestep_ps", json_number(o.timestep));
@@ -480,7 +224,7 @@ std::string formatted(const char* format, std::optional<double> value) {
 
 void print_table(const Options& o, const std::string& machine, const std::vector<Measurement>& all) {
   std::printf("# model %s %s, element %s\n# %s\n# machine: %s\n", o.yaml.c_str(), o.weights.c_str(),
-              o.elements[0].c_str(), describe_setup(o).c_str(), machine.c_str());
+              o.element.c_str(), describe_setup(o).c_str(), machine.c_str());
   if (!o.baseline.empty()) {
     std::string baseline;
     for (const std::string& c : o.baseline) baseline += (baseline.empty() ? "" : "; ") + c;
@@ -542,20 +286,6 @@ void plot_speed(const std::string& png, const std::vector<Measurement>& all) {
   run_gnuplot(script.str());
 }
 
-std::vector<Run> planned_runs(const Options& o) {
-  std::vector<Run> runs;
-  for (const int cells : o.cells) {
-    for (const int ranks : o.ranks) {
-      if (!o.baseline.empty()) runs.push_back({RunKind::Baseline, "", ranks, cells});
-      for (const std::string& dtype : o.dtypes) {
-        runs.push_back({RunKind::Staged, dtype, ranks, cells});
-        if (o.compare_largest) runs.push_back({RunKind::Largest, dtype, ranks, cells});
-      }
-    }
-  }
-  return runs;
-}
-
 }  // namespace
 
 int speed(int argc, char** argv) {
@@ -577,41 +307,34 @@ int speed(int argc, char** argv) {
     md::MdModel::load(o.yaml, o.weights, /*single_precision=*/false);
     if (access(o.lmp.c_str(), X_OK) != 0)
       throw Error("no LAMMPS executable at " + o.lmp + " (build with -DKLAY_WITH_LAMMPS=ON, or pass --lmp PATH)");
-    std::string folder = (std::getenv("TMPDIR") ? std::string(std::getenv("TMPDIR")) : std::string("/tmp")) +
-                         "/klay-bench-speed-XXXXXX";
-    if (!mkdtemp(folder.data())) throw Error("cannot create a folder for the LAMMPS logs: " + std::string(std::strerror(errno)));
-    const std::string machine = machine_description();
-    const std::vector<Run> runs = planned_runs(o);
-    std::fprintf(stderr, "klay bench speed: %zu LAMMPS runs; inputs and logs in %s\n", runs.size(), folder.c_str());
-
-    struct sigaction action {};
-    action.sa_handler = on_sigint;
-    sigemptyset(&action.sa_mask);
-    struct sigaction previous {};
-    sigaction(SIGINT, &action, &previous);
-
+    const std::string machine = bench_speed::machine_description();
+    const std::vector<Run> runs = bench_speed::planned_runs(o);
     std::vector<Measurement> done;
     std::string state = "complete";
-    for (size_t k = 0; k < runs.size(); ++k) {
-      std::fprintf(stderr, "[%zu/%zu] %s, %lld atoms ...\n", k + 1, runs.size(), runs[k].series().c_str(),
-                   static_cast<long long>(runs[k].atoms()));
-      Measurement m = measure(o, runs[k], folder, static_cast<int>(k) + 1);
-      if (g_interrupted) {
-        state = "interrupted";
-        break;  // a run cut short measures nothing
+    {
+      LammpsSession session(o);
+      std::fprintf(stderr, "klay bench speed: %zu LAMMPS runs; inputs and logs in %s\n", runs.size(),
+                   session.folder().c_str());
+      for (size_t k = 0; k < runs.size(); ++k) {
+        std::fprintf(stderr, "[%zu/%zu] %s, %lld atoms ...\n", k + 1, runs.size(), runs[k].series().c_str(),
+                     static_cast<long long>(runs[k].atoms()));
+        Measurement m = session.measure(runs[k], static_cast<int>(k) + 1);
+        if (session.interrupted()) {
+          state = "interrupted";
+          break;  // a run cut short measures nothing
+        }
+        if (m.ok)
+          std::fprintf(stderr, "[%zu/%zu] done: %.3f ms/step, %.4g atom-steps/s\n", k + 1, runs.size(),
+                       m.ms_per_step(), m.atom_steps_per_second());
+        else
+          std::fprintf(stderr, "[%zu/%zu] failed: %s (log %s)\n", k + 1, runs.size(), m.error.c_str(), m.log.c_str());
+        if (!m.ok) state = "failed";
+        done.push_back(std::move(m));
+        const bool last = state == "failed" || k + 1 == runs.size();
+        if (!o.json_path.empty()) write_json_file(o.json_path, results_json(o, machine, done, last ? state : "running"));
+        if (last) break;
       }
-      if (m.ok)
-        std::fprintf(stderr, "[%zu/%zu] done: %.3f ms/step, %.4g atom-steps/s\n", k + 1, runs.size(), m.ms_per_step(),
-                     m.atom_steps_per_second());
-      else
-        std::fprintf(stderr, "[%zu/%zu] failed: %s (log %s)\n", k + 1, runs.size(), m.error.c_str(), m.log.c_str());
-      if (!m.ok) state = "failed";
-      done.push_back(std::move(m));
-      const bool last = state == "failed" || k + 1 == runs.size();
-      if (!o.json_path.empty()) write_json_file(o.json_path, results_json(o, machine, done, last ? state : "running"));
-      if (last) break;
     }
-    sigaction(SIGINT, &previous, nullptr);
     if (state == "interrupted") {
       std::fprintf(stderr, "klay bench speed: interrupted; keeping the %zu finished runs\n", done.size());
       if (!o.json_path.empty()) write_json_file(o.json_path, results_json(o, machine, done, state));

@@ -1,4 +1,4 @@
-// scatter_sum, klay_spec.md §2.10.
+// scatter_sum (docs/layers.md#scatter).
 #include "e3nn/scatter.hpp"
 
 #include <ATen/ATen.h>

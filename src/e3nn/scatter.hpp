@@ -1,5 +1,5 @@
-// The scatter-sum of torch_runstats / torch_scatter / KLay's own helper (klay_spec.md §2.10), shared
-// by the convolution layers. No state.
+// The scatter-sum of torch_runstats / torch_scatter / KLay's own helper (docs/layers.md#scatter),
+// shared by the convolution layers. No state.
 #pragma once
 #include <cstdint>
 

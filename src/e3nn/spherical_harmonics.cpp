@@ -1,4 +1,4 @@
-// e3nn spherical harmonics, klay_spec.md §1.3.
+// e3nn spherical harmonics (docs/layers.md#spherical-harmonics).
 #include "e3nn/spherical_harmonics.hpp"
 
 #include <ATen/ATen.h>
@@ -13,7 +13,8 @@
 namespace klay::e3nn {
 namespace {
 
-// Component-normalised blocks l = 0..min(lmax, 3) from the closed forms of §1.3; x, y, z are [E].
+// Component-normalised blocks l = 0..min(lmax, 3) from their closed forms
+// (docs/layers.md#spherical-harmonics); x, y, z are [E].
 std::vector<at::Tensor> closed_form_blocks(int lmax, const at::Tensor& x, const at::Tensor& y,
                                            const at::Tensor& z) {
   std::vector<at::Tensor> blocks{at::ones_like(x).unsqueeze(-1)};

@@ -1,7 +1,8 @@
-// Reproduces e3nn.o3.spherical_harmonics / o3.SphericalHarmonics (e3nn >= 0.5, klay_spec.md §1.3):
-// real spherical harmonics in e3nn's basis (l = 1 block is (x, y, z); y is the polar axis).
-// l <= 3 use closed forms, higher l the 3j recursion of §1.3. Built from torch ops, so it is
-// differentiable by autograd (forces). No module state (SphericalHarmonics has no state_dict keys).
+// Reproduces e3nn.o3.spherical_harmonics / o3.SphericalHarmonics (e3nn >= 0.5,
+// docs/layers.md#spherical-harmonics): real spherical harmonics in e3nn's basis (l = 1 block is
+// (x, y, z); y is the polar axis). l <= 3 use closed forms, higher l the 3j recursion. Built from
+// torch ops, so it is differentiable by autograd (forces). No module state (SphericalHarmonics has
+// no state_dict keys).
 #pragma once
 #include <vector>
 

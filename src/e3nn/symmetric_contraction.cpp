@@ -1,4 +1,4 @@
-// MACE SymmetricContraction, klay_spec.md §5.15.
+// MACE SymmetricContraction (docs/layers.md#symmetric-contraction-detail).
 #include "e3nn/symmetric_contraction.hpp"
 
 #include <ATen/ATen.h>

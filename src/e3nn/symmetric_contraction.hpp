@@ -1,6 +1,6 @@
 // Reproduces MACE's SymmetricContraction / Contraction and U_matrix_real (ACEsuit/mace-layer
-// ddc076b, klay_spec.md §5.15): the element-weighted symmetric tensor powers of node features
-// x [N, F, L] (L = coupling dim, channel-major) up to correlation order K.
+// ddc076b; docs/layers.md#symmetric-contraction-detail): the element-weighted symmetric tensor
+// powers of node features x [N, F, L] (L = coupling dim, channel-major) up to correlation order K.
 //
 // state_dict keys (prefix of the SymmetricContraction, e.g. "product.symmetric_contractions."):
 //   contractions.{k}.U_matrix_{ν}   buffer, ν = 1..K, [d, L, …(ν)…, L, P_ν] (leading d absent for l = 0;

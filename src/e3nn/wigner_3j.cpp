@@ -1,4 +1,4 @@
-// e3nn.o3.wigner_3j (e3nn >= 0.5), klay_spec.md §2.1.
+// e3nn.o3.wigner_3j (e3nn >= 0.5; docs/layers.md#wigner-3j).
 #include "e3nn/wigner_3j.hpp"
 
 #include <ATen/ATen.h>

@@ -1,4 +1,4 @@
-// Reproduces e3nn.o3.wigner_3j (e3nn >= 0.5, klay_spec.md §2.1): the real-basis coupling tensor
+// Reproduces e3nn.o3.wigner_3j (e3nn >= 0.5, docs/layers.md#wigner-3j): the real-basis coupling tensor
 // W[2l1+1, 2l2+1, 2l3+1], Frobenius norm 1, obtained from the complex Condon–Shortley
 // Clebsch–Gordan coefficients (Racah's formula in long double) by e3nn's real-to-complex change of
 // basis Q_l. No module state; results are cached per (l1, l2, l3).

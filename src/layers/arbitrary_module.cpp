@@ -1,4 +1,4 @@
-// ArbitraryModule (klay_spec.md §5.21): a torch callable named by its Python import path.
+// ArbitraryModule (docs/layers.md#arbitrary-module): a torch callable named by its Python import path.
 //
 // Ports: unrestricted ("*") in and out. Config:
 //   target:  the Python path of the callable (see the four kinds below)

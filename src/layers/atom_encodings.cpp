@@ -1,4 +1,4 @@
-// Per-atom encoders of KLay (klay_spec.md §5.1–5.3): integer atom labels → float features.
+// Per-atom encoders of KLay (docs/layers.md#atom-encodings): integer atom labels → float features.
 //
 // OneHotAtomEncoding
 //   ports:   x (int64 [N]) → one_hot [N, num_elems]
@@ -12,7 +12,8 @@
 //   config:  none
 //   state:   none
 //   quirks:  column 0 is the most significant bit (Z=6 → 0,0,0,0,0,1,1,0); Z ≥ 256 wraps silently
-//            (§8.19), reproduced: only the low 8 bits are kept.
+//            (docs/layers.md#quirk-electronic-config), reproduced: only the low 8 bits are
+//            kept.
 //
 // ElectronicConfigurationEncoding
 //   ports:   x (int64 [N], atomic numbers 1…118) → representation [N, 24]
@@ -20,10 +21,10 @@
 //   state:   e_config — float32 buffer [118, 24] (row Z−1: column 0 = Z, 1–19 orbital occupations,
 //            20–23 valence s/p/d/f counts)
 //   quirks:  the table is data of the trained model and comes from its weights file: KLay's own
-//            table mixes orbital orders between rows (§8.19), so it cannot be derived, and we do not
-//            copy it from KLay's source. Until weights are loaded the buffer holds NaN and a call is an
-//            error that says so. Rows are cast to x's dtype (int64) and then to the model dtype, as
-//            Python does.
+//            table mixes orbital orders between rows (docs/layers.md#quirk-electronic-config),
+//            so it cannot be derived, and we do not copy it from KLay's source. Until weights are
+//            loaded the buffer holds NaN and a call is an error that says so. Rows are cast to x's
+//            dtype (int64) and then to the model dtype, as Python does.
 //
 // Output dtype: the encoders have only integer inputs, so the float dtype of their output cannot be
 // taken from an input. It is the model's floating dtype (Layer::set_floating_dtype): float64, KLay's

@@ -1,4 +1,4 @@
-// AutogradForces (klay_spec.md §5.12)
+// AutogradForces (docs/layers.md#autograd-forces)
 //   ports:   energy (float, any shape), pos (float [N, 3], a tensor the energy was computed from,
 //            requiring grad) → forces [N, 3] = −∂(Σ energy)/∂pos
 //   config:  none

@@ -1,6 +1,6 @@
 // The per-edge "uvu" tensor product of the message-passing convolutions: NequIP's
-// InteractionBlock (klay_spec.md §5.13 step 2) and MACE's conv_tp (§5.15,
-// tp_out_irreps_with_instructions) build it with the same recipe.
+// InteractionBlock and MACE's conv_tp (tp_out_irreps_with_instructions) build it with the same
+// recipe (docs/layers.md#convolution-tensor-product).
 #pragma once
 #include "e3nn/irreps.hpp"
 #include "e3nn/tensor_product.hpp"

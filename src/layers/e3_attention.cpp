@@ -1,4 +1,5 @@
-// The attention layers: E3Attention (klay_spec.md §5.16) and E3AttentionPooling (§5.17).
+// The attention layers: E3Attention (docs/layers.md#e3-attention) and
+// E3AttentionPooling (docs/layers.md#e3-attention-pooling).
 #include <cmath>
 
 #include <ATen/ATen.h>
@@ -37,8 +38,9 @@ at::Tensor soft_unit_step(const at::Tensor& x) {
 //         fc_k.layer{0,1}.weight                        FCNet([nb, radial_neurons, tp_k.weight_numel], silu)
 //         tp_v.*, fc_v.*                                the same for V
 //         dot.{weight,output_mask}                      FCTP(Q, K → 0e), internal weights
-// KLay's quirks, kept (§8.5): the key comes from the *destination* node f[edge_index[1]] (the
-// tutorial uses the source); no max-subtraction before exp; the output irreps are V.
+// KLay's quirks, kept (docs/layers.md#quirk-e3attention): the key comes from the *destination*
+// node f[edge_index[1]] (the tutorial uses the source); no max-subtraction before exp; the output
+// irreps are V.
 // src = edge_index[0], dst = edge_index[1]; attention normalised over the edges into each dst.
 class E3Attention : public EquivariantLayer {
  public:
@@ -120,8 +122,9 @@ class E3Attention : public EquivariantLayer {
 };
 
 // E3AttentionPooling: attention-weighted mean of the node features over the graph.
-// Ports:  f [N, dim I] → f_out [1, dim I]. KLay cannot wire its `batch` argument (§8.12), so every
-//         node belongs to graph 0 and the output has one row.
+// Ports:  f [N, dim I] → f_out [1, dim I]. KLay cannot wire its `batch` argument
+//         (docs/layers.md#quirk-pooling-batch), so every node belongs to graph 0 and the output
+//         has one row.
 // Config: irreps_input_block I, irreps_query_block Q, irreps_key_block K (block lists); I must
 //         suit GatedAtomwiseLinear (one even l=0 block, at least one l>0 block).
 // State:  scale (0-dim buffer 1/√dim K), h_q.* (GatedAtomwiseLinear I → Q), fc_k.* (I → K),

@@ -1,5 +1,5 @@
 // EGCL — E(n)-equivariant graph convolution (Satorras et al.), KLay's torch_geometric layer
-// (klay_spec.md §5.20).
+// (docs/layers.md#egcl).
 //
 // Ports:   h [N,H], coords [N,3], edge_index [2,E] int64, shift_vectors [E,3], batch [N] int64
 //          → (h [N,H], coords [N,3]).
@@ -14,7 +14,7 @@
 // vector is coords[j] − coords[i] − shift (the opposite sign of SphericalHarmonicEdgeAttrs' + shift,
 // kept for compatibility with trained models).
 //
-// Decisions where Python is broken (klay_spec.md §8.13):
+// Decisions where Python is broken (docs/layers.md#quirk-egcl):
 // * Python sums messages without a dim_size (size max(i)+1); when the last nodes receive no edge
 //   the following concatenation fails. We sum into all N nodes (torch_geometric's own default),
 //   which equals Python whenever Python runs and gives nodes without edges a zero message, as

@@ -1,5 +1,6 @@
-// GatedAtomwiseLinear (klay_spec.md §5.9), declared here because E3AttentionPooling (§5.17) uses
-// three of them as sub-modules (h_q, fc_k, fc_v); defined in atomwise_linear.cpp.
+// GatedAtomwiseLinear (docs/layers.md#gated-atomwise-linear), declared here because
+// E3AttentionPooling uses three of them as sub-modules (h_q, fc_k, fc_v); defined in
+// atomwise_linear.cpp.
 #pragma once
 #include <string>
 
@@ -19,7 +20,8 @@ namespace klay {
 // entries (order kept), Gt = (Σ mul over Gd) x 0e; lin1 = Linear(in → simplify(Sc+Gt+Gd)) —
 // *unsorted* — while the Gate(Sc,[silu],Gt,[silu],Gd) reads its input in its own *sorted* layout.
 // When Gd is not sorted by (l, p) the two layouts disagree and the gate slices the wrong
-// components (equivariance breaks); KLay models are trained that way, so it is kept (§8.4).
+// components (equivariance breaks); KLay models are trained that way, so it is kept
+// (docs/layers.md#quirk-gated-linear-sort).
 // lin2 = Linear(Sc + simplify(Gd) → irreps_out).
 // State:  lin1.{weight,bias,output_mask}, gate.mul.{weight [0], output_mask}, lin2.{weight,bias,output_mask}.
 // Python requires exactly one even scalar entry and at least one l>0 entry; others are config errors.

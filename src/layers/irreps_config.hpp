@@ -1,7 +1,8 @@
 // Irreps given in a layer's config. KLay writes them as a list of blocks
-// `[{l: 0, mul: 32}, {l: 1, mul: 16, p: e}, …]` (klay_spec.md §3.8: one entry per block, in order,
-// never merged or sorted; `l` and `mul` may be integers or digit strings; `p` is e/even/o/odd in
-// any case, default (−1)^l). Layers built from irreps strings ("32x0e + 16x1o") accept those too.
+// `[{l: 0, mul: 32}, {l: 1, mul: 16, p: e}, …]` (docs/layers.md#irreps-blocks: one entry per
+// block, in order, never merged or sorted; `l` and `mul` may be integers or digit strings; `p` is
+// e/even/o/odd in any case, default (−1)^l). Layers built from irreps strings ("32x0e + 16x1o")
+// accept those too.
 #pragma once
 #include <string>
 

@@ -1,4 +1,4 @@
-// MACE_layer (klay_spec.md §5.15; KLay vendors ACEsuit/mace-layer ddc076b): a MACE interaction
+// MACE_layer (docs/layers.md#mace-layer; KLay vendors ACEsuit/mace-layer ddc076b): a MACE interaction
 // (RealAgnosticResidualInteractionBlock) followed by the equivariant product basis
 // (SymmetricContraction + Linear), with the residual skip tensor product.
 //
@@ -18,8 +18,9 @@
 //         interaction.skip_tp.{weight,output_mask,…}             FCTP(I, A → H) (present even without use_sc)
 //         product.symmetric_contractions.contractions.{k}.{U_matrix_ν, weights_max, weights.t}
 //         product.linear.{weight,bias,output_mask}               Linear(H → H)
-// MACE convention (§8.14): sender = edge_index[0], receiver = edge_index[1]; the aggregated message
-// is divided by avg_num_neighbors itself (NequIP divides by its square root).
+// MACE convention (docs/layers.md#conventions): sender = edge_index[0], receiver = edge_index[1];
+// the aggregated message is divided by avg_num_neighbors itself (NequIP divides by its square
+// root).
 #include <ATen/ATen.h>
 
 #include "e3nn/activations.hpp"
@@ -68,8 +69,9 @@ class MaceLayer : public EquivariantLayer {
 
     num_features_ = hidden.count(Irrep{0, 1});
     if (num_features_ == 0) config.fail("hidden_irreps_block", "needs a 0e block: its mul F is MACE's channel count");
-    // Every contraction outputs F channels whatever the entry's mul says (§8.20); Python only
-    // fails later, with a shape error, so the mismatch is refused here.
+    // Every contraction outputs F channels whatever the entry's mul says
+    // (docs/layers.md#quirk-mace-hidden-mul); Python only fails later, with a shape error, so the
+    // mismatch is refused here.
     for (const MulIrrep& entry : hidden)
       if (entry.mul != num_features_)
         config.fail("hidden_irreps_block", "every block must have mul F = " + std::to_string(num_features_) +
@@ -98,7 +100,7 @@ class MaceLayer : public EquivariantLayer {
           "symmetric_contractions",
           e3nn::SymmetricContraction(target, hidden, static_cast<int>(correlation), num_elements));
     } catch (const Error& e) {
-      // MACE's UnboundLocalError in U_matrix_real (§8.20).
+      // MACE's UnboundLocalError in U_matrix_real (docs/layers.md#quirk-mace-hidden-mul).
       config.fail("hidden_irreps_block", std::string("not reachable at every correlation order: ") + e.what());
     }
     product_linear_ = product->register_module("linear", e3nn::Linear(hidden, hidden));

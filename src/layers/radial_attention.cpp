@@ -1,4 +1,4 @@
-// RadialAttention and AttentionInteractionBlock (klay_spec.md §5.18, §5.19).
+// RadialAttention and AttentionInteractionBlock (docs/layers.md#radial-attention).
 //
 // Neither layer can be built in Python KLay v0.9.6: RadialAttention.__init__ calls
 // `torch.nn.functional.silu()` without an argument where it meant an activation module (TypeError),

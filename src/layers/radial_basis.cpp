@@ -1,4 +1,4 @@
-// Radial functions of edge lengths (klay_spec.md §5.5–5.7). Outputs take the dtype of the input
+// Radial functions of edge lengths (docs/layers.md#radial-basis). Outputs take the dtype of the input
 // lengths (and of bessel_weights, which follows the model's dtype).
 //
 // PolynomialCutoff

@@ -1,4 +1,4 @@
-// SphericalHarmonicEdgeAttrs (klay_spec.md §5.4)
+// SphericalHarmonicEdgeAttrs (docs/layers.md#spherical-harmonic-edge-attrs)
 //   ports:   pos (float [N, 3]), edge_index (int64 [2, E]), shift (float [E, 3] or broadcastable to
 //            it, e.g. a [1, 3] zero row) → tuple (edge_vec [E, 3], edge_lengths [E], edge_sh
 //            [E, (lmax+1)²])

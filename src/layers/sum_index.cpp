@@ -1,4 +1,4 @@
-// Segment sums of per-atom values (klay_spec.md §5.10–5.11).
+// Segment sums of per-atom values (docs/layers.md#sum-index).
 //
 // AtomwiseSumIndex
 //   ports:   src (float [N] or [N, F]), index (int64 [N]) → h [max(index)+1, F…]
@@ -13,10 +13,10 @@
 //            runtime only evaluates, so row 0 (the atoms with index 0: the contributing atoms in the
 //            KIM convention) is what it returns.
 //
-// Quirk replicated from KLay (§8.3): the index is unsqueezed to src's rank but not expanded, so
-// for a 2-D src only column 0 is summed and the other columns of the result stay 0 (and, as in
-// Python, differentiating that case fails). For the usual [N, 1] per-atom energies this is a plain
-// segment sum.
+// Quirk replicated from KLay (docs/layers.md#quirk-sum-index): the index is unsqueezed to src's
+// rank but not expanded, so for a 2-D src only column 0 is summed and the other columns of the
+// result stay 0 (and, as in Python, differentiating that case fails). For the usual [N, 1]
+// per-atom energies this is a plain segment sum.
 // Deviation: an empty index raises in Python (max of nothing); here it gives one zero row, so that
 // an MPI rank with no atoms gets energy 0 and the row-0 convention still holds.
 #include <ATen/ATen.h>

@@ -1,7 +1,7 @@
 // Periodic neighbour search: every ordered pair (i, j, S) with |pos[j] + S·cell − pos[i]| < r,
 // except i == j with S = 0, for orthogonal or triclinic cells, periodic in any subset of the three
 // directions, with any number of periodic images (cells smaller than r work). This is the
-// neighbour convention of shared/conformance/README.md ("Neighbor / shift convention").
+// neighbour convention of the reference data (docs/design.md#neighbours).
 // Torch-free so the LAMMPS glue and the tools can use it without the runtime.
 #pragma once
 #include <array>

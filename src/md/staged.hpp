@@ -1,4 +1,4 @@
-// Staged graphs (design.md §4, shared/conformance/README.md "Staged-graph convention"):
+// Staged graphs (docs/design.md#staged-graphs, the reference data's convention):
 //   S_0 = owned atoms; for k = 0..D-1: G_k = {(a,b), (b,a) : a ∈ S_k, b a neighbour of a within
 //   r_cut, b ≠ a}; S_{k+1} = S_k ∪ {those b}.
 // All stages share one edge array ordered so that G_k is its first stage_edges[k] pairs

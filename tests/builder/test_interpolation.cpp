@@ -1,4 +1,5 @@
-// OmegaConf interpolation as OmegaConf.to_container(resolve=True) gives it (klay_spec.md §3.1).
+// OmegaConf interpolation as OmegaConf.to_container(resolve=True) gives it
+// (docs/design.md#yaml-loading).
 #include <string>
 
 #include "builder_fixture.hpp"

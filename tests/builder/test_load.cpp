@@ -1,5 +1,5 @@
 // YAML loading and scalar typing: what OmegaConf.load (PyYAML SafeLoader, YAML 1.1, OmegaConf's float
-// pattern) gives for each form, with libyaml's line:column on every node (klay_spec.md §3.1).
+// pattern) gives for each form, with libyaml's line:column on every node (docs/design.md#yaml-loading).
 #include <cmath>
 #include <string>
 

@@ -1,4 +1,4 @@
-// Validation rules and the build plan (klay_spec.md §3.2-3.8; design.md §3-4).
+// Validation rules and the build plan (docs/design.md#yaml-contract, #validation).
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -112,7 +112,7 @@ TEST(Plan, KLayExamplesValidateExceptTheMisspeltPort) {
     std::string name = file.filename().string();
     if (name == "new_model.yaml" || name == "mace_model.yaml") {
       // KLay's own examples wire `edge_length`, but RadialBasisEdgeEncoding's port is `edge_lengths`
-      // (klay_spec.md §8.1): rejected at the key, with the fix.
+      // (docs/layers.md#quirk-port-rename): rejected at the key, with the fix.
       EXPECT_EQ(l.build(), nullptr);
       std::string where = file.string() + (name == "new_model.yaml" ? ":32:7: " : ":33:7: ");
       EXPECT_NE(l.messages().find(where +

@@ -1,4 +1,5 @@
-// Irreps algebra against klay_spec.md §1.1 and the worked examples of §5.14 / §5.15.
+// Irreps algebra (docs/layers.md#irreps) and the worked examples of ConvNetLayer and MACE_layer
+// (docs/layers.md#convnet-layer, #mace-layer).
 #include <gtest/gtest.h>
 
 #include "e3nn/irreps.hpp"
@@ -57,7 +58,7 @@ TEST(Irreps, SortIsStableWithOddParityFirst) {
   EXPECT_EQ(sorted.inverse, (std::vector<int>{3, 1, 4, 2, 0}));
 }
 
-// klay_spec.md §5.14: second ConvNetLayer of new_model.yaml, gate input irreps.
+// docs/layers.md#convnet-layer: second ConvNetLayer of new_model.yaml, gate input irreps.
 TEST(Irreps, ConvNetLayerGateInputExample) {
   const Irreps scalars("32x0e"), gates("32x0e+32x0e"), gated("32x1e+32x1o");
   const auto sorted = (scalars.simplify() + gates.simplify() + gated.simplify()).sort();
@@ -72,7 +73,7 @@ TEST(Irreps, ProductAndSphericalHarmonics) {
   EXPECT_EQ(Irreps::spherical_harmonics(3), Irreps("1x0e+1x1o+1x2e+1x3o"));
 }
 
-// klay_spec.md §5.15: MACE target = simplify(sort(sh * F)).
+// docs/layers.md#mace-layer: MACE target = simplify(sort(sh * F)).
 TEST(Irreps, RepeatConcatenatesLists) {
   const Irreps sh = Irreps::spherical_harmonics(2);
   EXPECT_EQ(sh.repeat(2), Irreps("0e+1o+2e+0e+1o+2e"));

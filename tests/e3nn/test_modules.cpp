@@ -1,6 +1,7 @@
-// o3.Linear, TensorProduct, FullyConnectedNet, Activation, Gate, NormActivation, SymmetricContraction
-// and scatter_sum: state_dict layout (klay_spec.md §2, §5.15), equivariance under rotations and
-// inversion, spec formulas on small cases, and autograd against finite differences.
+// o3.Linear, TensorProduct, FullyConnectedNet, Activation, Gate, NormActivation,
+// SymmetricContraction and scatter_sum: state_dict layout (docs/layers.md#e3nn,
+// #symmetric-contraction-detail), equivariance under rotations and inversion, the documented
+// formulas on small cases, and autograd against finite differences.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -58,7 +59,8 @@ TEST(Linear, StateDictLayoutAndMask) {
   EXPECT_EQ(empty.named_buffers()["weight"].numel(), 0);
 }
 
-// §2.2: out_o = Σ_instr Σ_u W[u,w] in_i[u,m] / √F(o), instructions i_in-major, blocks [mul_in, mul_out].
+// docs/layers.md#linear: out_o = Σ_instr Σ_u W[u,w] in_i[u,m] / √F(o), instructions i_in-major,
+// blocks [mul_in, mul_out].
 TEST(Linear, SpecFormulaOnSmallCase) {
   LinearImpl linear(Irreps("2x0e+1x1o+1x0e"), Irreps("1x1o+2x0e"));
   {
@@ -127,7 +129,8 @@ TEST(TensorProduct, EveryPathUpToL2IsEquivariant) {
   expect_equivariant(tp, in1, in2, out);
 }
 
-// The NequIP/MACE convolution: uvu with per-edge weights; output slots sorted as klay_spec.md §5.13.
+// The NequIP/MACE convolution: uvu with per-edge weights; output slots sorted as in
+// docs/layers.md#convolution-tensor-product.
 TEST(TensorProduct, UvuExternalWeightsPerEdge) {
   at::manual_seed(12);
   const Irreps in1("3x0e+2x1o"), sh = Irreps::spherical_harmonics(2), mid("3x0e+2x0e+2x1o+3x1o+2x1e+2x2o");
@@ -153,7 +156,8 @@ TEST(TensorProduct, UvuExternalWeightsPerEdge) {
   EXPECT_THROW(tp->forward(x, spherical_harmonics(2, v, true)), Error);
 }
 
-// §2.5: with a scalar second operand the elementwise product is copy u times scalar u.
+// docs/layers.md#elementwise-tp: with a scalar second operand the elementwise product is copy u
+// times scalar u.
 TEST(TensorProduct, ElementwiseWithScalars) {
   at::manual_seed(13);
   TensorProduct etp = elementwise_tensor_product(Irreps("2x1o+1x2e+1x1o"), Irreps("3x0e+1x0o"));
@@ -207,8 +211,9 @@ TEST(TensorProduct, RejectsInvalidInstructions) {
                Error);  // uvu needs mul_out == mul1
 }
 
-// §2.6: normalize2mom constants. libtorch's CPU generator is the same code as Python's, so the
-// method (1e6 float64 torch.randn samples, generator seeded 0) reproduces the hard-coded values.
+// docs/layers.md#normalize2mom: the constants. libtorch's CPU generator is the same code as
+// Python's, so the method (1e6 float64 torch.randn samples, generator seeded 0) reproduces the
+// hard-coded values.
 TEST(FullyConnectedNet, Normalize2momConstants) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
   const at::Tensor z = at::randn({1000000}, gen, at::kDouble);
@@ -252,7 +257,8 @@ TEST(Activation, ParityRule) {
   EXPECT_TRUE(at::equal(y.narrow(1, 4, 3), x.narrow(1, 4, 3)));
 }
 
-// §2.8: the input is read in the sorted layout and the gated part re-assembled in irreps_gated order.
+// docs/layers.md#gate: the input is read in the sorted layout and the gated part re-assembled in
+// irreps_gated order.
 TEST(Gate, SortedInputLayoutAndUnsortedGated) {
   at::manual_seed(16);
   GateImpl gate(Irreps("1x0e"), {"silu"}, Irreps("3x0o"), {"tanh"}, Irreps("2x2e+1x1o"));
@@ -281,7 +287,7 @@ TEST(Gate, WithoutGatesOnlyScalars) {
   EXPECT_LT(relative_error(gate.forward(x), expected), 1e-15);
 }
 
-// §2.9: out[u,m] = x[u,m] f(r)/r, r = max(|x_u|, 1e-8), f unscaled.
+// docs/layers.md#norm-activation: out[u,m] = x[u,m] f(r)/r, r = max(|x_u|, 1e-8), f unscaled.
 TEST(NormActivation, FormulaStateAndEquivariance) {
   at::manual_seed(17);
   const Irreps irreps("2x0e+1x1o+1x1o+1x2e");

@@ -182,7 +182,8 @@ TEST(ReferenceModules, E3AttentionPooling) {
   check_generic_e3nn_modules("layer_E3AttentionPooling_0");
 }
 
-// Gates and norm nonlinearities, with the activations derived from the configs as in §5.9 / §5.14.
+// Gates and norm nonlinearities, with the activations derived from the configs as in
+// docs/layers.md#gated-atomwise-linear and #convnet-layer.
 struct GateCase {
   const char* case_name;
   const char* module;
@@ -220,7 +221,7 @@ TEST(ReferenceModules, Gate) {
 TEST(ReferenceModules, NormActivation) {
   at::manual_seed(107);
   torch::jit::Module ref = submodule(load_case("layer_ConvNetLayer_1"), "layer.equivariant_nonlin");
-  NormActivationImpl mine(Irreps("3x0e+3x1e+3x2e"), "ssp");  // §5.14: norm, parity off, scalars e: ssp
+  NormActivationImpl mine(Irreps("3x0e+3x1e+3x2e"), "ssp");  // ConvNetLayer norm, parity off, scalars e: ssp
   load_by_name(mine, ref);
   at::Tensor x = at::randn({7, 27}, at::kDouble);
   x.narrow(1, 3, 3).zero_();  // a zero copy exercises the epsilon floor
@@ -247,7 +248,7 @@ TEST(ReferenceModules, SphericalHarmonics) {
 
 struct MaceCase {
   const char* case_name;
-  Irreps target;  // simplify(sort(sh * F)), §5.15
+  Irreps target;  // simplify(sort(sh * F)), docs/layers.md#mace-layer
   Irreps hidden;
   int correlation;
   int64_t num_elements;
@@ -317,7 +318,8 @@ at::Tensor reference_tensor(const std::string& case_name, const std::string& sec
   return at::tensor(numbers(data_at), at::kDouble).view(shape);
 }
 
-// AtomwiseLinear (§5.8) is one o3.Linear; GatedAtomwiseLinear (§5.9) is lin2(gate(lin1(h))).
+// AtomwiseLinear is one o3.Linear; GatedAtomwiseLinear is lin2(gate(lin1(h)))
+// (docs/layers.md#atomwise-linear, #gated-atomwise-linear).
 TEST(ReferenceModules, LayersEndToEndAgainstReferenceJson) {
   {
     torch::jit::Module root = load_case("layer_AtomwiseLinear_0");

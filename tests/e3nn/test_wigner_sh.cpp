@@ -1,5 +1,6 @@
-// wigner_3j against the facts of klay_spec.md §2.1 and spherical harmonics against the check vector
-// and conventions of §1.3; equivariance through Wigner-D matrices fitted from the harmonics.
+// wigner_3j against the facts of docs/layers.md#wigner-3j and spherical harmonics against the check
+// vector and conventions of docs/layers.md#spherical-harmonics; equivariance through Wigner-D
+// matrices fitted from the harmonics.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,5 +1,6 @@
-// OneHotAtomEncoding, BinaryAtomicNumberEncoding, ElectronicConfigurationEncoding (klay_spec.md
-// §5.1–5.3) on hand-checked inputs; numbers against Python: layer_*Encoding_* conformance cases.
+// OneHotAtomEncoding, BinaryAtomicNumberEncoding, ElectronicConfigurationEncoding
+// (docs/layers.md#atom-encodings) on hand-checked inputs; numbers against Python: layer_*Encoding_*
+// conformance cases.
 #include <gtest/gtest.h>
 
 #include "conv_layer_testing.hpp"

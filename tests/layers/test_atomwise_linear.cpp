@@ -1,5 +1,6 @@
-// AtomwiseLinear and GatedAtomwiseLinear (klay_spec.md §5.8, §5.9): state shapes, hand-computed
-// values, equivariance, KLay's unsorted-gate quirk (§8.4) reproduced literally, config errors.
+// AtomwiseLinear and GatedAtomwiseLinear (docs/layers.md#atomwise-linear, #gated-atomwise-linear):
+// state shapes, hand-computed values, equivariance, KLay's unsorted-gate quirk
+// (docs/layers.md#quirk-gated-linear-sort) reproduced literally, config errors.
 // Numbers against Python: layer_AtomwiseLinear_*, layer_GatedAtomwiseLinear_*.
 #include <gtest/gtest.h>
 

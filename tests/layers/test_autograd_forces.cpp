@@ -1,4 +1,4 @@
-// AutogradForces (klay_spec.md §5.12): forces of a known potential, differentiable forces
+// AutogradForces (docs/layers.md#autograd-forces): forces of a known potential, differentiable forces
 // (create_graph), clear errors. Numbers against Python: layer_AutogradForces_0.
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>

@@ -1,6 +1,7 @@
-// E3Attention and E3AttentionPooling (klay_spec.md §5.16, §5.17): state_dict shapes derived by hand
-// from the spec, rotation/inversion equivariance, the attention semantics (cutoff, normalisation,
-// aggregation onto edge_index[1]), autograd vs central finite differences, config errors.
+// E3Attention and E3AttentionPooling (docs/layers.md#e3-attention, #e3-attention-pooling):
+// state_dict shapes derived by hand, rotation/inversion equivariance, the attention semantics
+// (cutoff, normalisation, aggregation onto edge_index[1]), autograd vs central finite differences,
+// config errors.
 // Numbers against Python: layer_E3Attention_0 and layer_E3AttentionPooling_0 in the runtime
 // conformance test.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// EGCL (klay_spec.md §5.20): state_dict layout, E(3) equivariance, autograd vs finite differences,
+// EGCL (docs/layers.md#egcl): state_dict layout, E(3) equivariance, autograd vs finite differences,
 // nodes without incoming edges, config errors. Numbers against Python: layer_EGCL_* conformance.
 #include <gtest/gtest.h>
 

@@ -1,8 +1,12 @@
-// MACE_layer (klay_spec.md §5.15): state_dict shapes from the spec, rotation/inversion
-// equivariance, the MACE message direction (§8.14), autograd vs central finite differences and
-// config errors (§8.20). Numbers against Python: layer_MACE_layer_*, model_mace_model_* and
-// staged_mace_staged2_si8 in the runtime conformance test.
+// MACE_layer (docs/layers.md#mace-layer): state_dict shapes derived by hand, rotation/inversion
+// equivariance, the MACE message direction (docs/layers.md#conventions), autograd vs central finite
+// differences and config errors (docs/layers.md#quirk-mace-hidden-mul). Numbers against Python:
+// layer_MACE_layer_*, model_mace_model_* and staged_mace_staged2_si8 in the runtime conformance
+// test.
 #include <gtest/gtest.h>
+
+#include <cctype>
+#include <string>
 
 #include <torch/csrc/autograd/autograd.h>
 
@@ -77,6 +81,14 @@ void PrintTo(const MaceCase& c, std::ostream* os) {
   *os << c.irreps_in.to_string() << " -> " << c.irreps_out.to_string();
 }
 
+// "2x0e_1x1o_to_2x0e_2x1o": a test name may hold only letters, digits and underscores.
+std::string mace_case_name(const ::testing::TestParamInfo<MaceCase>& info) {
+  std::string name = info.param.irreps_in.to_string() + "_to_" + info.param.irreps_out.to_string();
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return name;
+}
+
 const MaceCase kSmallCase{"{lmax: 1, correlation: 2, num_elements: 2, hidden_irreps_block: [{l: 0, mul: 2}, "
                           "{l: 1, mul: 2}], input_block: [{l: 0, mul: 2}, {l: 1, mul: 1}], num_radial_basis: 3, "
                           "avg_num_neighbors: 2.5}",
@@ -136,11 +148,12 @@ INSTANTIATE_TEST_SUITE_P(
         // Correlation 1 without the skip connection.
         MaceCase{"{lmax: 2, correlation: 1, num_elements: 2, hidden_irreps_block: [{l: 0, mul: 3}], "
                  "input_block: [{l: 0, mul: 3}], num_radial_basis: 2, use_sc: false}",
-                 e3nn::Irreps("3x0e"), e3nn::Irreps("3x0e"), 2, 2}));
+                 e3nn::Irreps("3x0e"), e3nn::Irreps("3x0e"), 2, 2}),
+    mace_case_name);
 
 TEST(MaceLayer, MessagesFlowFromEdgeIndex0ToEdgeIndex1) {
-  // MACE: sender = edge_index[0], receiver = edge_index[1] (§8.14). Without the skip connection a
-  // node that receives no message has X = 0 and so a zero output.
+  // MACE: sender = edge_index[0], receiver = edge_index[1] (docs/layers.md#conventions). Without
+  // the skip connection a node that receives no message has X = 0 and so a zero output.
   const MaceCase c{"{lmax: 1, correlation: 2, num_elements: 2, hidden_irreps_block: [{l: 0, mul: 2}, {l: 1, mul: 2}], "
                    "input_block: [{l: 0, mul: 2}], num_radial_basis: 3, use_sc: false}",
                    e3nn::Irreps("2x0e"), e3nn::Irreps("2x0e+2x1o"), 2, 3};
@@ -177,15 +190,15 @@ TEST(MaceLayer, ConfigErrors) {
   const std::string base = "lmax: 1, correlation: 2, num_elements: 2, input_block: [{l: 0, mul: 2}]";
   EXPECT_EQ(build_error("MACE_layer", "{" + base + ", hidden_irreps_block: [{l: 0, mul: 2}, {l: 1, mul: 2}]}"), "");
 
-  // §8.20: every hidden block must have mul F (here F = 4, 1o has 2); the message names the layer,
-  // the key and the YAML position.
+  // docs/layers.md#quirk-mace-hidden-mul: every hidden block must have mul F (here F = 4, 1o has
+  // 2); the message names the layer, the key and the YAML position.
   const std::string mul_error =
       build_error("MACE_layer", "{" + base + ", hidden_irreps_block: [{l: 0, mul: 4}, {l: 1, mul: 2}]}");
   EXPECT_NE(mul_error.find("<test>:1:"), std::string::npos) << mul_error;
   EXPECT_NE(mul_error.find("layer 'layer', config 'hidden_irreps_block'"), std::string::npos) << mul_error;
   EXPECT_NE(mul_error.find("mul F = 4"), std::string::npos) << mul_error;
 
-  // §8.20: 1e is not reachable from 0e + 1o at correlation order 1.
+  // docs/layers.md#quirk-mace-hidden-mul: 1e is not reachable from 0e + 1o at correlation order 1.
   const std::string reach_error =
       build_error("MACE_layer", "{" + base + ", hidden_irreps_block: [{l: 0, mul: 2}, {l: 1, mul: 2, p: e}]}");
   EXPECT_NE(reach_error.find("config 'hidden_irreps_block'"), std::string::npos) << reach_error;

@@ -1,7 +1,7 @@
-// InteractionBlock and ConvNetLayer (klay_spec.md §5.13, §5.14): state_dict shapes derived by
-// hand from the spec, equivariance under rotations and inversion, autograd vs finite differences,
-// config errors. Numbers against Python: layer_InteractionBlock_0, layer_ConvNetLayer_* and the
-// NequIP model cases.
+// InteractionBlock and ConvNetLayer (docs/layers.md#interaction-block, #convnet-layer): state_dict
+// shapes derived by hand, equivariance under rotations and inversion, autograd vs finite
+// differences, config errors. Numbers against Python: layer_InteractionBlock_0,
+// layer_ConvNetLayer_* and the NequIP model cases.
 #include <gtest/gtest.h>
 
 #include "conv_layer_testing.hpp"
@@ -9,7 +9,7 @@
 namespace klay::testing {
 namespace {
 
-// new_model.yaml's first convolution (klay_spec.md §5.14 lists its shapes).
+// new_model.yaml's first convolution (KLay's example model).
 const char* kNewModelConv1 =
     "{hidden_irreps_lmax: 1, edge_sh_lmax: 1, conv_feature_size: 32, input_block: [{l: 0, mul: 32}], "
     "node_attr_block: [{l: 0, mul: 2}], avg_neigh: 1, num_radial_basis: 8}";
@@ -143,7 +143,8 @@ INSTANTIATE_TEST_SUITE_P(
                  "2}, {l: 1, "
                  "mul: 1}], node_attr_block: [{l: 0, mul: 2}], parity: false, nonlinearity_type: norm, "
                  "num_radial_basis: 3, radial_network_hidden_dim: 4, radial_network_layers: 2}",
-                 e3nn::Irreps("2x0e"), e3nn::Irreps("2x0e+1x1o"), e3nn::Irreps("2x0e+2x1e+2x2e"), 2, 3}));
+                 e3nn::Irreps("2x0e"), e3nn::Irreps("2x0e+1x1o"), e3nn::Irreps("2x0e+2x1e+2x2e"), 2, 3}),
+    [](const ::testing::TestParamInfo<ConvCase>& info) { return info.param.type + "_" + std::to_string(info.index); });
 
 TEST(ConvNetLayer, AutogradMatchesCentralDifferences) {
   const ConvCase c{

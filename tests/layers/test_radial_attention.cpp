@@ -1,5 +1,5 @@
-// RadialAttention and AttentionInteractionBlock (klay_spec.md §5.18, §5.19). Python cannot build
-// either layer, so there is no reference data: these tests check hand-computed values, the
+// RadialAttention and AttentionInteractionBlock (docs/layers.md#radial-attention). Python cannot
+// build either layer, so there is no reference data: these tests check hand-computed values, the
 // would-be state_dict layout, equivariance and config errors.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// PolynomialCutoff, BesselBasis, RadialBasisEdgeEncoding (klay_spec.md §5.5–5.7): values from the
+// PolynomialCutoff, BesselBasis, RadialBasisEdgeEncoding (docs/layers.md#radial-basis): values from the
 // formulas at hand-picked points, state_dict layout, autograd vs central differences, config
 // errors. Numbers against Python: layer_{PolynomialCutoff,BesselBasis,RadialBasisEdgeEncoding}_*.
 #include <cmath>

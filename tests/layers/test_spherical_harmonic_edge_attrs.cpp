@@ -1,7 +1,7 @@
-// SphericalHarmonicEdgeAttrs (klay_spec.md §5.4): edge vectors with KLay's "+ shift" convention,
-// the spec's check vector (§1.3) in all three normalisations, the addition theorem, rotation
-// equivariance, autograd vs central differences, config errors. Numbers against Python:
-// layer_SphericalHarmonicEdgeAttrs_*.
+// SphericalHarmonicEdgeAttrs (docs/layers.md#spherical-harmonic-edge-attrs): edge vectors with
+// KLay's "+ shift" convention, the check vector of docs/layers.md#spherical-harmonics in all three
+// normalisations, the addition theorem, rotation equivariance, autograd vs central differences,
+// config errors. Numbers against Python: layer_SphericalHarmonicEdgeAttrs_*.
 #include <cmath>
 
 #include <gtest/gtest.h>
@@ -12,7 +12,8 @@
 namespace klay::testing {
 namespace {
 
-// klay_spec.md §1.3: Y^0…Y^3 (component normalisation) of (0.3, −0.5, 0.8), normalised inside.
+// docs/layers.md#spherical-harmonics: Y^0…Y^3 (component normalisation) of (0.3, −0.5, 0.8),
+// normalised inside.
 const std::vector<double> kCheckValues = {
     1,           0.524890659168, -0.87481776528, 1.399708424448, 0.948485717439, -0.592803573399,
     -0.262395732054, -1.580809529064, 1.086806551232, 1.18364715777, -1.267467353894, 0.135272824815,

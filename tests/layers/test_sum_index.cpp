@@ -1,5 +1,5 @@
-// AtomwiseSumIndex and KIMAPISumIndex (klay_spec.md §5.10–5.11, quirk §8.3). Numbers against
-// Python: layer_AtomwiseSumIndex_*, layer_KIMAPISumIndex_0.
+// AtomwiseSumIndex and KIMAPISumIndex (docs/layers.md#sum-index, #quirk-sum-index). Numbers
+// against Python: layer_AtomwiseSumIndex_*, layer_KIMAPISumIndex_0.
 #include <gtest/gtest.h>
 
 #include "conv_layer_testing.hpp"

@@ -1,5 +1,7 @@
 // Reading the conformance reference.json files in tests (through the runtime's JSON reader).
 #pragma once
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -10,6 +12,10 @@
 namespace klay_test {
 
 using klay::json::Value;
+
+// Names a test parameterised by conformance case after the case's folder, so that ctest lists
+// ".../model_nequip2_si8" instead of ".../0".
+inline std::string case_folder_name(const ::testing::TestParamInfo<const char*>& info) { return info.param; }
 
 inline const Value& member(const Value& v, const std::string& key) {
   const Value* m = v.find(key);

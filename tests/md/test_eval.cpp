@@ -111,7 +111,8 @@ INSTANTIATE_TEST_SUITE_P(Conformance, EvalModelCase,
                          ::testing::Values("model_nequip2_si8", "model_nequip2_box20", "model_nequip2_cluster5",
                                            "model_new_model_si8", "model_new_model_box20", "model_new_model_cluster5",
                                            "model_mace_model_si8", "model_mace_model_box20",
-                                           "model_mace_model_cluster5"));
+                                           "model_mace_model_cluster5"),
+                         klay_test::case_folder_name);
 
 class EvalStagedCase : public ::testing::TestWithParam<const char*> {};
 

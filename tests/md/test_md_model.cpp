@@ -1,4 +1,4 @@
-// What the MD side infers from a model (design.md §3 "MD conventions") and what it refuses.
+// What the MD side infers from a model (docs/design.md#md-conventions) and what it refuses.
 #include <gtest/gtest.h>
 
 #include <fstream>

@@ -140,4 +140,5 @@ TEST_P(ReferenceNeighbors, ReproducesRecordedEdgesInOrder) {
 
 INSTANTIATE_TEST_SUITE_P(Conformance, ReferenceNeighbors,
                          ::testing::Values("model_nequip2_si8", "model_nequip2_box20",
-                                           "model_nequip2_cluster5", "model_mace_model_box20"));
+                                           "model_nequip2_cluster5", "model_mace_model_box20"),
+                         klay_test::case_folder_name);

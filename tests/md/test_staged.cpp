@@ -85,7 +85,8 @@ TEST_P(ReferenceStaged, RebuildsRecordedInputs) {
 
 INSTANTIATE_TEST_SUITE_P(Conformance, ReferenceStaged,
                          ::testing::Values("staged_nequip_staged2_si8", "staged_nequip_staged2_box20",
-                                           "staged_nequip_staged3_tric12", "staged_mace_staged2_si8"));
+                                           "staged_nequip_staged3_tric12", "staged_mace_staged2_si8"),
+                         klay_test::case_folder_name);
 
 TEST(StagedGraph, ChainGrowsOneAtomPerStage) {
   // Atoms on a line 1 Å apart, cutoff 1.5: atom 0 owned, stage k reaches atom k+1.

@@ -29,6 +29,12 @@ struct CaseRun {
   bool periodic_twin = false;
 };
 
+// gtest prints a parameter in failure messages and in the test list; without this it would be
+// the struct's bytes.
+void PrintTo(const CaseRun& run, std::ostream* os) { *os << run.name; }
+
+std::string case_name(const ::testing::TestParamInfo<CaseRun>& info) { return info.param.name; }
+
 std::vector<CaseRun> all_cases() {
   std::vector<CaseRun> cases;
   const std::filesystem::path root(conformance_dir());
@@ -202,12 +208,10 @@ TEST_P(LayerGradients, AutogradMatchesFiniteDifferences) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, LayerGradients, ::testing::ValuesIn(differentiable_layer_cases()),
-                         [](const ::testing::TestParamInfo<CaseRun>& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Cases, LayerGradients, ::testing::ValuesIn(differentiable_layer_cases()), case_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(LayerGradients);
 
-INSTANTIATE_TEST_SUITE_P(Cases, Conformance, ::testing::ValuesIn(all_cases()),
-                         [](const ::testing::TestParamInfo<CaseRun>& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Cases, Conformance, ::testing::ValuesIn(all_cases()), case_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Conformance);
 
 }  // namespace

@@ -1,5 +1,5 @@
 // assign_state_dict: the strict rules for loading a file's tensors into a model's parameters and
-// buffers (design.md §5: missing, unexpected, shape and dtype problems name the keys; alias
+// buffers (docs/design.md#weights: missing, unexpected, shape and dtype problems name the keys; alias
 // duplicates must be equal).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <limits>
 
-#include "test_files.hpp"
+#include "weights_testing.hpp"
 #include "weights/assign.hpp"
 
 namespace {

@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "test_files.hpp"
+#include "weights_testing.hpp"
 #include "weights/state_dict.hpp"
 
 namespace {

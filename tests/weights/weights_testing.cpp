@@ -1,4 +1,4 @@
-#include "test_files.hpp"
+#include "weights_testing.hpp"
 
 #include <algorithm>
 #include <cstdlib>

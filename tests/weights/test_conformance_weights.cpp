@@ -9,7 +9,7 @@
 #include <set>
 #include <sstream>
 
-#include "test_files.hpp"
+#include "weights_testing.hpp"
 #include "weights/state_dict.hpp"
 
 namespace {

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "cli/commands.hpp"
-#include "test_files.hpp"
+#include "weights_testing.hpp"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "test_files.hpp"
+#include "weights_testing.hpp"
 #include "weights/state_dict.hpp"
 #include "weights/zip_archive.hpp"
 
