@@ -11,6 +11,8 @@ packages=(
   libopenmpi-dev openmpi-bin
   clang libclang-rt-14-dev   # libFuzzer and sanitizers for the builder's fuzz target
   debian-archive-keyring     # verifies the LAMMPS source package
+  libkim-api-dev xxd         # the OpenKIM model driver (kim/) and LAMMPS's KIM package; xxd embeds
+                             # a KIM model's parameter files in its library
 )
 
 missing=()

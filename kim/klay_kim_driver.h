@@ -1,0 +1,44 @@
+/*
+ * The KLay OpenKIM model driver's state, shared by its creation (klay_kim_driver.c) and its
+ * compute routine (klay_kim_compute.c). The driver reaches the model only through klay.h.
+ */
+#ifndef KLAY_KIM_DRIVER_H
+#define KLAY_KIM_DRIVER_H
+
+#include "KIM_ModelDriverHeaders.h"
+#include "klay.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* klay.h writes a failure's reason into a caller buffer; YAML errors with file:line:col need room. */
+#define KLAY_KIM_ERROR_SIZE 8192
+
+/* Grown on demand and kept from one compute to the next (an MD step asks for the same sizes). */
+typedef struct klay_kim_scratch {
+    size_t particles_capacity, neighbors_capacity, atoms_capacity;
+    int *owned;                 /* [particles] indices of the contributing particles */
+    int *numneigh;              /* [particles] */
+    const int **firstneigh;     /* [particles] into neighbors */
+    int *neighbors;             /* all lists, copied: KIM's pointers last only until the next call */
+    double *coords;             /* [atoms][3] model atoms */
+    int64_t *species;           /* [atoms] */
+    double *forces;             /* [atoms][3] */
+    double *per_atom_energy;    /* [atoms] */
+} klay_kim_scratch;
+
+typedef struct klay_kim_model {
+    klay_model *model;
+    int num_stages;             /* D */
+    double cutoff;              /* r_cut of one stage: the neighbor list the driver asks for */
+    double influence_distance;  /* D * r_cut: how far the staged graphs reach from a contributing particle */
+    int will_not_request_noncontributing_neighbors; /* 0: the graphs' later stages need them */
+    int num_species;
+    int64_t *species_code;      /* [num_species] the model's code for KIM species code k */
+    klay_staged_graph graph;
+    klay_kim_scratch scratch;
+} klay_kim_model;
+
+int klay_kim_compute(KIM_ModelCompute const *model_compute, KIM_ModelComputeArguments const *arguments);
+
+#endif
