@@ -12,6 +12,7 @@ Needs KIM_API_CONFIGURATION_FILE pointing at the collection the model is install
 it). Exit status: 0 pass, 1 fail. Reuses tests/lammps/lammps_case.py's machinery.
 """
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -25,7 +26,8 @@ STEPS = 10
 
 def run_commands(name, report_tag):
     """Reports energy and virial at step 0 and after STEPS NVE steps, with dumps of forces and
-    per-atom energies named after the pair style."""
+    per-atom energies named after the pair style (`run 0`: pe/atom is tallied only when asked for
+    at the run's last step)."""
     report = (f'print "{report_tag} {{step}} $(pe:%.17g) {VIRIAL_REPORT}"\n'
               f"write_dump all custom {name}_{{step}}.dump id fx fy fz c_atom_energy "
               "modify format float %.17g sort id\n")
@@ -34,12 +36,22 @@ compute virial all pressure NULL virial
 thermo_style custom step pe ke c_virial[*]
 run 0
 {report.format(step=0)}
-velocity all create 600.0 4928459 loop geom
 timestep 0.001
 fix integrate all nve
 run {STEPS}
+run 0
 {report.format(step=STEPS)}
 """
+
+
+def write_velocities(path, n):
+    """Appends a Velocities section to the data file (A/ps, about 600 K for Si) from a fixed formula
+    of the atom id: both pair styles start their dynamics from the same state (`velocity create`
+    does not give the same velocities after the two set-ups)."""
+    with open(path, "a") as f:
+        f.write("\nVelocities\n\n")
+        for i in range(1, n + 1):
+            f.write(f"{i} " + " ".join(repr(4.0 * math.sin(1.7 * i + 2.3 * k)) for k in range(3)) + "\n")
 
 
 def main():
@@ -68,6 +80,7 @@ def main():
     after_preamble = preamble(args.newton).split("\n", 1)[1]   # kim init sets the units
     with tempfile.TemporaryDirectory(prefix="klay_kim_") as workdir:
         case.write_data(workdir)
+        write_velocities(os.path.join(workdir, "structure.data"), n)
         output = run_lammps(args, preamble(args.newton) + pair_commands(model, weights, elements)
                             + run_commands("klay", "KLAY_PAIR") + f"""
 clear
