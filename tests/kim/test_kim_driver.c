@@ -12,13 +12,17 @@
  * padding images, species assigned round-robin from the command line's elements.
  *
  *   test_kim_driver <KIM model name> <element>...     exit 0: pass, 1: fail
+ *   test_kim_driver --refused <KIM model name> <text>  KIM cannot create the model, and the driver's
+ *                                                      message (stderr) contains the text
  */
+#define _POSIX_C_SOURCE 200809L /* dup, dup2, fileno: the refusal check reads the driver's stderr */
 #include "KIM_SimulatorHeaders.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_ATOMS 8
 /* central differences with h = 1e-5: truncation ~h^2, rounding ~1e-16/h of the energy */
@@ -341,17 +345,52 @@ static KIM_SupportStatus support_of(KIM_ComputeArguments *args, KIM_ComputeArgum
 
 static int is_optional(KIM_SupportStatus status) { return KIM_SupportStatus_Equal(status, KIM_SUPPORT_STATUS_optional); }
 
+static int create_model(const char *name, KIM_Model **model, int *accepted)
+{
+    return KIM_Model_Create(KIM_NUMBERING_zeroBased, KIM_LENGTH_UNIT_A, KIM_ENERGY_UNIT_eV, KIM_CHARGE_UNIT_e,
+                            KIM_TEMPERATURE_UNIT_K, KIM_TIME_UNIT_ps, name, accepted, model);
+}
+
+/* A model the driver must refuse: KIM_Model_Create fails and the driver says why. */
+static int check_refused(const char *name, const char *expected)
+{
+    FILE *capture = tmpfile();
+    const int saved = dup(2);
+    if (!capture || saved < 0) {
+        printf("FAIL: cannot capture stderr\n");
+        return 1;
+    }
+    fflush(stderr);
+    dup2(fileno(capture), 2);
+    KIM_Model *model = NULL;
+    int accepted;
+    const int error = create_model(name, &model, &accepted);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char text[16384] = "";
+    rewind(capture);
+    text[fread(text, 1, sizeof text - 1, capture)] = '\0';
+    fclose(capture);
+    printf("the driver said: %s\n", text);
+    CHECK(error != 0, "KIM created model %s, which the driver should refuse", name);
+    CHECK(strstr(text, expected) != NULL, "the driver's message does not say '%s'", expected);
+    if (!error) KIM_Model_Destroy(&model);
+    printf(failures ? "%d check(s) FAILED\n" : "refused as expected\n", failures);
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--refused") == 0) return check_refused(argv[2], argv[3]);
     if (argc < 3) {
-        printf("usage: %s <KIM model name> <element>...\n", argv[0]);
+        printf("usage: %s <KIM model name> <element>... | --refused <KIM model name> <text>\n", argv[0]);
         return 1;
     }
     Simulator sim;
     memset(&sim, 0, sizeof sim);
     int accepted;
-    if (KIM_Model_Create(KIM_NUMBERING_zeroBased, KIM_LENGTH_UNIT_A, KIM_ENERGY_UNIT_eV, KIM_CHARGE_UNIT_e,
-                         KIM_TEMPERATURE_UNIT_K, KIM_TIME_UNIT_ps, argv[1], &accepted, &sim.model)) {
+    if (create_model(argv[1], &sim.model, &accepted)) {
         printf("FAIL: KIM cannot create model %s (is KIM_API_CONFIGURATION_FILE the build tree's?)\n", argv[1]);
         return 1;
     }
