@@ -12,18 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Logs to the KIM log and to stderr; returns 1, KIM's failure status. */
-static int compute_error(KIM_ModelCompute const *model_compute, int line, const char *format, ...)
-{
-    char message[KLAY_KIM_ERROR_SIZE + 512];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(message, sizeof message, format, args);
-    va_end(args);
-    KIM_ModelCompute_LogEntry(model_compute, KIM_LOG_VERBOSITY_error, message, line, __FILE__);
-    fprintf(stderr, "KLay KIM driver: %s\n", message);
-    return 1;
-}
+KLAY_KIM_ERROR_FUNCTION(compute_error, KIM_ModelCompute, KIM_ModelCompute_LogEntry)
 #define COMPUTE_ERROR(...) compute_error(model_compute, __LINE__, __VA_ARGS__)
 
 /* Makes room for `needed` elements in each array of a group sharing one capacity; 1 when out of memory. */

@@ -22,19 +22,7 @@ int klay_kim_driver_create(KIM_ModelDriverCreate *create, KIM_LengthUnit request
                            KIM_EnergyUnit requested_energy, KIM_ChargeUnit requested_charge,
                            KIM_TemperatureUnit requested_temperature, KIM_TimeUnit requested_time);
 
-/* Logs to the KIM log (kim.log) and to stderr, where a simulator's user sees it; returns 1, KIM's
- * failure status. */
-static int create_error(KIM_ModelDriverCreate *create, int line, const char *format, ...)
-{
-    char message[KLAY_KIM_ERROR_SIZE + 512];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(message, sizeof message, format, args);
-    va_end(args);
-    KIM_ModelDriverCreate_LogEntry(create, KIM_LOG_VERBOSITY_error, message, line, __FILE__);
-    fprintf(stderr, "KLay KIM driver: %s\n", message);
-    return 1;
-}
+KLAY_KIM_ERROR_FUNCTION(create_error, KIM_ModelDriverCreate, KIM_ModelDriverCreate_LogEntry)
 #define CREATE_ERROR(...) create_error(create, __LINE__, __VA_ARGS__)
 
 static void free_model(klay_kim_model *m)

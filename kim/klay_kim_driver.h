@@ -39,6 +39,23 @@ typedef struct klay_kim_model {
     klay_kim_scratch scratch;
 } klay_kim_model;
 
+/* Defines `static int function(const object_type *object, int line, const char *format, ...)`:
+ * formats the message, writes it to the KIM log through log_entry and to stderr (where a
+ * simulator's user sees it), and returns 1, KIM's failure status. One per KIM object the driver
+ * reports from (they have a log function each). Needs <stdarg.h> and <stdio.h>. */
+#define KLAY_KIM_ERROR_FUNCTION(function, object_type, log_entry)                               \
+    static int function(object_type const *object, int line, const char *format, ...)            \
+    {                                                                                            \
+        char message[KLAY_KIM_ERROR_SIZE + 512];                                                 \
+        va_list args;                                                                            \
+        va_start(args, format);                                                                  \
+        vsnprintf(message, sizeof message, format, args);                                        \
+        va_end(args);                                                                            \
+        log_entry(object, KIM_LOG_VERBOSITY_error, message, line, __FILE__);                     \
+        fprintf(stderr, "KLay KIM driver: %s\n", message);                                       \
+        return 1;                                                                                \
+    }
+
 int klay_kim_compute(KIM_ModelCompute const *model_compute, KIM_ModelComputeArguments const *arguments);
 
 #endif
