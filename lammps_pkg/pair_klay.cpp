@@ -52,9 +52,9 @@ PairKLay::PairKLay(LAMMPS *lmp) :
   manybody_flag = 1;
   centroidstressflag = CENTROID_NOTAVAIL;
 
-  // The global virial is summed from the model's own forces on owned and ghost atoms
-  // (tally_virial): with newton off the ghost forces never enter atom->f, so an fdotr over
-  // atom->f would miss them. pair_style hybrid then lets every sub-style tally its own.
+  // The global virial is the runtime's, over owned and ghost atoms (tally_virial): with newton
+  // off the ghost forces never enter atom->f, so an fdotr over atom->f would miss them.
+  // pair_style hybrid then lets every sub-style tally its own.
   no_virial_fdotr_compute = 1;
 
   // newton off: the forces (and per-atom virials) of ghost atoms go home by this style's own
@@ -90,15 +90,7 @@ void PairKLay::free_model()
 void PairKLay::compute(int eflag, int vflag)
 {
   ev_init(eflag, vflag);
-  if (eflag_atom && !klay_model_has_per_atom_energy(model))
-    error->all(FLERR,
-               "Pair style klay cannot compute per-atom energies with this model: its energy "
-               "output is a sum whose per-atom terms are not a model output");
-  if (vflag_atom && !klay_model_has_edge_gradients(model))
-    error->all(FLERR,
-               "Pair style klay cannot compute a per-atom virial with this model: the model has no "
-               "'shifts' input, so there are no per-edge gradients to split its many-body virial "
-               "onto atoms (forces on atoms alone do not define that split)");
+  check_requested_outputs();
 
   const double time_start = platform::walltime();
   if (time_first_compute < 0.0) time_first_compute = time_start;
@@ -106,12 +98,25 @@ void PairKLay::compute(int eflag, int vflag)
   build_model_inputs();
   time_graph += platform::walltime() - time_start;
   run_model();
-  if (vflag_atom) compute_edge_virial();
 
   tally_energy();
   tally_forces();
   tally_virial();
   num_computes++;
+}
+
+/* ----------------------------------------------------------------------
+   per-atom energies and virials depend on the model only: every rank gets the same answer
+   from the runtime, so a refusal stops all ranks alike
+------------------------------------------------------------------------- */
+
+void PairKLay::check_requested_outputs()
+{
+  const int outputs = (eflag_atom ? KLAY_OUTPUT_PER_ATOM_ENERGY : 0) |
+      (vflag_atom ? KLAY_OUTPUT_PER_ATOM_VIRIAL : 0);
+  char message[KLAY_ERROR_SIZE];
+  if (outputs && klay_model_check_outputs(model, outputs, message, sizeof(message)) != 0)
+    error->all(FLERR, "Pair style klay: {}", message);
 }
 
 /* ----------------------------------------------------------------------
@@ -157,8 +162,9 @@ void PairKLay::run_model()
   const int n = (int) graph.n_atoms;
   forces.assign(3 * (std::size_t) n, 0.0);
   atom_energy.assign(eflag_atom ? n : 0, 0.0);
-  edge_gradients.assign(vflag_atom ? 3 * (std::size_t) graph.n_edges : 0, 0.0);
+  atom_virial.assign(vflag_atom ? 6 * (std::size_t) n : 0, 0.0);
   model_energy = 0.0;
+  std::fill(model_virial, model_virial + 6, 0.0);
 
   // A rank without owned atoms of this style contributes nothing; the model is not asked to
   // evaluate an empty structure.
@@ -178,17 +184,17 @@ void PairKLay::run_model()
     atoms.stage_edges = largest_graph_edges.data();
   }
 
-  klay_results results;
-  results.energy = 0.0;
+  klay_results results = {};
   results.per_atom_energy = eflag_atom ? atom_energy.data() : nullptr;
   results.forces = forces.data();
-  results.edge_gradients = vflag_atom ? edge_gradients.data() : nullptr;
+  results.per_atom_virial = vflag_atom ? atom_virial.data() : nullptr;
 
   char message[KLAY_ERROR_SIZE];
   if (klay_model_compute(model, &atoms, &results, message, sizeof(message)) != 0)
     error->one(FLERR, "Pair style klay: model evaluation failed on {} atoms ({} owned): {}", n,
                list->inum, message);
   model_energy = results.energy;
+  std::copy(results.virial, results.virial + 6, model_virial);
   time_forward += results.forward_seconds;
   time_backward += results.backward_seconds;
 
@@ -235,59 +241,6 @@ void PairKLay::stop_on_non_finite_result()
              update->ntimestep, model_energy, num_bad, num_bad ? ":" + atoms : std::string());
 }
 
-/* ----------------------------------------------------------------------
-   per-atom virial from the edge gradients g_e = dE/dshift_e. When the energy depends on the
-   positions only through the edge vectors r_e = x_j - x_i + sigma shift_e (sigma = +1 for
-   SphericalHarmonicEdgeAttrs, -1 for EGCL), dE/dr_e = sigma g_e, the force on atom a is
-   sum_e sigma g_e (delta_ia - delta_ja), and W = sum_a x_a (x) F_a = -sum_e r_e (x) sigma g_e:
-   each edge's term is split half onto i, half onto j, as LAMMPS does for pair forces.
-   The forces implied by the edges are checked against the model's forces, which gives sigma and
-   refuses models whose energy also depends on positions directly.
-------------------------------------------------------------------------- */
-
-void PairKLay::compute_edge_virial()
-{
-  const int n = (int) graph.n_atoms;
-  const int64_t n_edges = graph.n_edges;
-  const int64_t *pairs = graph.edge_pairs;
-  std::vector<double> implied(3 * (std::size_t) n, 0.0);    // forces for sigma = +1
-  for (int64_t e = 0; e < n_edges; e++)
-    for (int c = 0; c < 3; c++) {
-      implied[3 * pairs[2 * e] + c] += edge_gradients[3 * e + c];
-      implied[3 * pairs[2 * e + 1] + c] -= edge_gradients[3 * e + c];
-    }
-  double scale = 0.0, plus = 0.0, minus = 0.0;
-  for (std::size_t k = 0; k < implied.size(); k++) {
-    scale = std::max(scale, std::fabs(forces[k]));
-    plus = std::max(plus, std::fabs(implied[k] - forces[k]));
-    minus = std::max(minus, std::fabs(implied[k] + forces[k]));
-  }
-  const double tolerance = (use_float32 ? 1e-4 : 1e-8) * scale;
-  if (plus > tolerance && minus > tolerance)
-    error->one(FLERR,
-               "Pair style klay cannot compute a per-atom virial with this model: its forces are "
-               "not the sum of its per-edge gradients (off by {:.3g} eV/A), so its energy depends "
-               "on atom positions other than through the edge vectors",
-               std::min(plus, minus));
-  const double sigma = plus <= tolerance ? 1.0 : -1.0;
-
-  edge_virial.assign(6 * (std::size_t) n, 0.0);
-  for (int64_t e = 0; e < n_edges; e++) {
-    const int64_t i = pairs[2 * e], j = pairs[2 * e + 1];
-    double r[3], g[3];
-    for (int c = 0; c < 3; c++) {
-      r[c] = coords[3 * j + c] - coords[3 * i + c];
-      g[c] = -0.5 * sigma * edge_gradients[3 * e + c];
-    }
-    const double w[6] = {r[0] * g[0], r[1] * g[1], r[2] * g[2],
-                         r[0] * g[1], r[0] * g[2], r[1] * g[2]};
-    for (int c = 0; c < 6; c++) {
-      edge_virial[6 * i + c] += w[c];
-      edge_virial[6 * j + c] += w[c];
-    }
-  }
-}
-
 /* ---------------------------------------------------------------------- */
 
 void PairKLay::tally_energy()
@@ -313,7 +266,7 @@ void PairKLay::tally_forces()
     const int i = (int) graph.atoms[m];
     for (int c = 0; c < 3; c++) f[i][c] += forces[3 * m + c];
     if (vflag_atom)
-      for (int c = 0; c < 6; c++) vatom[i][c] += edge_virial[6 * m + c];
+      for (int c = 0; c < 6; c++) vatom[i][c] += atom_virial[6 * m + c];
   }
   if (!force->newton_pair) send_ghost_values_home();
 }
@@ -333,7 +286,7 @@ void PairKLay::send_ghost_values_home()
     double *values = &ghost_values[reverse_stride * graph.atoms[m]];
     for (int c = 0; c < 3; c++) values[c] = forces[3 * m + c];
     if (vflag_atom)
-      for (int c = 0; c < 6; c++) values[3 + c] = edge_virial[6 * m + c];
+      for (int c = 0; c < 6; c++) values[3 + c] = atom_virial[6 * m + c];
   }
   comm->reverse_comm(this);
   double **f = atom->f;
@@ -346,26 +299,14 @@ void PairKLay::send_ghost_values_home()
 }
 
 /* ----------------------------------------------------------------------
-   W = sum over the model's atoms (owned and ghost images) of x (x) F: the energy depends on
-   relative positions only, so this is this rank's exact share of the virial
+   the runtime's virial over this rank's model atoms (owned and ghost images) is this rank's
+   exact share of the global virial (klay.h)
 ------------------------------------------------------------------------- */
 
 void PairKLay::tally_virial()
 {
-  if (!vflag_global) return;
-  const int n = (int) graph.n_atoms;
-  double v[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-  for (int m = 0; m < n; m++) {
-    const double *xm = &coords[3 * m];
-    const double *fm = &forces[3 * m];
-    v[0] += xm[0] * fm[0];
-    v[1] += xm[1] * fm[1];
-    v[2] += xm[2] * fm[2];
-    v[3] += xm[0] * fm[1];
-    v[4] += xm[0] * fm[2];
-    v[5] += xm[1] * fm[2];
-  }
-  for (int k = 0; k < 6; k++) virial[k] += v[k];
+  if (vflag_global)
+    for (int k = 0; k < 6; k++) virial[k] += model_virial[k];
 }
 
 /* ---------------------------------------------------------------------- */
@@ -605,8 +546,7 @@ double PairKLay::memory_usage()
   bytes += (double) forces.capacity() * sizeof(double);
   bytes += (double) atom_energy.capacity() * sizeof(double);
   bytes += (double) ghost_values.capacity() * sizeof(double);
-  bytes += (double) edge_gradients.capacity() * sizeof(double);
-  bytes += (double) edge_virial.capacity() * sizeof(double);
+  bytes += (double) atom_virial.capacity() * sizeof(double);
   bytes += (double) species.capacity() * sizeof(int64_t);
   bytes += (double) (2 * graph.n_edges + 2 * graph.n_atoms) * sizeof(int64_t);
   return bytes;

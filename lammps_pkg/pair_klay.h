@@ -56,11 +56,11 @@ class PairKLay : public Pair {
   std::vector<double> forces;           // [n][3] -dE/dx from the model
   std::vector<double> atom_energy;      // [n] when per-atom energy is requested
   std::vector<int64_t> largest_graph_edges;  // graphs largest: [D] copies of n_edges
-  std::vector<double> edge_gradients;   // [n_edges][3] dE/dshift, for the per-atom virial
-  std::vector<double> edge_virial;      // [n][6] per model atom, from the edge gradients
+  std::vector<double> atom_virial;      // [n][6] when the per-atom virial is requested
   int reverse_stride;                   // values per atom sent home: 3 forces (+ 6 virial)
   std::vector<double> ghost_values;     // [nall][reverse_stride] newton off: to send home
   double model_energy;                  // energy of the owned atoms, this step
+  double model_virial[6];               // this rank's share of the virial, this step
 
   // seconds spent since the last finish(), for the timing breakdown
   double time_graph, time_forward, time_backward, time_first_compute;
@@ -73,8 +73,7 @@ class PairKLay : public Pair {
   void tally_energy();
   void tally_forces();
   void tally_virial();
-  void compute_edge_virial();
-  void tally_atom_virial();
+  void check_requested_outputs();
   void send_ghost_values_home();
   void free_model();
 };

@@ -2,6 +2,7 @@
 // exception into the caller's error buffer: nothing C++ crosses the C boundary.
 #include "klay.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -244,12 +245,25 @@ int klay_model_compute(klay_model* model, const klay_atoms* atoms, klay_results*
     out.per_atom_energy = results->per_atom_energy;
     out.forces = results->forces;
     out.edge_gradients = results->edge_gradients;
+    out.per_atom_virial = results->per_atom_virial;
     md.compute(view, out);
     if (out.per_atom_energy && !out.per_atom_energy_filled)
       throw klay::Error("per-atom energies are not available: the model outputs only a total energy");
     results->energy = out.energy;
+    std::copy(out.virial, out.virial + 6, results->virial);
     results->forward_seconds = out.forward_seconds;
     results->backward_seconds = out.backward_seconds;
+    return 0;
+  });
+}
+
+int klay_model_check_outputs(const klay_model* model, int outputs, char* err, size_t err_size) {
+  return guarded(err, err_size, -1, [&]() {
+    const int known = KLAY_OUTPUT_PER_ATOM_ENERGY | KLAY_OUTPUT_EDGE_GRADIENTS | KLAY_OUTPUT_PER_ATOM_VIRIAL;
+    if (outputs & ~known) throw klay::Error("klay_model_check_outputs: unknown output bits " + std::to_string(outputs & ~known));
+    if (!md_of(model)) throw klay::Error("klay_model_check_outputs: the model is NULL or has no MD interpretation");
+    md_of(model)->check_outputs(outputs & KLAY_OUTPUT_PER_ATOM_ENERGY, outputs & KLAY_OUTPUT_EDGE_GRADIENTS,
+                                outputs & KLAY_OUTPUT_PER_ATOM_VIRIAL);
     return 0;
   });
 }

@@ -72,19 +72,47 @@ typedef struct klay_atoms {
     const int64_t *stage_edges; /* [n_stage_graphs], nondecreasing, last == n_edges */
 } klay_atoms;
 
+/* Virials are in LAMMPS order xx, yy, zz, xy, xz, yz, component ab = sum of a-coordinate times
+ * b-force, in eV: W = -dE/d(strain) for a homogeneous strain of every coordinate given. With
+ * ghost atoms as explicit images this is the owned atoms' exact share: the energy depends on
+ * relative positions only. For a periodic cell whose owned atoms are the cell's atoms and whose
+ * ghosts are their images, W is the cell's virial, W = -stress * volume (ASE's stress is -W/V);
+ * over the parts of a domain decomposition the shares add up to the global virial. */
 typedef struct klay_results {
     double energy;           /* out: sum over owned atoms */
     double *per_atom_energy; /* [n_atoms] or NULL; ghost entries are 0 */
     double *forces;          /* [n_atoms][3] or NULL: -dE/dx for owned and ghost atoms */
     double *edge_gradients;  /* [n_edges][3] or NULL: dE/d(shift_e), models with shifts only */
+    /* [n_atoms][6] or NULL, models with shifts only (klay_model_check_outputs): edge (i, j) joins
+     * i to j, its vector is u = x_j - x_i and g = dE/d(shift) = dE/du; its term -u (x) g goes half
+     * to i, half to j, as LAMMPS splits a pair force's virial. Ghost entries are the ghost images'
+     * shares: add them to the atoms they are images of (LAMMPS's reverse communication). The rows
+     * of all n_atoms sum to virial. Refused when the forces are not the sum of the edge gradients
+     * (an energy that depends on positions other than through edge vectors). */
+    double *per_atom_virial;
+    /* out: W = sum over all n_atoms of x (x) F, filled whenever the backward pass runs (forces,
+     * edge_gradients or per_atom_virial asked for), zeros otherwise */
+    double virial[6];
     double forward_seconds;  /* out: wall time of the forward pass */
     double backward_seconds; /* out: wall time of the backward pass (forces, edge gradients) */
 } klay_results;
 
 /* Returns 0 on success, -1 with a message in err. Outputs not asked for (NULL) are not computed.
- * per_atom_energy needs klay_model_has_per_atom_energy(); edge_gradients a model with shifts. */
+ * Zero the struct before filling the pointers you want (klay_results r = {0};): fields added in
+ * later versions then stay NULL. Checks the request with klay_model_check_outputs first. */
 int klay_model_compute(klay_model *model, const klay_atoms *atoms, klay_results *results,
                        char *err, size_t err_size);
+
+/* What klay_model_compute can be asked for beyond energy and forces, for klay_model_check_outputs. */
+typedef enum klay_output {
+    KLAY_OUTPUT_PER_ATOM_ENERGY = 1,
+    KLAY_OUTPUT_EDGE_GRADIENTS = 2,
+    KLAY_OUTPUT_PER_ATOM_VIRIAL = 4
+} klay_output;
+/* 0 when the model can give every output in `outputs` (klay_output values or-ed together), else
+ * -1 with the reason in err. The answer depends on the model only, never on the atoms, so a
+ * parallel host can ask on every rank before any rank computes and stop all of them alike. */
+int klay_model_check_outputs(const klay_model *model, int outputs, char *err, size_t err_size);
 
 /* 1 if per-atom energies can be returned: the energy output is per-atom, or a sum layer
  * (AtomwiseSumIndex/KIMAPISumIndex) whose input tensor is read as the per-atom energies. */

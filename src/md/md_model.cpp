@@ -9,6 +9,7 @@
 #include <torch/autograd.h>
 
 #include "md/elements.hpp"
+#include "md/virial.hpp"
 #include "runtime/error.hpp"
 #include "runtime/model.hpp"
 
@@ -318,11 +319,11 @@ void MdModel::find_energy(const std::string& declared) {
   // Per-atom energies: the tensor the sum reads, from a model output or straight from its layer.
   for (size_t o = 0; o < plan.n_outputs; ++o)
     if (!plan.outputs[o].tail && same_source(plan.outputs[o].source, src->source)) {
-      per_atom_request_ = static_cast<int>(o);
+      per_atom_request_ = Model::ValueRef::output(static_cast<int>(o));
       per_atom_origin_ = "output '" + std::string(plan.outputs[o].name) + "'";
     }
-  if (per_atom_request_ < 0 && src->source.kind == KLAY_SRC_NODE) {
-    per_atom_request_ = model_->node_value_index(src->source.index);
+  if (!per_atom_request_ && src->source.kind == KLAY_SRC_NODE) {
+    per_atom_request_ = Model::ValueRef::node(src->source.index);
     per_atom_origin_ = "layer '" + std::string(plan.nodes[src->source.index].name) + "'";
   }
 }
@@ -376,7 +377,7 @@ std::string MdModel::describe() const {
   else
     out << ", a per-atom tensor summed over owned atoms (a single total is accepted only without ghost atoms)";
   out << "\n";
-  if (per_atom_request_ >= 0) out << "per-atom energy: " << per_atom_origin_ << "\n";
+  if (per_atom_request_) out << "per-atom energy: " << per_atom_origin_ << "\n";
   if (takes_species()) {
     if (!species_are_indices_) {
       out << "species: atomic numbers\n";
@@ -414,19 +415,19 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
       throw Error("edge " + std::to_string(e / 2) + " refers to atom " + std::to_string(atoms.edge_pairs[e]) +
                   " outside [0, " + std::to_string(n) + ")");
 
+  check_outputs(results.per_atom_energy != nullptr, results.edge_gradients != nullptr,
+                results.per_atom_virial != nullptr);
+
   results.energy = 0;
   results.forward_seconds = results.backward_seconds = 0;
+  std::fill(results.virial, results.virial + 6, 0.0);
   results.per_atom_energy_filled = results.per_atom_energy != nullptr;
   if (results.per_atom_energy) std::fill(results.per_atom_energy, results.per_atom_energy + n, 0.0);
   if (results.forces) std::fill(results.forces, results.forces + 3 * n, 0.0);
   if (results.edge_gradients) std::fill(results.edge_gradients, results.edge_gradients + 3 * n_edges, 0.0);
+  if (results.per_atom_virial) std::fill(results.per_atom_virial, results.per_atom_virial + 6 * n, 0.0);
   // A rank without owned atoms contributes nothing (and empty tensors would trouble some layers).
   if (atoms.n_owned == 0) return;
-  if (results.edge_gradients && !takes_shifts())
-    throw Error("edge gradients were requested but the model takes no shifts");
-  if (results.per_atom_energy && energy_kind_ == EnergyKind::IndexedSum && per_atom_request_ < 0)
-    throw Error("per-atom energies are not available: layer '" + energy_layer_ +
-                "' sums an element of a tuple; add that tensor to model_outputs");
 
   using Clock = std::chrono::steady_clock;
   const Clock::time_point forward_start = Clock::now();
@@ -434,11 +435,13 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
   at::Tensor coords = at::from_blob(const_cast<double*>(atoms.coords), {n, 3}, f64).clone().requires_grad_(true);
   at::Tensor shifts = edge_shifts(atoms);
-  if (results.edge_gradients) shifts.requires_grad_(true);
+  // Non-zero shifts strain with the cell, so the virial needs their gradients too.
+  const bool shift_gradients = results.edge_gradients || results.per_atom_virial || (shifts.defined() && atoms.shifts);
+  if (shift_gradients) shifts.requires_grad_(true);
   const std::vector<at::Tensor> inputs = model_inputs(atoms, coords, shifts);
 
-  std::vector<int> wanted{energy_output_};
-  if (results.per_atom_energy && per_atom_request_ >= 0) wanted.push_back(per_atom_request_);
+  std::vector<Model::ValueRef> wanted{Model::ValueRef::output(energy_output_)};
+  if (results.per_atom_energy && per_atom_request_) wanted.push_back(*per_atom_request_);
   const std::vector<at::Tensor> outputs = model_->forward(inputs, wanted);
   const at::Tensor& raw = outputs[0];
   const std::string energy_name = model_->output_names()[energy_output_];
@@ -446,7 +449,7 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
   at::Tensor energy, per_atom;
   if (energy_kind_ == EnergyKind::IndexedSum) {
     energy = row_selected_ ? raw.sum() : raw.select(0, owned_row_).sum();
-    if (per_atom_request_ >= 0 && results.per_atom_energy) per_atom = outputs[1];
+    if (per_atom_request_ && results.per_atom_energy) per_atom = outputs[1];
   } else if (is_per_atom(raw, n)) {
     energy = raw.reshape({n}).narrow(0, 0, atoms.n_owned).sum();
     per_atom = raw;
@@ -476,21 +479,45 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
 
   const Clock::time_point backward_start = Clock::now();
   results.forward_seconds = std::chrono::duration<double>(backward_start - forward_start).count();
-  if (!results.forces && !results.edge_gradients) return;
+  if (!results.forces && !results.edge_gradients && !results.per_atom_virial) return;
   if (!energy.requires_grad()) return;  // an energy independent of positions: zero forces
   std::vector<at::Tensor> wrt{coords};
-  if (results.edge_gradients) wrt.push_back(shifts);
+  if (shift_gradients) wrt.push_back(shifts);
   const auto grads = torch::autograd::grad({energy}, wrt, {}, /*retain_graph=*/false, /*create_graph=*/false,
                                            /*allow_unused=*/true);
-  if (results.forces && grads[0].defined()) {
-    const at::Tensor f = (-grads[0]).to(at::kDouble).contiguous();
-    std::copy(f.data_ptr<double>(), f.data_ptr<double>() + 3 * n, results.forces);
-  }
-  if (results.edge_gradients && grads[1].defined()) {
-    const at::Tensor g = grads[1].to(at::kDouble).contiguous();
-    std::copy(g.data_ptr<double>(), g.data_ptr<double>() + 3 * n_edges, results.edge_gradients);
+  const auto as_double = [](const at::Tensor& gradient, const at::Tensor& like) {
+    return gradient.defined() ? gradient.to(at::kDouble).contiguous() : at::zeros_like(like.detach());
+  };
+  const at::Tensor forces = -as_double(grads[0], coords);
+  const at::Tensor dE_dshifts = shift_gradients ? as_double(grads[1], shifts) : at::Tensor();
+  const at::Tensor strained_shifts = atoms.shifts ? shifts.detach() : at::Tensor();
+  const std::array<double, 6> virial = global_virial(coords.detach(), forces, strained_shifts, dE_dshifts);
+  std::copy(virial.begin(), virial.end(), results.virial);
+  if (results.forces) std::copy(forces.data_ptr<double>(), forces.data_ptr<double>() + 3 * n, results.forces);
+  if (results.edge_gradients)
+    std::copy(dE_dshifts.data_ptr<double>(), dE_dshifts.data_ptr<double>() + 3 * n_edges, results.edge_gradients);
+  if (results.per_atom_virial) {
+    // float32 forces and edge gradients agree only to float32 rounding, summed over many edges.
+    const double tolerance = model_->dtype() == at::kFloat ? 1e-4 : 1e-8;
+    const at::Tensor pairs = n_edges > 0
+                                 ? at::from_blob(const_cast<int64_t*>(atoms.edge_pairs), {n_edges, 2}, at::kLong)
+                                 : at::empty({0, 2}, at::kLong);
+    const at::Tensor w =
+        per_atom_virial(coords.detach(), pairs, strained_shifts, forces, dE_dshifts, tolerance).contiguous();
+    std::copy(w.data_ptr<double>(), w.data_ptr<double>() + 6 * n, results.per_atom_virial);
   }
   results.backward_seconds = std::chrono::duration<double>(Clock::now() - backward_start).count();
+}
+
+void MdModel::check_outputs(bool per_atom_energy, bool edge_gradients, bool per_atom_virial) const {
+  if (per_atom_energy && !has_per_atom_energy())
+    throw Error("per-atom energies are not available: layer '" + energy_layer_ +
+                "' sums an element of a tuple; add that tensor to model_outputs");
+  if (edge_gradients && !takes_shifts()) throw Error("edge gradients were requested but the model takes no shifts");
+  if (per_atom_virial && !takes_shifts())
+    throw Error("cannot compute a per-atom virial with this model: the model has no 'shifts' input, so there are "
+                "no per-edge gradients to split its many-body virial onto atoms (forces on atoms alone do not "
+                "define that split)");
 }
 
 at::Tensor MdModel::edge_shifts(const AtomsView& atoms) const {
@@ -536,7 +563,8 @@ at::Tensor MdModel::owned_atom_energies(const AtomsView& atoms, const at::Tensor
   if (!has_per_atom_energy())
     throw Error("model output '" + model_->output_names()[energy_output_] +
                 "' gives no per-atom energies (layer '" + energy_layer_ + "' sums an element of a tuple)");
-  const int wanted = energy_kind_ == EnergyKind::IndexedSum ? per_atom_request_ : energy_output_;
+  const Model::ValueRef wanted =
+      energy_kind_ == EnergyKind::IndexedSum ? *per_atom_request_ : Model::ValueRef::output(energy_output_);
   at::Tensor per_atom = model_->forward(model_inputs(atoms, coords, edge_shifts(atoms)), {wanted})[0];
   if (per_atom.dim() == 2) per_atom = per_atom.select(1, 0);  // the sum layers read column 0 only
   if (!is_per_atom(per_atom, n))

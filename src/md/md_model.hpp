@@ -9,6 +9,7 @@
 //   edge_index0.. | graph_layer_0..  staged graph G_k, [2,E_k] int64
 //   edge_index                       the largest staged graph
 //   shifts | shift                   [E,3]: S·cell per edge of the largest graph (zeros in MD)
+//                                    edge (i, j) joins i to j's image at x_j + shift
 //   contributions                    0 owned / 1 ghost        contributing   1 owned / 0 ghost
 //   batch                            0 owned / 1 ghost
 // Any other input name is an error at load unless the `md:` section maps it to one of these.
@@ -32,11 +33,10 @@
 #include <string>
 #include <vector>
 
+#include "runtime/model.hpp"
+
 namespace at {
 class Tensor;
-}
-namespace klay {
-class Model;
 }
 
 namespace klay::md {
@@ -67,6 +67,10 @@ struct ResultsView {
   double* per_atom_energy = nullptr;  // [n_atoms] or NULL
   double* forces = nullptr;           // [n_atoms][3] or NULL
   double* edge_gradients = nullptr;   // [n_edges][3] or NULL: dE/dshift
+  double* per_atom_virial = nullptr;  // [n_atoms][6] or NULL: models with shifts only (md/virial.hpp)
+  // Out, whenever the backward pass runs (forces, edge gradients or per-atom virial asked for):
+  // the virial of the owned atoms' energy over all atoms given (md/virial.hpp), LAMMPS order.
+  double virial[6] = {0, 0, 0, 0, 0, 0};
   // Out: false when per-atom energies were asked for but the model gives only a total (possible
   // only without ghost atoms); per_atom_energy is then left at zero.
   bool per_atom_energy_filled = false;
@@ -91,7 +95,7 @@ class MdModel {
   int num_graph_inputs() const;                            // staged inputs, or 1 for edge_index
   bool takes_shifts() const;
   bool takes_species() const;
-  bool has_per_atom_energy() const { return per_atom_request_ >= 0 || energy_kind_ == EnergyKind::Direct; }
+  bool has_per_atom_energy() const { return per_atom_request_.has_value() || energy_kind_ == EnergyKind::Direct; }
   const std::string& units() const { return units_; }     // "" when undeclared
   // The md: species list in species-index order; empty when the model declares none (the elements a
   // species-index model numbered in the order asked for are not a declaration).
@@ -102,7 +106,12 @@ class MdModel {
   // What was inferred (cutoff, stages, energy output, species mapping), one fact per line.
   std::string describe() const;
 
-  // Throws klay::Error for inconsistent atoms/graphs or an energy that cannot be split.
+  // Throws klay::Error with the reason when the model cannot give an output asked for. The answer
+  // depends on the model only, never on the atoms; compute() makes the same check first.
+  void check_outputs(bool per_atom_energy, bool edge_gradients, bool per_atom_virial) const;
+
+  // Throws klay::Error for inconsistent atoms/graphs, an energy that cannot be split, or an
+  // output check_outputs refuses.
   void compute(const AtomsView& atoms, ResultsView& results) const;
 
   // Training (src/fit): the owned atoms' energies, [n_owned] in the model's dtype, whose autograd
@@ -141,7 +150,7 @@ class MdModel {
   int64_t owned_row_ = 0;      // IndexedSum: row of the owned atoms (AtomwiseSumIndex)
   bool row_selected_ = false;  // IndexedSum: KIMAPISumIndex already returned that row
   std::string energy_layer_;   // for messages
-  int per_atom_request_ = -1;  // Model::forward index of the per-atom energies feeding the sum
+  std::optional<Model::ValueRef> per_atom_request_;  // IndexedSum: the per-atom energies feeding the sum
   std::string per_atom_origin_;
 };
 

@@ -122,12 +122,10 @@ StructureResult evaluate_unchecked(MdModel& model, const Structure& structure) {
 
   result.energy = out.energy;
   result.forces.assign(3 * n, 0.0);
-  result.virial.assign(9, 0.0);
   for (int64_t a = 0; a < n_all; ++a)
-    for (int k = 0; k < 3; ++k) {
-      result.forces[3 * padded.image_of[a] + k] += forces[3 * a + k];
-      for (int l = 0; l < 3; ++l) result.virial[3 * k + l] += padded.coords[3 * a + k] * forces[3 * a + l];
-    }
+    for (int k = 0; k < 3; ++k) result.forces[3 * padded.image_of[a] + k] += forces[3 * a + k];
+  const double* w = out.virial;  // xx yy zz xy xz yz
+  result.virial = {w[0], w[3], w[4], w[3], w[1], w[5], w[4], w[5], w[2]};
   if (out.per_atom_energy_filled) result.per_atom_energy.assign(per_atom.begin(), per_atom.begin() + n);
   result.method = has_graph ? std::to_string(n_all - n) + " padding atoms, " + std::to_string(depth) +
                                   " staged graph(s) (cutoff " + std::to_string(model.cutoff()) + ")"

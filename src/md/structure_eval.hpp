@@ -17,9 +17,9 @@ struct StructureResult {
   double energy = 0;
   std::vector<double> forces;           // [n][3] on the unit-cell atoms
   std::vector<double> per_atom_energy;  // [n], empty when the model does not give them
-  // [3][3] row-major, eV: sum over the model's atoms (unit cell + padding images) of x (x) F, the
-  // periodic system's virial (LAMMPS's sum r·F = -stress·V): the energy depends on relative
-  // positions only. Empty for the shifts graph, whose virial needs the edge gradients.
+  // [3][3] row-major and symmetric, eV: the runtime's virial over the model's atoms (unit cell +
+  // padding images, md/virial.hpp), the periodic system's virial (LAMMPS's sum r·F = -stress·V).
+  // Empty for the shifts graph.
   std::vector<double> virial;
   std::string method;                   // how the graph was built, for the report
   int64_t n_model_atoms = 0;            // atoms fed to the model (unit cell + padding)

@@ -382,7 +382,12 @@ int Model::output_index(const std::string& name) const {
   return it == output_names_.end() ? -1 : static_cast<int>(it - output_names_.begin());
 }
 
-std::shared_ptr<const Model::Program> Model::compile(const std::vector<int>& outputs) const {
+std::string Model::value_name(const ValueRef& value) const {
+  return value.kind == ValueRef::Kind::Node ? describe(plan_->nodes[value.index])
+                                            : "model output '" + output_names_[value.index] + "'";
+}
+
+std::shared_ptr<const Model::Program> Model::compile(const std::vector<ValueRef>& values) const {
   const int n_inputs = static_cast<int>(plan_->n_inputs);
   auto slot_of = [&](const klay_source& src) {
     return src.kind == KLAY_SRC_INPUT ? src.index : n_inputs + src.index;
@@ -400,14 +405,13 @@ std::shared_ptr<const Model::Program> Model::compile(const std::vector<int>& out
   };
 
   auto program = std::make_shared<Program>();
-  const int n_outputs = static_cast<int>(plan_->n_outputs);
-  for (int o : outputs) {
-    if (o >= n_outputs) {  // node_value_index()
-      const klay_source node{KLAY_SRC_NODE, o - n_outputs, 0, 0, nullptr};
-      program->outputs.push_back(operand_of(node, describe(plan_->nodes[o - n_outputs])));
+  for (const ValueRef& value : values) {
+    if (value.kind == ValueRef::Kind::Node) {
+      const klay_source node{KLAY_SRC_NODE, value.index, 0, 0, nullptr};
+      program->outputs.push_back(operand_of(node, value_name(value)));
       continue;
     }
-    const klay_model_output& out = plan_->outputs[o];
+    const klay_model_output& out = plan_->outputs[value.index];
     Operand op = operand_of(out.source, where(out.mark) + "model output '" + out.name + "'");
     if (out.tail) {
       if (op.index != Operand::Index::None)
@@ -420,9 +424,10 @@ std::shared_ptr<const Model::Program> Model::compile(const std::vector<int>& out
 
   // Backwards from the outputs: which nodes are needed.
   std::vector<bool> needed(plan_->n_nodes, false);
-  for (int o : outputs) {
-    if (o >= n_outputs) needed[o - n_outputs] = true;
-    else if (plan_->outputs[o].source.kind != KLAY_SRC_INPUT) needed[plan_->outputs[o].source.index] = true;
+  for (const ValueRef& value : values) {
+    if (value.kind == ValueRef::Kind::Node) needed[value.index] = true;
+    else if (plan_->outputs[value.index].source.kind != KLAY_SRC_INPUT)
+      needed[plan_->outputs[value.index].source.index] = true;
   }
   for (size_t i = plan_->n_nodes; i-- > 0;) {
     if (!needed[i]) continue;
@@ -472,25 +477,28 @@ std::shared_ptr<const Model::Program> Model::compile(const std::vector<int>& out
   return program;
 }
 
-const Model::Program& Model::program_for(const std::vector<int>& outputs) const {
+const Model::Program& Model::program_for(const std::vector<ValueRef>& values) const {
   std::lock_guard<std::mutex> lock(programs_mutex_);
-  auto it = programs_.find(outputs);
+  auto it = programs_.find(values);
   if (it != programs_.end()) return *it->second;
-  for (int o : outputs)
-    if (o < 0 || o >= static_cast<int>(plan_->n_outputs + plan_->n_nodes))
-      throw Error("requested output index " + std::to_string(o) + " is out of range (the model has " +
-                  std::to_string(plan_->n_outputs) + " outputs)");
-  return *programs_.emplace(outputs, compile(outputs)).first->second;
+  for (const ValueRef& value : values) {
+    const bool node = value.kind == ValueRef::Kind::Node;
+    const size_t count = node ? plan_->n_nodes : plan_->n_outputs;
+    if (value.index < 0 || static_cast<size_t>(value.index) >= count)
+      throw Error(std::string("requested ") + (node ? "plan node " : "output index ") + std::to_string(value.index) +
+                  " is out of range (the model has " + std::to_string(count) + (node ? " plan nodes)" : " outputs)"));
+  }
+  return *programs_.emplace(values, compile(values)).first->second;
 }
 
 std::vector<c10::IValue> Model::forward_values(const std::vector<c10::IValue>& inputs,
-                                               const std::vector<int>& outputs) const {
+                                               const std::vector<ValueRef>& values) const {
   if (inputs.size() != plan_->n_inputs)
     throw Error("the model takes " + std::to_string(plan_->n_inputs) + " inputs, " +
                 std::to_string(inputs.size()) + " given");
-  std::vector<int> requested = outputs;
+  std::vector<ValueRef> requested = values;
   if (requested.empty())
-    for (int o = 0; o < static_cast<int>(plan_->n_outputs); ++o) requested.push_back(o);
+    for (int o = 0; o < static_cast<int>(plan_->n_outputs); ++o) requested.push_back(ValueRef::output(o));
   const Program& program = program_for(requested);
 
   std::vector<c10::IValue> slots(plan_->n_inputs + plan_->n_nodes);
@@ -539,17 +547,14 @@ std::vector<c10::IValue> Model::forward_values(const std::vector<c10::IValue>& i
   return results;
 }
 
-std::vector<at::Tensor> Model::forward(const std::vector<at::Tensor>& inputs, const std::vector<int>& outputs) const {
-  std::vector<c10::IValue> values(inputs.begin(), inputs.end());
-  std::vector<c10::IValue> results = forward_values(values, outputs);
+std::vector<at::Tensor> Model::forward(const std::vector<at::Tensor>& inputs,
+                                       const std::vector<ValueRef>& values) const {
+  std::vector<c10::IValue> results = forward_values(std::vector<c10::IValue>(inputs.begin(), inputs.end()), values);
   std::vector<at::Tensor> tensors;
   for (size_t i = 0; i < results.size(); ++i) {
     if (!results[i].isTensor()) {
-      const int o = outputs.empty() ? static_cast<int>(i) : outputs[i];
-      const std::string what = o < static_cast<int>(output_names_.size())
-                                   ? "model output '" + output_names_[o] + "'"
-                                   : describe(plan_->nodes[o - output_names_.size()]);
-      throw Error(what + " is a " + results[i].tagKind() + ", not a tensor");
+      const ValueRef value = values.empty() ? ValueRef::output(static_cast<int>(i)) : values[i];
+      throw Error(value_name(value) + " is a " + results[i].tagKind() + ", not a tensor");
     }
     tensors.push_back(results[i].toTensor());
   }

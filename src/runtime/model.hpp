@@ -49,16 +49,27 @@ class Model {
   at::ScalarType dtype() const { return dtype_; }
   const std::vector<std::string>& warnings() const { return warnings_; }
 
-  // inputs: one value per model input, in input_names() order. outputs: indices into
-  // output_names(); empty = all, in model order. Returns the requested outputs in the order asked.
+  // A value forward() can return: a model output (an index into output_names()), or the whole
+  // return value of a plan node (an index into plan().nodes) as if it were an extra output; src/md
+  // reads the per-atom energies feeding a sum layer this way.
+  struct ValueRef {
+    enum class Kind { Output, Node };
+    Kind kind = Kind::Output;
+    int index = 0;
+    static ValueRef output(int i) { return {Kind::Output, i}; }
+    static ValueRef node(int i) { return {Kind::Node, i}; }
+    bool operator<(const ValueRef& other) const {
+      return kind != other.kind ? kind < other.kind : index < other.index;
+    }
+  };
+
+  // inputs: one value per model input, in input_names() order. values: what to return, in that
+  // order; empty = every model output in model order.
   std::vector<c10::IValue> forward_values(const std::vector<c10::IValue>& inputs,
-                                          const std::vector<int>& outputs = {}) const;
-  // An index for `outputs` that asks for plan node `node`'s whole return value as if it were an
-  // extra model output (src/md reads the per-atom energies feeding a sum layer this way).
-  int node_value_index(int node) const { return static_cast<int>(output_names_.size()) + node; }
-  // The same for tensor inputs and outputs (an output that is not a tensor is an error).
+                                          const std::vector<ValueRef>& values = {}) const;
+  // The same for tensor inputs and outputs (a value that is not a tensor is an error).
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs,
-                                  const std::vector<int>& outputs = {}) const;
+                                  const std::vector<ValueRef>& values = {}) const;
   // Calls answered from an earlier call's rows (Layer::row_inputs) since the model was loaded:
   // the staged graphs' per-edge features computed once for the largest graph.
   int64_t reused_row_calls() const { return reused_row_calls_; }
@@ -87,8 +98,9 @@ class Model {
   void check_feature_irreps(int node) const;
   void load_weights(const std::string& weights_path);
   void cast_floating_state(at::ScalarType dtype);
-  const Program& program_for(const std::vector<int>& outputs) const;
-  std::shared_ptr<const Program> compile(const std::vector<int>& outputs) const;
+  const Program& program_for(const std::vector<ValueRef>& values) const;
+  std::shared_ptr<const Program> compile(const std::vector<ValueRef>& values) const;
+  std::string value_name(const ValueRef& value) const;  // for messages
 
   klay_doc* doc_ = nullptr;
   klay_plan* plan_ = nullptr;
@@ -100,7 +112,7 @@ class Model {
 
   mutable std::atomic<int64_t> reused_row_calls_{0};
   mutable std::mutex programs_mutex_;
-  mutable std::map<std::vector<int>, std::shared_ptr<const Program>> programs_;
+  mutable std::map<std::vector<ValueRef>, std::shared_ptr<const Program>> programs_;
 };
 
 }  // namespace klay

@@ -101,7 +101,8 @@ TEST(Model, RunsOnlyTheLayersTheRequestedOutputsNeed) {
   const auto model = Model::load_string(kTwoBranches, "branches.yaml", "");
   const at::Tensor x = at::randn({4, 3}, at::kDouble), y = at::randn({4, 2}, at::kDouble);
   // `bad` (a (4,3)x(4,2) matmul) fails when it runs; asking for the others must not run it.
-  const auto outputs = model->forward({x, y}, {model->output_index("indices"), model->output_index("tanh")});
+  const auto outputs = model->forward({x, y}, {Model::ValueRef::output(model->output_index("indices")),
+                                                Model::ValueRef::output(model->output_index("tanh"))});
   ASSERT_EQ(outputs.size(), 2u);
   EXPECT_TRUE(at::equal(outputs[0], std::get<1>(at::sort(x, 1))));
   EXPECT_TRUE(at::equal(outputs[1], at::tanh(x)));
@@ -169,11 +170,16 @@ model_outputs:
 TEST(Model, WrongNumberOfInputsIsAnError) {
   const auto model = Model::load_string(kSeedMlp, "seed.yaml", "");
   EXPECT_NE(error_of([&] { model->forward({}); }).find("takes 1 inputs, 0 given"), std::string::npos);
-  // Indices past the outputs name plan nodes (node_value_index); past those, nothing.
-  const int past_the_end = model->node_value_index(static_cast<int>(model->plan().n_nodes));
-  const std::string error = error_of([&] { model->forward({at::zeros({1, 16})}, {past_the_end}); });
-  EXPECT_NE(error.find("requested output index " + std::to_string(past_the_end) + " is out of range"),
-            std::string::npos) << error;
+  const int n_nodes = static_cast<int>(model->plan().n_nodes);
+  const std::string node_error =
+      error_of([&] { model->forward({at::zeros({1, 16})}, {Model::ValueRef::node(n_nodes)}); });
+  EXPECT_NE(node_error.find("requested plan node " + std::to_string(n_nodes) + " is out of range"),
+            std::string::npos) << node_error;
+  const int n_outputs = static_cast<int>(model->output_names().size());
+  const std::string output_error =
+      error_of([&] { model->forward({at::zeros({1, 16})}, {Model::ValueRef::output(n_outputs)}); });
+  EXPECT_NE(output_error.find("requested output index " + std::to_string(n_outputs) + " is out of range"),
+            std::string::npos) << output_error;
 }
 
 // Two NequIP convolutions; conv2 reads conv1's output, which is 4x0e+4x2e+4x1o (scalars, then the
