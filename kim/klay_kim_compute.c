@@ -38,10 +38,11 @@ static int reserve_particles(klay_kim_scratch *s, size_t n)
 
 static int reserve_atoms(klay_kim_scratch *s, size_t n)
 {
-    void **arrays[] = {(void **)&s->coords, (void **)&s->species, (void **)&s->forces, (void **)&s->per_atom_energy};
+    void **arrays[] = {(void **)&s->coords, (void **)&s->species, (void **)&s->forces, (void **)&s->per_atom_energy,
+                       (void **)&s->per_atom_virial};
     const size_t sizes[] = {3 * sizeof *s->coords, sizeof *s->species, 3 * sizeof *s->forces,
-                            sizeof *s->per_atom_energy};
-    return reserve(&s->atoms_capacity, n, arrays, sizes, 4);
+                            sizeof *s->per_atom_energy, 6 * sizeof *s->per_atom_virial};
+    return reserve(&s->atoms_capacity, n, arrays, sizes, 5);
 }
 
 /* Copies every particle's neighbor list (KIM's pointer is valid only until the next request). */
@@ -90,20 +91,17 @@ static int gather_atoms(KIM_ModelCompute const *model_compute, klay_kim_model *m
     return 0;
 }
 
-/* KIM's virial is -sum_a x_a (x) F_a in the order xx yy zz yz xz xy. Summed over every atom the
- * graphs reach, padding images included, with their explicit coordinates: the energy depends on
- * relative positions only, so this is the virial of the periodic system the padding stands for. */
-static void add_virial(const klay_kim_model *m, double virial[6])
+/* klay.h's virial W = sum x (x) F in the order xx yy zz xy xz yz; KIM's is -W in the order
+ * xx yy zz yz xz xy. Over every atom the graphs reach, padding images included with their explicit
+ * coordinates, W is the virial of the periodic system the padding stands for. */
+static void to_kim_virial(const double w[6], double kim[6])
 {
-    const double *x = m->scratch.coords, *f = m->scratch.forces;
-    for (int64_t a = 0; a < m->graph.n_atoms; ++a, x += 3, f += 3) {
-        virial[0] -= x[0] * f[0];
-        virial[1] -= x[1] * f[1];
-        virial[2] -= x[2] * f[2];
-        virial[3] -= x[1] * f[2];
-        virial[4] -= x[0] * f[2];
-        virial[5] -= x[0] * f[1];
-    }
+    kim[0] = -w[0];
+    kim[1] = -w[1];
+    kim[2] = -w[2];
+    kim[3] = -w[5];
+    kim[4] = -w[4];
+    kim[5] = -w[3];
 }
 
 int klay_kim_compute(KIM_ModelCompute const *model_compute, KIM_ModelComputeArguments const *arguments)
@@ -111,7 +109,7 @@ int klay_kim_compute(KIM_ModelCompute const *model_compute, KIM_ModelComputeArgu
     klay_kim_model *m;
     KIM_ModelCompute_GetModelBufferPointer(model_compute, (void **)&m);
     int *num_particles, *species_codes, *contributing;
-    double *coordinates, *energy, *forces, *particle_energy, *virial;
+    double *coordinates, *energy, *forces, *virial, *particle_energy = NULL, *particle_virial = NULL;
     if (KIM_ModelComputeArguments_GetArgumentPointerInteger(arguments, KIM_COMPUTE_ARGUMENT_NAME_numberOfParticles,
                                                             &num_particles) ||
         KIM_ModelComputeArguments_GetArgumentPointerInteger(
@@ -124,10 +122,14 @@ int klay_kim_compute(KIM_ModelCompute const *model_compute, KIM_ModelComputeArgu
                                                            &energy) ||
         KIM_ModelComputeArguments_GetArgumentPointerDouble(arguments, KIM_COMPUTE_ARGUMENT_NAME_partialForces,
                                                            &forces) ||
-        KIM_ModelComputeArguments_GetArgumentPointerDouble(
-            arguments, KIM_COMPUTE_ARGUMENT_NAME_partialParticleEnergy, &particle_energy) ||
         KIM_ModelComputeArguments_GetArgumentPointerDouble(arguments, KIM_COMPUTE_ARGUMENT_NAME_partialVirial,
-                                                           &virial))
+                                                           &virial) ||
+        (m->has_particle_energy &&
+         KIM_ModelComputeArguments_GetArgumentPointerDouble(
+             arguments, KIM_COMPUTE_ARGUMENT_NAME_partialParticleEnergy, &particle_energy)) ||
+        (m->has_particle_virial &&
+         KIM_ModelComputeArguments_GetArgumentPointerDouble(
+             arguments, KIM_COMPUTE_ARGUMENT_NAME_partialParticleVirial, &particle_virial)))
         return COMPUTE_ERROR("cannot get the compute arguments");
 
     const int n = *num_particles;
@@ -136,6 +138,7 @@ int klay_kim_compute(KIM_ModelCompute const *model_compute, KIM_ModelComputeArgu
     if (forces) memset(forces, 0, 3 * (size_t)n * sizeof *forces);
     if (particle_energy) memset(particle_energy, 0, (size_t)n * sizeof *particle_energy);
     if (virial) memset(virial, 0, 6 * sizeof *virial);
+    if (particle_virial) memset(particle_virial, 0, 6 * (size_t)n * sizeof *particle_virial);
 
     if (reserve_particles(s, (size_t)n)) return COMPUTE_ERROR("out of memory for %d particles", n);
     int num_owned = 0;
@@ -157,8 +160,10 @@ int klay_kim_compute(KIM_ModelCompute const *model_compute, KIM_ModelComputeArgu
                         m->graph.edge_pairs, m->graph.n_stage_graphs, m->graph.stage_edges};
     klay_results results;
     memset(&results, 0, sizeof results);
+    /* the virial comes with the backward pass, which forces ask for */
     results.forces = forces || virial ? s->forces : NULL;
     results.per_atom_energy = particle_energy ? s->per_atom_energy : NULL;
+    results.per_atom_virial = particle_virial ? s->per_atom_virial : NULL;
     if (klay_model_compute(m->model, &atoms, &results, err, sizeof err))
         return COMPUTE_ERROR("model evaluation failed on %lld atoms (%d contributing): %s", (long long)num_atoms,
                              num_owned, err);
@@ -178,6 +183,10 @@ int klay_kim_compute(KIM_ModelCompute const *model_compute, KIM_ModelComputeArgu
             for (int c = 0; c < 3; ++c) forces[3 * m->graph.atoms[a] + c] = s->forces[3 * a + c];
     if (particle_energy)
         for (int64_t a = 0; a < m->graph.n_owned; ++a) particle_energy[m->graph.atoms[a]] = s->per_atom_energy[a];
-    if (virial) add_virial(m, virial);
+    if (virial) to_kim_virial(results.virial, virial);
+    /* padding particles keep their own shares: KIM's particle virials sum to its virial */
+    if (particle_virial)
+        for (int64_t a = 0; a < num_atoms; ++a)
+            to_kim_virial(&s->per_atom_virial[6 * a], &particle_virial[6 * m->graph.atoms[a]]);
     return 0;
 }

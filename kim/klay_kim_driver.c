@@ -9,6 +9,8 @@
  *                       particles too: stage k of the staged graphs starts from particles up to
  *                       k * r_cut outside the contributing ones
  *   influence distance  D * r_cut (D = klay_model_num_stages), the reach of the staged graphs
+ *   compute arguments   partialEnergy, partialForces, partialVirial; partialParticleEnergy and
+ *                       partialParticleVirial where klay_model_check_outputs allows them
  * This is the convention of the OpenKIM TorchML driver: contributing particles are the owned atoms.
  */
 #include "klay_kim_driver.h"
@@ -39,6 +41,7 @@ static void free_model(klay_kim_model *m)
     free(m->scratch.species);
     free(m->scratch.forces);
     free(m->scratch.per_atom_energy);
+    free(m->scratch.per_atom_virial);
     free(m);
 }
 
@@ -50,16 +53,20 @@ static int destroy(KIM_ModelDestroy *model_destroy)
     return 0;
 }
 
+static int can_give(const klay_model *model, klay_output output)
+{
+    char reason[KLAY_KIM_ERROR_SIZE];
+    return klay_model_check_outputs(model, output, reason, sizeof reason) == 0;
+}
+
 static int compute_arguments_create(KIM_ModelCompute const *model_compute,
                                     KIM_ModelComputeArgumentsCreate *arguments_create)
 {
     klay_kim_model *m;
     KIM_ModelCompute_GetModelBufferPointer(model_compute, (void **)&m);
-    /* Per-atom energies exist when the model's energy is a sum over per-atom terms it exposes; a
-     * per-particle virial needs a split of the many-body virial onto particles, which forces alone
-     * do not define. */
-    KIM_SupportStatus per_atom_energy =
-        klay_model_has_per_atom_energy(m->model) ? KIM_SUPPORT_STATUS_optional : KIM_SUPPORT_STATUS_notSupported;
+    const KIM_SupportStatus optional = KIM_SUPPORT_STATUS_optional, no = KIM_SUPPORT_STATUS_notSupported;
+    KIM_SupportStatus per_atom_energy = m->has_particle_energy ? optional : no;
+    KIM_SupportStatus per_atom_virial = m->has_particle_virial ? optional : no;
     int failed =
         KIM_ModelComputeArgumentsCreate_SetArgumentSupportStatus(
             arguments_create, KIM_COMPUTE_ARGUMENT_NAME_partialEnergy, KIM_SUPPORT_STATUS_optional) ||
@@ -70,7 +77,7 @@ static int compute_arguments_create(KIM_ModelCompute const *model_compute,
         KIM_ModelComputeArgumentsCreate_SetArgumentSupportStatus(
             arguments_create, KIM_COMPUTE_ARGUMENT_NAME_partialVirial, KIM_SUPPORT_STATUS_optional) ||
         KIM_ModelComputeArgumentsCreate_SetArgumentSupportStatus(
-            arguments_create, KIM_COMPUTE_ARGUMENT_NAME_partialParticleVirial, KIM_SUPPORT_STATUS_notSupported);
+            arguments_create, KIM_COMPUTE_ARGUMENT_NAME_partialParticleVirial, per_atom_virial);
     if (failed)
         KIM_ModelComputeArgumentsCreate_LogEntry(arguments_create, KIM_LOG_VERBOSITY_error,
                                                  "KLay KIM driver: cannot set the support status of the compute arguments",
@@ -125,6 +132,11 @@ static int load_model(KIM_ModelDriverCreate *create, klay_kim_model *m)
                             "cutoff and at least one stage",
                             m->cutoff, m->num_stages);
     m->influence_distance = m->num_stages * m->cutoff;
+    /* Per-atom energies where the energy is a sum of per-atom terms the model exposes; per-atom
+     * virials where it takes shifts, whose gradients split the many-body virial onto edges (forces
+     * alone do not define that split). */
+    m->has_particle_energy = can_give(m->model, KLAY_OUTPUT_PER_ATOM_ENERGY);
+    m->has_particle_virial = can_give(m->model, KLAY_OUTPUT_PER_ATOM_VIRIAL);
     m->will_not_request_noncontributing_neighbors = 0;
     return 0;
 }

@@ -25,6 +25,7 @@ typedef struct klay_kim_scratch {
     int64_t *species;           /* [atoms] */
     double *forces;             /* [atoms][3] */
     double *per_atom_energy;    /* [atoms] */
+    double *per_atom_virial;    /* [atoms][6] */
 } klay_kim_scratch;
 
 typedef struct klay_kim_model {
@@ -33,6 +34,9 @@ typedef struct klay_kim_model {
     double cutoff;              /* r_cut of one stage: the neighbor list the driver asks for */
     double influence_distance;  /* D * r_cut: how far the staged graphs reach from a contributing particle */
     int will_not_request_noncontributing_neighbors; /* 0: the graphs' later stages need them */
+    /* what the model allows beyond energy, forces and virial (klay_model_check_outputs): KIM
+     * refuses a pointer to an argument declared not supported */
+    int has_particle_energy, has_particle_virial;
     int num_species;
     int64_t *species_code;      /* [num_species] the model's code for KIM species code k */
     klay_staged_graph graph;

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """LAMMPS's KIM package running a KLay model through the KLay KIM model driver (`kim init` +
-`kim interactions`, i.e. pair_style kim) gives the energy, per-atom energy, forces and virial of
-pair_style klay on the same model, in the same LAMMPS process: at step 0 and after a few NVE steps
-(atoms move, neighbor lists are rebuilt), on any number of ranks, newton on or off.
+`kim interactions`, i.e. pair_style kim) gives the energy, per-atom energy, forces and virial (and,
+for a model with shifts, the per-atom virial) of pair_style klay on the same model, in the same
+LAMMPS process: at step 0 and after a few NVE steps (atoms move), on any number of ranks, newton on
+or off.
 
   lammps_kim_case.py --lmp build/lmp --case <shared/conformance/staged_* dir> --kim-model NAME
       [--model model.yaml --weights weights --elements Si]   another model on the case's structure
-      [--ranks N] [--newton on|off]
+      [--ranks N] [--newton on|off] [--atom-virial]
 
 Needs KIM_API_CONFIGURATION_FILE pointing at the collection the model is installed in (ctest sets
 it). Exit status: 0 pass, 1 fail. Reuses tests/lammps/lammps_case.py's machinery.
@@ -24,14 +25,15 @@ from lammps_case import (VIRIAL_REPORT, Case, compare, pair_commands, preamble, 
 STEPS = 10
 
 
-def run_commands(name, report_tag):
+def run_commands(name, report_tag, atom_virial):
     """Reports energy and virial at step 0 and after STEPS NVE steps, with dumps of forces and
     per-atom energies named after the pair style (`run 0`: pe/atom is tallied only when asked for
     at the run's last step)."""
+    stress = " c_stress[*]" if atom_virial else ""
     report = (f'print "{report_tag} {{step}} $(pe:%.17g) {VIRIAL_REPORT}"\n'
-              f"write_dump all custom {name}_{{step}}.dump id fx fy fz c_atom_energy "
+              f"write_dump all custom {name}_{{step}}.dump id fx fy fz c_atom_energy{stress} "
               "modify format float %.17g sort id\n")
-    return f"""compute atom_energy all pe/atom
+    return ("compute stress all stress/atom NULL virial\n" if atom_virial else "") + f"""compute atom_energy all pe/atom
 compute virial all pressure NULL virial
 thermo_style custom step pe ke c_virial[*]
 run 0
@@ -68,6 +70,8 @@ def main():
     parser.add_argument("--ranks", type=int, default=1)
     parser.add_argument("--newton", choices=["on", "off"], default="on")
     parser.add_argument("--tolerance", type=float, default=1e-12)
+    parser.add_argument("--atom-virial", action="store_true", help="also compare per-atom virials (compute "
+                        "stress/atom; the model must take shifts)")
     args = parser.parse_args()
     if not os.environ.get("KIM_API_CONFIGURATION_FILE"):
         print("FAIL: KIM_API_CONFIGURATION_FILE is not set: LAMMPS would not find the build tree's KIM models")
@@ -82,12 +86,12 @@ def main():
         case.write_data(workdir)
         write_velocities(os.path.join(workdir, "structure.data"), n)
         output = run_lammps(args, preamble(args.newton) + pair_commands(model, weights, elements)
-                            + run_commands("klay", "KLAY_PAIR") + f"""
+                            + run_commands("klay", "KLAY_PAIR", args.atom_virial) + f"""
 clear
 kim init {args.kim_model} metal
 {after_preamble}
 kim interactions {' '.join(elements)}
-""" + run_commands("kim", "KLAY_KIM"), workdir, args.ranks)
+""" + run_commands("kim", "KLAY_KIM", args.atom_virial), workdir, args.ranks)
         dumps = {(style, step): read_dump(os.path.join(workdir, f"{style}_{step}.dump"))
                  for style in ("klay", "kim") for step in (0, STEPS)}
 
@@ -104,6 +108,10 @@ kim interactions {' '.join(elements)}
         ok &= compare(f"kim vs klay: per-atom energy, {at}", [kim_dump[i + 1][3] for i in range(n)],
                       [klay_dump[i + 1][3] for i in range(n)], args.tolerance)
         ok &= compare(f"kim vs klay: virial (6 components), {at}", kim_virial, klay_virial, args.tolerance)
+        if args.atom_virial:
+            ok &= compare(f"kim vs klay: per-atom virial (6 components), {at}",
+                          [c for i in range(n) for c in kim_dump[i + 1][4:10]],
+                          [c for i in range(n) for c in klay_dump[i + 1][4:10]], args.tolerance)
     return 0 if ok else 1
 
 

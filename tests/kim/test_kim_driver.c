@@ -11,7 +11,9 @@
  * The structure: a rattled diamond cell on a general triclinic lattice, periodic through explicit
  * padding images, species assigned round-robin from the command line's elements.
  *
- *   test_kim_driver <KIM model name> <element>...     exit 0: pass, 1: fail
+ *   test_kim_driver [--particle-virial] <KIM model name> <element>...     exit 0: pass, 1: fail
+ *       --particle-virial: the model supports partialParticleVirial (it takes shifts); without it
+ *       the driver must declare it not supported
  *   test_kim_driver --refused <KIM model name> <text>  KIM cannot create the model, and the driver's
  *                                                      message (stderr) contains the text
  */
@@ -383,8 +385,14 @@ static int check_refused(const char *name, const char *expected)
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--refused") == 0) return check_refused(argv[2], argv[3]);
+    const int expect_particle_virial = argc > 1 && strcmp(argv[1], "--particle-virial") == 0;
+    if (expect_particle_virial) {
+        --argc;
+        ++argv;
+    }
     if (argc < 3) {
-        printf("usage: %s <KIM model name> <element>... | --refused <KIM model name> <text>\n", argv[0]);
+        printf("usage: test_kim_driver [--particle-virial] <KIM model name> <element>... | --refused <KIM model name> "
+               "<text>\n");
         return 1;
     }
     Simulator sim;
@@ -432,6 +440,8 @@ int main(int argc, char **argv)
     sim.per_particle_virial = is_optional(support_of(sim.arguments, KIM_COMPUTE_ARGUMENT_NAME_partialParticleVirial));
     printf("partialParticleEnergy %s, partialParticleVirial %s\n", sim.per_particle_energy ? "optional" : "not supported",
            sim.per_particle_virial ? "optional" : "not supported");
+    CHECK(sim.per_particle_virial == expect_particle_virial, "partialParticleVirial should be %s for this model",
+          expect_particle_virial ? "optional" : "not supported");
 
     System s;
     memset(&s, 0, sizeof s);
