@@ -11,9 +11,12 @@
  * The structure: a rattled diamond cell on a general triclinic lattice, periodic through explicit
  * padding images, species assigned round-robin from the command line's elements.
  *
- *   test_kim_driver [--particle-virial] <KIM model name> <element>...     exit 0: pass, 1: fail
+ *   test_kim_driver [--particle-virial] [--nan-on-overlap] <KIM model name> <element>...
  *       --particle-virial: the model supports partialParticleVirial (it takes shifts); without it
  *       the driver must declare it not supported
+ *       --nan-on-overlap: the model's numbers are NaN for two atoms at one place (examples/si's are):
+ *       the driver must report that as an error
+ *       exit 0: pass, 1: fail
  *   test_kim_driver --refused <KIM model name> <text>  KIM cannot create the model, and the driver's
  *                                                      message (stderr) contains the text
  */
@@ -385,14 +388,18 @@ static int check_refused(const char *name, const char *expected)
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--refused") == 0) return check_refused(argv[2], argv[3]);
-    const int expect_particle_virial = argc > 1 && strcmp(argv[1], "--particle-virial") == 0;
-    if (expect_particle_virial) {
-        --argc;
-        ++argv;
+    int expect_particle_virial = 0, nan_on_overlap = 0;
+    for (; argc > 1 && strncmp(argv[1], "--", 2) == 0; --argc, ++argv) {
+        if (strcmp(argv[1], "--particle-virial") == 0)
+            expect_particle_virial = 1;
+        else if (strcmp(argv[1], "--nan-on-overlap") == 0)
+            nan_on_overlap = 1;
+        else
+            break;
     }
     if (argc < 3) {
-        printf("usage: test_kim_driver [--particle-virial] <KIM model name> <element>... | --refused <KIM model name> "
-               "<text>\n");
+        printf("usage: test_kim_driver [--particle-virial] [--nan-on-overlap] <KIM model name> <element>... | "
+               "--refused <KIM model name> <text>\n");
         return 1;
     }
     Simulator sim;
@@ -490,6 +497,16 @@ int main(int argc, char **argv)
     printf("a particle with species code 99 (the driver reports it):\n");
     fflush(stdout);
     CHECK(compute(&sim, &s) != 0, "the driver computed with species code 99");
+
+    /* Two particles on top of each other: the model's numbers are not finite, and the driver must
+     * say so instead of handing them over. */
+    if (nan_on_overlap) {
+        s.species[1] = s.species[0];
+        memcpy(&s.x[3], &s.x[0], 3 * sizeof *s.x);
+        printf("particles 0 and 1 on top of each other (the driver reports it):\n");
+        fflush(stdout);
+        CHECK(compute(&sim, &s) != 0, "the driver computed with two particles at the same place");
+    }
 
     KIM_Model_ComputeArgumentsDestroy(sim.model, &sim.arguments);
     KIM_Model_Destroy(&sim.model);
