@@ -356,7 +356,9 @@ static int create_model(const char *name, KIM_Model **model, int *accepted)
                             KIM_TEMPERATURE_UNIT_K, KIM_TIME_UNIT_ps, name, accepted, model);
 }
 
-/* A model the driver must refuse: KIM_Model_Create fails and the driver says why. */
+/* A model the driver must refuse: KIM_Model_Create fails and the driver says why. (KIM API 2.3.0
+ * writes a model's parameter files to /tmp/kim-shared-library-parameter-file-directory-* for the
+ * driver to read and leaves that directory behind when the driver refuses: one per run.) */
 static int check_refused(const char *name, const char *expected)
 {
     FILE *capture = tmpfile();
