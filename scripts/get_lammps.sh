@@ -22,6 +22,8 @@ cache_root="${KLAY_LAMMPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klay-lammps}"
 
 # PLUGIN: `plugin load` and LAMMPS_PLUGIN_PATH; MANYBODY, ML-SNAP, EXTRA-COMPUTE: reference
 # potentials and analysis used next to KLay models (zbl and the table styles are in core).
+# KIM: `kim init` / `pair_style kim` for KLay models through the OpenKIM driver in kim/, against
+# Debian's libkim-api-dev (DOWNLOAD_KIM=off: nothing is fetched at build time).
 # No LAMMPS_EXCEPTIONS: since 2 Aug 2023 LAMMPS always throws, the option is gone.
 cmake_options=(
   -DCMAKE_BUILD_TYPE=Release
@@ -31,6 +33,7 @@ cmake_options=(
   -DPKG_MANYBODY=on
   -DPKG_ML-SNAP=on
   -DPKG_EXTRA-COMPUTE=on
+  -DPKG_KIM=on -DDOWNLOAD_KIM=off
   -DWITH_JPEG=off -DWITH_PNG=off -DWITH_FFMPEG=off -DWITH_GZIP=off
 )
 if command -v ccache >/dev/null; then

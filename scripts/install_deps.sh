@@ -12,6 +12,8 @@ packages=(
   clang libclang-rt-14-dev   # libFuzzer and sanitizers for the builder's fuzz target
   debian-archive-keyring     # verifies the LAMMPS source package
   python3-ase                # the ASE calculator's tests (python/klay_ase)
+  libkim-api-dev xxd         # the OpenKIM model driver (kim/) and LAMMPS's KIM package; xxd embeds
+                             # a KIM model's parameter files in its library
 )
 
 missing=()

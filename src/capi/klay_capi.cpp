@@ -201,6 +201,15 @@ const char* klay_model_units(const klay_model* model) {
   return md_of(model) && !md_of(model)->units().empty() ? md_of(model)->units().c_str() : nullptr;
 }
 
+size_t klay_model_num_declared_species(const klay_model* model) {
+  return md_of(model) ? md_of(model)->declared_species().size() : 0;
+}
+
+const char* klay_model_declared_species(const klay_model* model, size_t i) {
+  if (!md_of(model) || i >= md_of(model)->declared_species().size()) return nullptr;
+  return md_of(model)->declared_species()[i].c_str();
+}
+
 size_t klay_model_describe(const klay_model* model, char* buf, size_t size) {
   return guarded(nullptr, 0, static_cast<size_t>(0), [&]() -> size_t {
     const std::string text = md_of(model) ? md_of(model)->describe() : std::string();

@@ -55,6 +55,11 @@ const char *klay_model_input_name(const klay_model *model, size_t i);
  * the model as mutable. Returns 0 and sets *code, or -1 with a message in err. */
 int klay_model_element_code(klay_model *model, const char *element, int64_t *code,
                             char *err, size_t err_size);
+/* The species list declared in the model's `md:` section (md: {species: [Si, O]}), in species-index
+ * order: how many elements, and the i-th element's symbol (NULL when i is out of range). 0 when the
+ * model declares none: it then takes atomic numbers, or numbers elements in the order asked for. */
+size_t klay_model_num_declared_species(const klay_model *model);
+const char *klay_model_declared_species(const klay_model *model, size_t i);
 
 typedef struct klay_atoms {
     int64_t n_atoms;

@@ -339,6 +339,11 @@ bool MdModel::takes_shifts() const {
   return std::any_of(bindings_.begin(), bindings_.end(), [](const InputBinding& b) { return b.role == InputRole::Shifts; });
 }
 
+const std::vector<std::string>& MdModel::declared_species() const {
+  static const std::vector<std::string> none;
+  return species_declared_ ? species_ : none;
+}
+
 bool MdModel::takes_species() const {
   return std::any_of(bindings_.begin(), bindings_.end(), [](const InputBinding& b) { return b.role == InputRole::Species; });
 }

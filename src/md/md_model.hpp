@@ -98,6 +98,9 @@ class MdModel {
   bool takes_species() const;
   bool has_per_atom_energy() const { return per_atom_request_.has_value() || energy_kind_ == EnergyKind::Direct; }
   const std::string& units() const { return units_; }     // "" when undeclared
+  // The md: species list in species-index order; empty when the model declares none (the elements a
+  // species-index model numbered in the order asked for are not a declaration).
+  const std::vector<std::string>& declared_species() const;
 
   // The number fed for an element symbol; see the header comment. Throws for an unknown element.
   int64_t element_code(const std::string& element);

@@ -170,6 +170,8 @@ static void harmonic_model(const char *data_dir)
     int64_t code = -1;
     CHECK(klay_model_element_code(model, "Si", &code, err, sizeof err) == 0 && code == 14, "Si -> %lld", (long long)code);
     CHECK(klay_model_element_code(model, "Qq", &code, err, sizeof err) == -1, "unknown element accepted");
+    CHECK(klay_model_num_declared_species(model) == 0 && klay_model_declared_species(model, 0) == NULL,
+          "no md: species list, yet %zu declared species", klay_model_num_declared_species(model));
     klay_model_free(model);
 }
 
