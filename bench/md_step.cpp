@@ -17,6 +17,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -143,6 +144,21 @@ void print_profile(const torch::autograd::profiler::thread_event_lists& lists, i
                 100.0 * t.self_us / all_us, static_cast<double>(t.calls) / evaluations);
 }
 
+// The process's resident and peak resident memory in MiB (Linux /proc/self/status), or -1.
+std::pair<double, double> resident_mib() {
+  std::FILE* status = std::fopen("/proc/self/status", "r");
+  double rss = -1, peak = -1;
+  if (!status) return {rss, peak};
+  char line[256];
+  while (std::fgets(line, sizeof line, status)) {
+    long kib = 0;
+    if (std::sscanf(line, "VmRSS: %ld kB", &kib) == 1) rss = kib / 1024.0;
+    if (std::sscanf(line, "VmHWM: %ld kB", &kib) == 1) peak = kib / 1024.0;
+  }
+  std::fclose(status);
+  return {rss, peak};
+}
+
 int run(int argc, char** argv) {
   const StepOptions o = parse(argc, argv);
   print_machine(o.common);
@@ -185,11 +201,15 @@ int run(int argc, char** argv) {
   double energy[kWays] = {};
   for (Way way : ways) energy[way] = evaluate(way);
   std::vector<double> ms[kWays];
-  for (int r = 0; r < o.rounds + 1; ++r)  // round 0 warms up
+  std::pair<double, double> memory_after_warm_up;
+  for (int r = 0; r < o.rounds + 1; ++r) {  // round 0 warms up
     for (Way way : ways) {
       const double t = time_once_ms([&] { evaluate(way); });
       if (r > 0) ms[way].push_back(t);
     }
+    if (r == 0) memory_after_warm_up = resident_mib();
+  }
+  const std::pair<double, double> memory_at_end = resident_mib();
   std::printf("\nenergy + forces per evaluation (median of %d interleaved rounds; ratio: time / first row's):\n",
               o.rounds);
   const char* names[kWays] = {"as MD runs it (fused, dead features skipped)", "  the same in float32",
@@ -199,6 +219,10 @@ int run(int argc, char** argv) {
     const double median = median_ms(ms[w]);
     std::printf("  %-46s %10.3f ms  %6.2fx   energy %.12f eV\n", names[w], median, median / first, energy[w]);
   }
+  std::printf("  resident memory after the warm-up round %.1f MiB (peak %.1f), after %d more rounds %.1f MiB "
+              "(peak %.1f)\n",
+              memory_after_warm_up.first, memory_after_warm_up.second, o.rounds, memory_at_end.first,
+              memory_at_end.second);
   if (!o.md_only)
     std::printf("  largest |energy difference| to the first, float64: %.1e eV\n",
                 std::max(std::abs(energy[kEveryFeature] - energy[kAsMd]), std::abs(energy[kComposite] - energy[kAsMd])));

@@ -429,7 +429,7 @@ void PairKLay::coeff(int narg, char **arg)
                       "needs a positive cutoff and at least one stage", arg[2], cutoff, num_stages);
 
   // Elements are asked for in order of first appearance on this line: a model without a
-  // species list numbers its species in that order (design.md §3).
+  // species list numbers its species in that order (docs/design.md#species).
   std::vector<int64_t> element_code(nelements);
   for (int e = 0; e < nelements; e++)
     if (klay_model_element_code(model, elements[e], &element_code[e], message,

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config ccache git xz-utils python3 gnuplot-nox
   libyaml-dev libgtest-dev
   libtorch-dev
-  libopenblas0-openmp   # without it Debian's libtorch runs matmuls 20-40x slower (design.md §6)
+  libopenblas0-openmp   # without it Debian's libtorch runs matmuls 20-40x slower (docs/design.md#environment)
   libopenmpi-dev openmpi-bin
   clang libclang-rt-14-dev   # libFuzzer and sanitizers for the builder's fuzz target
   debian-archive-keyring     # verifies the LAMMPS source package

@@ -1,4 +1,4 @@
-// normalize2mom, FullyConnectedNet, Activation — klay_spec.md §2.6, §2.7.
+// normalize2mom, FullyConnectedNet, Activation — docs/layers.md#normalize2mom, #activation.
 #include "e3nn/activations.hpp"
 
 #include <ATen/ATen.h>

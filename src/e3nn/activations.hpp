@@ -1,5 +1,5 @@
 // Reproduces e3nn.math.normalize2mom, e3nn.nn.FullyConnectedNet and e3nn.nn.Activation
-// (klay_spec.md §2.6, §2.7) for the scalar activations KLay names: silu, ssp, tanh, abs, sigmoid, relu.
+// (docs/layers.md#normalize2mom, #activation) for the scalar activations KLay names: silu, ssp, tanh, abs, sigmoid, relu.
 //
 // FullyConnectedNet state_dict keys: layer{k}.weight [h_k, h_{k+1}] Parameters (input-major, the
 // transpose of torch.nn.Linear), no bias. Activation has no state.
@@ -37,7 +37,7 @@ class ScalarActivation {
   double scale_ = 1.0;
 };
 
-// The hard-coded normalize2mom constant of a named activation (klay_spec.md §2.6).
+// The hard-coded normalize2mom constant of a named activation (docs/layers.md#normalize2mom).
 double normalize2mom_constant(const std::string& name);
 
 class FullyConnectedNetImpl : public torch::nn::Module {

@@ -1,4 +1,4 @@
-// e3nn.nn.Gate and e3nn.nn.NormActivation, klay_spec.md §2.8, §2.9.
+// e3nn.nn.Gate and e3nn.nn.NormActivation, docs/layers.md#gate, #norm-activation.
 #include "e3nn/gate.hpp"
 
 #include <ATen/ATen.h>

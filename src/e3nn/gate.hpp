@@ -1,9 +1,9 @@
-// Reproduces e3nn.nn.Gate (klay_spec.md §2.8) and e3nn.nn.NormActivation (§2.9).
+// Reproduces e3nn.nn.Gate (docs/layers.md#gate) and e3nn.nn.NormActivation (#norm-activation).
 //
 // Gate state_dict keys: mul.weight [0], mul.output_mask [dim(gated)] (the ElementwiseTensorProduct
 // that multiplies gated irreps by their gates). Its input layout is the *sorted* concatenation
-// sort(simplify(S) + simplify(G) + simplify(D)) whatever order the caller produced (KLay bug 8.4
-// depends on this), output = Activation(S) + gated·gates.
+// sort(simplify(S) + simplify(G) + simplify(D)) whatever order the caller produced (the quirk in
+// docs/layers.md#quirk-gated-linear-sort depends on this), output = Activation(S) + gated·gates.
 //
 // NormActivation state_dict keys: norm.tp.weight [0], norm.tp.output_mask [num_irreps],
 // scalar_multiplier.weight [0], scalar_multiplier.output_mask [dim].

@@ -1,4 +1,4 @@
-// e3nn.o3.Irrep / Irreps algebra (klay_spec.md §1.1).
+// e3nn.o3.Irrep / Irreps algebra (docs/layers.md#irreps).
 #include "e3nn/irreps.hpp"
 
 #include <algorithm>

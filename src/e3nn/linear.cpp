@@ -1,4 +1,4 @@
-// e3nn.o3.Linear, klay_spec.md §2.2.
+// e3nn.o3.Linear, docs/layers.md#linear.
 #include "e3nn/linear.hpp"
 
 #include <ATen/ATen.h>

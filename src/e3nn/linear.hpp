@@ -1,4 +1,4 @@
-// Reproduces e3nn.o3.Linear(irreps_in, irreps_out) as KLay uses it (klay_spec.md §2.2): internal
+// Reproduces e3nn.o3.Linear(irreps_in, irreps_out) as KLay uses it (docs/layers.md#linear): internal
 // shared weights, no bias, path_normalization="element", irreps used exactly as given (unsimplified).
 //
 // Instructions: every (i_in, i_out) with equal irreps, i_in-major. Weight = flat vector of the

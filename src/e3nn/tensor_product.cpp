@@ -1,4 +1,4 @@
-// e3nn.o3.TensorProduct / FullyConnectedTensorProduct / ElementwiseTensorProduct, klay_spec.md §2.3–2.5.
+// e3nn.o3.TensorProduct / FullyConnectedTensorProduct / ElementwiseTensorProduct, docs/layers.md#tensor-product.
 #include "e3nn/tensor_product.hpp"
 
 #include <ATen/ATen.h>

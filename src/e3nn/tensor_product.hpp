@@ -1,7 +1,7 @@
-// Reproduces e3nn.o3.TensorProduct (e3nn >= 0.5, klay_spec.md §2.3) for the connection modes KLay
+// Reproduces e3nn.o3.TensorProduct (e3nn >= 0.5, docs/layers.md#tensor-product) for the connection modes KLay
 // uses — "uvw" and "uvu" (weighted) and "uuu" (unweighted) — with irrep_normalization="component"
-// and path_normalization="element", plus the constructors FullyConnectedTensorProduct (§2.4) and
-// ElementwiseTensorProduct (§2.5).
+// and path_normalization="element", plus the constructors FullyConnectedTensorProduct (#fully-connected-tp) and
+// ElementwiseTensorProduct (#elementwise-tp).
 //
 // Weight layout: flat, one block per weighted instruction in instruction-list order, each block
 // row-major in its path shape (uvw [mul1, mul2, mul_out], uvu [mul1, mul2]). External weights are
@@ -12,7 +12,7 @@
 //   output_mask  [irreps_out.dim()] buffer
 //   _compiled_main_left_right._w3j_{l1}_{l2}_{l3}  [2l1+1, 2l2+1, 2l3+1] buffer, one per distinct
 //       triple of a path that e3nn does not specialise (all three l >= 1, except uuu (1,1,1)).
-// The forward reads those buffers, so Python's values (klay_spec §9.3) are used once copied in place.
+// The forward reads those buffers, so Python's values (docs/layers.md#tp-state) are used once copied in place.
 #pragma once
 #include <map>
 #include <tuple>

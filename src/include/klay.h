@@ -4,7 +4,7 @@
  * No C++ exception ever crosses this API: every function that can fail returns a status and
  * writes a message into the caller's error buffer.
  *
- * Atom and edge conventions (design.md §3–4): atoms [0, n_owned) are owned (contributing);
+ * Atom and edge conventions (docs/design.md#owned-ghost, #staged-graphs): atoms [0, n_owned) are owned (contributing);
  * atoms [n_owned, n_atoms) are ghost/padding images with explicit coordinates. Edges are
  * ordered pairs (i, j) stored as edge_pairs[2*e], edge_pairs[2*e+1]. The staged graphs are
  * prefixes of one edge array: G_k = the first stage_edges[k] pairs (G_0 ⊆ G_1 ⊆ ...). A model
@@ -171,7 +171,7 @@ void klay_outputs_free(klay_outputs *outputs);
 /* ---------- staged graphs from a neighbour list (the LAMMPS pair style's per-step work) ----------
  *
  * S_0 = the owned atoms; for k = 0..D-1: G_k = every pair (a,b) and (b,a) with a in S_k and b a
- * neighbour of a closer than the cutoff; S_{k+1} = S_k plus those neighbours (design.md §4).
+ * neighbour of a closer than the cutoff; S_{k+1} = S_k plus those neighbours (docs/design.md#staged-graphs).
  * The result is compacted to the atoms the model needs (S_D): model atom m is caller atom
  * atoms[m]; the owned atoms come first in the order given, then each stage's new atoms in
  * increasing caller index. Edges use model indices and are grouped by stage, each group sorted,

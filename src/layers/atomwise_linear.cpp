@@ -1,4 +1,4 @@
-// AtomwiseLinear and GatedAtomwiseLinear (klay_spec.md §5.8, §5.9): equivariant per-atom linear maps.
+// AtomwiseLinear and GatedAtomwiseLinear (docs/layers.md#atomwise-linear, #gated-atomwise-linear): equivariant per-atom linear maps.
 #include <ATen/ATen.h>
 
 #include "e3nn/linear.hpp"

@@ -1,4 +1,4 @@
-// The NequIP interaction block (klay_spec.md §5.13), shared by the InteractionBlock layer, the
+// The NequIP interaction block (docs/layers.md#interaction-block), shared by the InteractionBlock layer, the
 // `conv` of ConvNetLayer and AttentionInteractionBlock (which multiplies each message by a radial
 // attention weight).
 #pragma once

@@ -259,7 +259,7 @@ void MdModel::infer_cutoff(std::optional<double> declared) {
 
 void MdModel::check_stage_wiring() {
   // A layer at message-passing depth d (1 = first from the inputs) must see correct features on
-  // S_{D-d}, so it needs the edges of G_{D-d} or a larger graph (design.md §4).
+  // S_{D-d}, so it needs the edges of G_{D-d} or a larger graph (docs/design.md#staged-graphs).
   const klay_plan& plan = model_->plan();
   for (size_t s = 0; s < plan.n_stages; ++s) {
     const klay_stage& stage = plan.stages[s];

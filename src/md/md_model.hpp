@@ -1,4 +1,4 @@
-// A KLay model seen from molecular dynamics (design.md §3 "MD conventions", §4): which model
+// A KLay model seen from molecular dynamics (docs/design.md#md-conventions, #staged-graphs): which model
 // input gets what, the cutoff and number of message-passing stages, which output is the energy and
 // how to take the owned atoms' part of it, and the evaluation of energy, per-atom energy and
 // forces (−dE_owned/dx by autograd) on owned + ghost atoms with staged edge lists.
@@ -82,8 +82,9 @@ struct ResultsView {
 
 class MdModel {
  public:
-  // dtype_name: "float64" or "float32". Throws klay::Error with the reason a model cannot be used
-  // for MD (unknown input name, no coordinates, graphs wired to the wrong stages, ...).
+  // single_precision: float32 weights and activations (float64 is the reference). Throws
+  // klay::Error with the reason a model cannot be used for MD (unknown input name, no coordinates,
+  // graphs wired to the wrong stages, ...).
   static std::unique_ptr<MdModel> load(const std::string& yaml_path, const std::string& weights_path,
                                        bool single_precision = false);
   explicit MdModel(std::unique_ptr<Model> model);

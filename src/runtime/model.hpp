@@ -1,6 +1,6 @@
 // A KLay model built from its YAML: one module per non-alias layer (aliases are further
 // call-sites of the same module object), the trained weights, and an executor that runs the
-// build plan (klay_spec.md §3.3–3.7).
+// build plan (docs/design.md#execution).
 //
 // Execution: at build time the plan is compiled into a flat list of steps that read and write
 // integer value slots (no name lookups per call). A caller may ask for a subset of the outputs;
@@ -78,7 +78,7 @@ class Model {
   // benchmarks compare both); restricted_calls() counts the calls made that way since loading.
   void set_feature_pruning(bool enabled);
   int64_t restricted_calls() const { return restricted_calls_; }
-  // KLay's return convention (§3.5): one output -> the bare value, several -> a tuple.
+  // KLay's return convention (docs/design.md#model-outputs): one output -> the bare value, several -> a tuple.
   c10::IValue forward_klay(const std::vector<c10::IValue>& inputs) const;
 
   // The validated plan: nodes, stages (message-passing call-sites), depth, the resolved document

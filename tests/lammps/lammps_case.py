@@ -162,7 +162,7 @@ NKTV2P_METAL = 1.6021765e6   # LAMMPS's pressure * volume -> energy conversion o
 
 
 # The conformance models number species 0, 1, ... without declaring a species list, so the
-# elements on the pair_coeff line name them in order of first appearance (design.md §3).
+# elements on the pair_coeff line name them in order of first appearance (docs/design.md#species).
 ELEMENT_OF_SPECIES = ["Si", "O", "C", "H"]
 
 
