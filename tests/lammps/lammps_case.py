@@ -40,6 +40,16 @@ def utf8_text(raw, what):
         sys.exit(1)
 
 
+def add_lammps_arguments(parser, required=True):
+    """The options launch_lammps reads: which LAMMPS runs, under which mpiexec, and how it gets
+    the plugin (required=False where only some sub-commands run LAMMPS)."""
+    parser.add_argument("--lmp", required=required, help="LAMMPS executable with the KLAY plugin")
+    parser.add_argument("--mpiexec", default="mpirun")
+    parser.add_argument("--plugin-load", metavar="PLUGIN",
+                        help="this LAMMPS does not load plugins from LAMMPS_PLUGIN_PATH: every input "
+                             "loads PLUGIN (libklay_lammps.so) itself")
+
+
 def with_plugin_load(args, input_text):
     """For a LAMMPS that does not load plugins from LAMMPS_PLUGIN_PATH (29 Sep 2021, --plugin-load):
     the input loads the plugin itself, first and again after each `clear`, which unloads plugins."""
@@ -876,13 +886,9 @@ print "KLAY_ATOM_VIRIALS 0 $(pe:%.17g) {stress_sum}"
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lmp", required=True, help="LAMMPS executable with the KLAY plugin")
-    parser.add_argument("--mpiexec", default="mpirun")
+    add_lammps_arguments(parser)
     parser.add_argument("--klay", default="klay", help="the klay command-line tool (klay eval)")
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--plugin-load", metavar="PLUGIN",
-                        help="this LAMMPS does not load plugins from LAMMPS_PLUGIN_PATH: every input "
-                             "loads PLUGIN (libklay_lammps.so) itself")
     parser.add_argument("--no-timing-report", action="store_true",
                         help="this LAMMPS calls no Pair::finish() at the end of a run (29 Sep 2021), "
                              "so the pair style's timing breakdown is not expected")
