@@ -10,5 +10,9 @@ if(NOT KLAY_LIBRARY OR NOT KLAY_HEADER_DIR)
   message(FATAL_ERROR "PKG_KLAY needs -DKLAY_DIR=<klay-lammps build dir with src/libklay.so> and "
     "-DKLAY_INCLUDE_DIR=<klay-lammps>/src/include (found library '${KLAY_LIBRARY}', header dir '${KLAY_HEADER_DIR}')")
 endif()
+# LAMMPS's CMake calls its src/ directory LAMMPS_SOURCE_DIR.
+include(${LAMMPS_SOURCE_DIR}/KLAY/lammps_api.cmake)
+klay_lammps_api_definitions(${LAMMPS_SOURCE_DIR} KLAY_LAMMPS_API)
+target_compile_definitions(lammps PRIVATE ${KLAY_LAMMPS_API})
 target_include_directories(lammps PRIVATE ${KLAY_HEADER_DIR})
 target_link_libraries(lammps PRIVATE ${KLAY_LIBRARY})

@@ -6,7 +6,8 @@
 #   cmake -S /path/to/lammps/cmake -B build -DPKG_KLAY=on \
 #         -DKLAY_DIR=<klay-lammps build dir> -DKLAY_INCLUDE_DIR=<klay-lammps>/src/include [other options]
 #
-# It copies the sources into src/KLAY/, installs cmake/Modules/Packages/KLAY.cmake and registers
+# It copies the sources (and lammps_api.cmake, which adapts them to this LAMMPS's API) into
+# src/KLAY/, installs cmake/Modules/Packages/KLAY.cmake and registers
 # KLAY in cmake/CMakeLists.txt (the package list and the packages with a CMake module).
 # Running it again refreshes the sources and leaves the registration as it is.
 # Without rebuilding LAMMPS, the plugin (libklay_lammps.so from the klay-lammps build) does the same.
@@ -21,7 +22,7 @@ grep -q '^set(STANDARD_PACKAGES' "$cmake_lists" && grep -q '^foreach(PKG_WITH_IN
   { echo "install.sh: $cmake_lists does not have the package lists this script extends" >&2; exit 1; }
 
 mkdir -p "$lammps/src/KLAY"
-cp "$here/pair_klay.h" "$here/pair_klay.cpp" "$lammps/src/KLAY/"
+cp "$here/pair_klay.h" "$here/pair_klay.cpp" "$here/lammps_api.cmake" "$lammps/src/KLAY/"
 cp "$here/KLAY.cmake" "$lammps/cmake/Modules/Packages/KLAY.cmake"
 
 if ! grep -q '^  KLAY$' "$cmake_lists"; then

@@ -11,6 +11,10 @@
    pair_style klay: KLay machine-learned potentials (YAML + trained weights) evaluated by the
    klay runtime through its C API (klay.h). This file adapts LAMMPS data to that API and back:
    staged graphs from the full neighbor list, energy, forces, virial.
+
+   It compiles against LAMMPS from stable 29 Sep 2021 on. Where the LAMMPS API changed since,
+   the newer call is chosen by a KLAY_LAMMPS_HAS_* macro that lammps_api.cmake sets from the
+   LAMMPS headers.
 ------------------------------------------------------------------------- */
 
 #include "pair_klay.h"
@@ -21,6 +25,7 @@
 #include "force.h"
 #include "memory.h"
 #include "neigh_list.h"
+#include "neigh_request.h"
 #include "neighbor.h"
 #include "update.h"
 
@@ -37,6 +42,12 @@ namespace {
 // klay.h writes a failure's reason into a caller buffer; YAML errors with file:line:col and the
 // weight checks that name every offending key need room.
 constexpr std::size_t KLAY_ERROR_SIZE = 8192;
+
+void require_value(Error *error, int iarg, int narg, const char *keyword)
+{
+  if (iarg + 2 > narg)
+    error->all(FLERR, "Illegal pair_style klay command: {} needs a value", keyword);
+}
 }    // namespace
 
 /* ---------------------------------------------------------------------- */
@@ -92,11 +103,11 @@ void PairKLay::compute(int eflag, int vflag)
   ev_init(eflag, vflag);
   check_requested_outputs();
 
-  const double time_start = platform::walltime();
+  const double time_start = MPI_Wtime();
   if (time_first_compute < 0.0) time_first_compute = time_start;
 
   build_model_inputs();
-  time_graph += platform::walltime() - time_start;
+  time_graph += MPI_Wtime() - time_start;
   run_model();
 
   tally_energy();
@@ -288,7 +299,11 @@ void PairKLay::send_ghost_values_home()
     if (vflag_atom)
       for (int c = 0; c < 6; c++) values[3 + c] = atom_virial[6 * m + c];
   }
+#ifdef KLAY_LAMMPS_HAS_OVERLOADED_REVERSE_COMM
   comm->reverse_comm(this);
+#else
+  comm->reverse_comm_pair(this);
+#endif
   double **f = atom->f;
   for (int i = 0; i < nlocal; i++) {
     const double *values = &ghost_values[reverse_stride * (std::size_t) i];
@@ -359,7 +374,7 @@ void PairKLay::settings(int narg, char **arg)
   int iarg = 0;
   while (iarg < narg) {
     if (strcmp(arg[iarg], "dtype") == 0) {
-      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style klay dtype", error);
+      require_value(error, iarg, narg, "dtype");
       if (strcmp(arg[iarg + 1], "float64") == 0)
         use_float32 = 0;
       else if (strcmp(arg[iarg + 1], "float32") == 0)
@@ -369,13 +384,13 @@ void PairKLay::settings(int narg, char **arg)
                    arg[iarg + 1]);
       iarg += 2;
     } else if (strcmp(arg[iarg], "threads") == 0) {
-      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style klay threads", error);
+      require_value(error, iarg, narg, "threads");
       num_threads = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
       if (num_threads < 1)
         error->all(FLERR, "Pair style klay threads must be at least 1, not {}", num_threads);
       iarg += 2;
     } else if (strcmp(arg[iarg], "graphs") == 0) {
-      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style klay graphs", error);
+      require_value(error, iarg, narg, "graphs");
       if (strcmp(arg[iarg + 1], "staged") == 0)
         feed_largest_graph = 0;
       else if (strcmp(arg[iarg + 1], "largest") == 0)
@@ -472,7 +487,16 @@ void PairKLay::init_style()
   // A many-body model has no pair energy at the cutoff to subtract.
   if (offset_flag) error->all(FLERR, "Pair style klay does not support pair_modify shift yes");
 
+#ifdef KLAY_LAMMPS_HAS_ADD_REQUEST
   neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
+#else
+  // request() may grow neighbor->requests, so the array is read after it
+  const int request_index = neighbor->request(this, instance_me);
+  NeighRequest *request = neighbor->requests[request_index];
+  request->half = 0;
+  request->full = 1;
+  request->ghost = 1;
+#endif
 
   // An atom D-1 stages away from an owned atom needs its neighbors within r_cut, and atoms move
   // up to skin/2 between neighbor list builds.
@@ -498,6 +522,7 @@ double PairKLay::init_one(int, int)
   return cutoff;
 }
 
+#ifdef KLAY_LAMMPS_HAS_PAIR_FINISH
 /* ----------------------------------------------------------------------
    timing breakdown of the run averaged over ranks, and the ranks' peak memory (resident set)
 ------------------------------------------------------------------------- */
@@ -505,7 +530,7 @@ double PairKLay::init_one(int, int)
 void PairKLay::finish()
 {
   const double time_total =
-      time_first_compute < 0.0 ? 0.0 : platform::walltime() - time_first_compute;
+      time_first_compute < 0.0 ? 0.0 : MPI_Wtime() - time_first_compute;
   const double mine[4] = {time_graph, time_forward, time_backward, time_total};
   double sum[4];
   MPI_Allreduce(mine, sum, 4, MPI_DOUBLE, MPI_SUM, world);
@@ -536,6 +561,7 @@ void PairKLay::finish()
   time_first_compute = -1.0;
   num_computes = 0;
 }
+#endif
 
 /* ---------------------------------------------------------------------- */
 

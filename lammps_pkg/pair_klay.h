@@ -35,7 +35,9 @@ class PairKLay : public Pair {
   void coeff(int, char **) override;
   void init_style() override;
   double init_one(int, int) override;
+#ifdef KLAY_LAMMPS_HAS_PAIR_FINISH
   void finish() override;
+#endif
   int pack_reverse_comm(int, int, double *) override;
   void unpack_reverse_comm(int, int *, double *) override;
   double memory_usage() override;
@@ -62,7 +64,7 @@ class PairKLay : public Pair {
   double model_energy;                  // energy of the owned atoms, this step
   double model_virial[6];               // this rank's share of the virial, this step
 
-  // seconds spent since the last finish(), for the timing breakdown
+  // seconds spent since the last finish(), for the timing breakdown (where LAMMPS calls finish())
   double time_graph, time_forward, time_backward, time_first_compute;
   long num_computes;
 

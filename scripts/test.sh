@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing (apt, as root), builds everything once
-# (LAMMPS from Debian's source package into a cache outside the tree, ccache for our code) and
-# runs the whole test suite with ctest. Idempotent: a second run rebuilds only what changed.
+# (LAMMPS 4 Feb 2025 and stable 29 Sep 2021 from Debian's source packages into a cache outside
+# the tree, ccache for our code) and runs the whole test suite with ctest. Idempotent: a second
+# run rebuilds only what changed.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${KLAY_BUILD_DIR:-$root/build}

@@ -144,8 +144,7 @@ def zbl(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lmp", help="LAMMPS with the KLAY plugin (the build tree's lmp wrapper)")
-    parser.add_argument("--mpiexec", default="mpirun")
+    lammps_case.add_lammps_arguments(parser, required=False)
     parser.add_argument("--klay", help="the klay command-line tool")
     parser.add_argument("--timeout", type=float, default=800)
     commands = parser.add_subparsers(dest="command_name", required=True)

@@ -24,7 +24,7 @@ done
 cmake_lists="$scratch/lammps/cmake/CMakeLists.txt"
 [[ $(grep -c '^  KLAY$' "$cmake_lists") == 1 ]] || fail "KLAY is not listed exactly once in STANDARD_PACKAGES"
 [[ $(grep -c 'PKG_WITH_INCL KLAY ' "$cmake_lists") == 1 ]] || fail "KLAY is not registered once as a package with a CMake module"
-for f in pair_klay.h pair_klay.cpp; do
+for f in pair_klay.h pair_klay.cpp lammps_api.cmake; do
   cmp -s "$repo/lammps_pkg/$f" "$scratch/lammps/src/KLAY/$f" || fail "src/KLAY/$f is not a copy of lammps_pkg/$f"
 done
 
