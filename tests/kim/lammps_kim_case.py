@@ -19,8 +19,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lammps"))
-from lammps_case import (VIRIAL_REPORT, Case, compare, pair_commands, preamble, read_dump,  # noqa: E402
-                         read_step_report, run_lammps)
+from lammps_case import (VIRIAL_REPORT, Case, add_lammps_arguments, compare, pair_commands,  # noqa: E402
+                         preamble, read_dump, read_step_report, run_lammps)
 
 STEPS = 10
 
@@ -58,8 +58,7 @@ def write_velocities(path, n):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lmp", required=True, help="LAMMPS executable (KIM package, KLAY plugin)")
-    parser.add_argument("--mpiexec", default="mpirun")
+    add_lammps_arguments(parser)  # a LAMMPS with the KIM package and the KLAY plugin
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--case", required=True, help="shared/conformance/staged_* directory: the structure, "
                         "and the model unless --model is given")
