@@ -225,7 +225,8 @@ int run(int argc, char** argv) {
               memory_at_end.second);
   if (!o.md_only)
     std::printf("  largest |energy difference| to the first, float64: %.1e eV\n",
-                std::max(std::abs(energy[kEveryFeature] - energy[kAsMd]), std::abs(energy[kComposite] - energy[kAsMd])));
+                std::max(std::abs(energy[kEveryFeature] - energy[kAsMd]),
+                         std::abs(energy[kComposite] - energy[kAsMd])));
   const int64_t reused = model->model().reused_row_calls(), restricted = model->model().restricted_calls();
   evaluate(kAsMd);
   std::printf("  per-edge layer calls answered from the largest staged graph's rows: %ld per evaluation\n",

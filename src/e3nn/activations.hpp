@@ -1,5 +1,6 @@
 // Reproduces e3nn.math.normalize2mom, e3nn.nn.FullyConnectedNet and e3nn.nn.Activation
-// (docs/layers.md#normalize2mom, #activation) for the scalar activations KLay names: silu, ssp, tanh, abs, sigmoid, relu.
+// (docs/layers.md#normalize2mom, #activation) for the scalar activations KLay names: silu, ssp,
+// tanh, abs, sigmoid, relu.
 //
 // FullyConnectedNet state_dict keys: layer{k}.weight [h_k, h_{k+1}] Parameters (input-major, the
 // transpose of torch.nn.Linear), no bias. Activation has no state.

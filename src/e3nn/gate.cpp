@@ -59,11 +59,15 @@ GateImpl::GateImpl(const Irreps& irreps_scalars, const std::vector<std::string>&
   irreps_out_ = act_scalars_.irreps_out() + mul_->irreps_out();
 }
 
-at::Tensor GateImpl::forward(const at::Tensor& features) const {
+at::Tensor GateImpl::activated_scalars(const at::Tensor& features) const {
   if (features.dim() < 1 || features.size(-1) != irreps_in_.dim())
     throw Error("Gate: input has width " + std::to_string(features.dim() ? features.size(-1) : 0) + ", expected " +
                 std::to_string(irreps_in_.dim()) + " (" + irreps_in_.to_string() + ")");
-  const at::Tensor scalars = act_scalars_.forward(features.index_select(-1, scalars_columns_));
+  return act_scalars_.forward(features.index_select(-1, scalars_columns_));
+}
+
+at::Tensor GateImpl::forward(const at::Tensor& features) const {
+  const at::Tensor scalars = activated_scalars(features);
   if (gates_columns_.numel() == 0) return scalars;
   const at::Tensor gates = act_gates_.forward(features.index_select(-1, gates_columns_));
   const at::Tensor gated = mul_->forward(features.index_select(-1, gated_columns_), gates);
@@ -71,11 +75,11 @@ at::Tensor GateImpl::forward(const at::Tensor& features) const {
 }
 
 at::Tensor GateImpl::forward_scalars(const at::Tensor& features) const {
-  if (features.dim() != 2 || features.size(-1) != irreps_in_.dim())
-    throw Error("Gate: input must be [n, " + std::to_string(irreps_in_.dim()) + "] (" + irreps_in_.to_string() + ")");
-  const at::Tensor scalars = act_scalars_.forward(features.index_select(-1, scalars_columns_));
+  const at::Tensor scalars = activated_scalars(features);
   if (gates_columns_.numel() == 0) return scalars;
-  return at::cat({scalars, at::zeros({features.size(0), irreps_out_.dim() - scalars_width()}, scalars.options())}, -1);
+  std::vector<int64_t> gated_shape = scalars.sizes().vec();
+  gated_shape.back() = irreps_out_.dim() - scalars_width();
+  return at::cat({scalars, at::zeros(gated_shape, scalars.options())}, -1);
 }
 
 std::vector<Irrep> GateImpl::scalar_irreps() const {

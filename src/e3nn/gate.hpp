@@ -42,6 +42,9 @@ class GateImpl : public torch::nn::Module {
   std::vector<Irrep> scalar_irreps() const;
 
  private:
+  // Activation(S) of the input's scalars, after checking the input's width.
+  at::Tensor activated_scalars(const at::Tensor& features) const;
+
   Irreps irreps_in_, irreps_out_;
   Activation act_scalars_, act_gates_;
   at::Tensor scalars_columns_, gates_columns_, gated_columns_;  // int64 positions in the input

@@ -1,8 +1,9 @@
 // Reproduces e3nn.o3.Irrep / e3nn.o3.Irreps (e3nn >= 0.5) as plain value types (docs/layers.md#irreps).
 // An Irreps is an *ordered* list of (mul, (l, p)) entries: nothing is merged or reordered unless
 // simplify()/sort() is called, because the list structure changes o3.Linear normalisation and the
-// tensor-product weight layout. Feature layout (docs/layers.md#feature-layout): entry k occupies [offset_k, offset_k + mul·(2l+1))
-// of the last axis, multiplicity-major (copy u, component i at offset_k + u·(2l+1) + i).
+// tensor-product weight layout. Feature layout (docs/layers.md#feature-layout): entry k occupies
+// [offset_k, offset_k + mul·(2l+1)) of the last axis, multiplicity-major (copy u, component i at
+// offset_k + u·(2l+1) + i).
 #pragma once
 #include <cstdint>
 #include <string>

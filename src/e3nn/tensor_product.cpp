@@ -1,4 +1,5 @@
-// e3nn.o3.TensorProduct / FullyConnectedTensorProduct / ElementwiseTensorProduct, docs/layers.md#tensor-product.
+// e3nn.o3.TensorProduct / FullyConnectedTensorProduct / ElementwiseTensorProduct,
+// docs/layers.md#tensor-product.
 #include "e3nn/tensor_product.hpp"
 
 #include <ATen/ATen.h>
@@ -112,9 +113,13 @@ TensorProductImpl::TensorProductImpl(Irreps irreps_in1, Irreps irreps_in2, Irrep
 
 RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std::vector<Irrep>& irreps, bool compact) {
   const auto is_kept = [&](const Irrep& ir) { return std::find(irreps.begin(), irreps.end(), ir) != irreps.end(); };
-  std::vector<int> out_index(tp.irreps_out().size());  // an output entry's index in the restricted product
-  for (size_t o = 0, kept_outputs = 0; o < out_index.size(); ++o)
-    out_index[o] = !compact ? static_cast<int>(o) : is_kept(tp.irreps_out()[o].ir) ? static_cast<int>(kept_outputs++) : -1;
+  // An output entry's index in the restricted product (-1: dropped from a compact one).
+  std::vector<int> out_index(tp.irreps_out().size(), -1);
+  int kept_outputs = 0;
+  for (size_t o = 0; o < out_index.size(); ++o) {
+    if (!compact) out_index[o] = static_cast<int>(o);
+    else if (is_kept(tp.irreps_out()[o].ir)) out_index[o] = kept_outputs++;
+  }
   std::vector<TPInstruction> kept;
   std::vector<size_t> kept_paths;
   std::vector<int64_t> weight_columns;
@@ -131,8 +136,9 @@ RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std:
   }
   RestrictedTensorProduct restricted;
   if (kept.empty()) return restricted;
-  restricted.tp = TensorProduct(tp.irreps_in1(), tp.irreps_in2(), compact ? tp.irreps_out().keeping(irreps) : tp.irreps_out(),
-                                std::move(kept), false, tp.paths_.front().w3j.options());
+  const Irreps irreps_out = compact ? tp.irreps_out().keeping(irreps) : tp.irreps_out();
+  restricted.tp = TensorProduct(tp.irreps_in1(), tp.irreps_in2(), irreps_out, std::move(kept), false,
+                                tp.paths_.front().w3j.options());
   for (size_t k = 0; k < kept_paths.size(); ++k) restricted.tp->paths_[k].w3j = tp.paths_[kept_paths[k]].w3j;
   restricted.weight_columns = at::tensor(weight_columns, at::kLong);
   return restricted;

@@ -1,4 +1,5 @@
-// AtomwiseLinear and GatedAtomwiseLinear (docs/layers.md#atomwise-linear, #gated-atomwise-linear): equivariant per-atom linear maps.
+// AtomwiseLinear and GatedAtomwiseLinear (docs/layers.md#atomwise-linear, #gated-atomwise-linear):
+// equivariant per-atom linear maps.
 #include <ATen/ATen.h>
 
 #include "e3nn/linear.hpp"

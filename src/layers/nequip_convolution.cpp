@@ -1,4 +1,5 @@
-// InteractionBlock and ConvNetLayer: the NequIP convolution (docs/layers.md#interaction-block, #convnet-layer).
+// InteractionBlock and ConvNetLayer: the NequIP convolution (docs/layers.md#interaction-block,
+// #convnet-layer).
 #include "layers/nequip_convolution.hpp"
 
 #include <ATen/ATen.h>
@@ -38,8 +39,9 @@ std::string activation_name(const Config& config, const std::string& key, const 
 // Config: irreps_in, irreps_out, node_attr_irreps, edge_attr_irreps, edge_embedding_irreps (e3nn
 // strings or block lists), invariant_layers (=1), invariant_neurons (=8), avg_num_neighbors
 // (=null: no division), use_sc (=true), nonlinearity_scalars ({e: silu}; silu or ssp).
-// Python cannot build it from YAML (its __init__ needs Irreps objects, docs/layers.md#quirk-interaction-block-yaml); this is the intended
-// math, and it matches the Python module built with converted irreps (layer_InteractionBlock_0).
+// Python cannot build it from YAML (its __init__ needs Irreps objects,
+// docs/layers.md#quirk-interaction-block-yaml); this is the intended math, and it matches the
+// Python module built with converted irreps (layer_InteractionBlock_0).
 
 InteractionBlockSettings InteractionBlockSettings::from_config(const Config& config,
                                                                const std::string& default_activation) {
@@ -153,7 +155,8 @@ c10::IValue InteractionBlock::call(const CallArgs& call) {
 //         (blocks), avg_neigh (=1), num_radial_basis (=8), parity (=true),
 //         radial_network_hidden_dim (=64), radial_network_layers (=2), nonlinearity_type (gate|norm),
 //         nonlinearity_scalars ({e: silu, o: tanh}), nonlinearity_gates ({e: silu, o: abs});
-//         accepted without effect, as in Python (docs/layers.md#quirk-convnet-ignored-args): convolution_kwargs, resnet.
+//         accepted without effect, as in Python (docs/layers.md#quirk-convnet-ignored-args):
+//         convolution_kwargs, resnet.
 // State:  conv.* (InteractionBlock), and equivariant_nonlin.mul.{weight,output_mask} (gate) or
 //         equivariant_nonlin.{norm.tp,scalar_multiplier}.{weight,output_mask} (norm).
 // Irreps (Python's derivation): hidden = F×(l, p) for p in (+1, −1) (only +1 without parity), l in
