@@ -10,22 +10,16 @@ namespace klay {
 
 namespace {
 
-[[noreturn]] void block_error(const Config& config, const std::string& key, const klay_node* node,
-                              const std::string& message) {
-  throw Error(where(node->mark) + "layer '" + config.layer_name() + "', config '" + key + "': " + message);
-}
-
 // Python's int() of an int or of a digit string, as irreps_blocks_to_string does; negative values
 // are refused here (e3nn would reject the resulting text).
-int64_t block_count(const Config& config, const std::string& key, const klay_node* block, const char* field) {
-  const klay_node* value = klay_map_get(block, field);
-  if (!value) block_error(config, key, block, std::string("block without '") + field + "'");
-  if (value->kind == KLAY_INT) {
-    if (value->integer < 0)
-      block_error(config, key, value, std::string("'") + field + "' must not be negative");
+int64_t block_count(const Config& config, const std::string& key, const ConfigValue& block, const char* field) {
+  const ConfigValue* value = block.find(field);
+  if (!value) config.fail_at(block, key, std::string("block without '") + field + "'");
+  if (value->kind == ConfigValue::Kind::Int) {
+    if (value->integer < 0) config.fail_at(*value, key, std::string("'") + field + "' must not be negative");
     return value->integer;
   }
-  if (value->kind == KLAY_STRING) {
+  if (value->kind == ConfigValue::Kind::String) {
     std::string text = value->text;
     text.erase(std::remove_if(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c); }),
                text.end());
@@ -33,42 +27,36 @@ int64_t block_count(const Config& config, const std::string& key, const klay_nod
         std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); }))
       return std::strtoll(text.c_str(), nullptr, 10);
   }
-  block_error(config, key, value, std::string("'") + field + "' must be a non-negative integer");
+  config.fail_at(*value, key, std::string("'") + field + "' must be a non-negative integer");
 }
 
-int block_parity(const Config& config, const std::string& key, const klay_node* block, int64_t l) {
-  const klay_node* value = klay_map_get(block, "p");
-  if (!value || value->kind == KLAY_NULL) return l % 2 == 0 ? 1 : -1;
-  if (value->kind == KLAY_STRING) {
+int block_parity(const Config& config, const std::string& key, const ConfigValue& block, int64_t l) {
+  const ConfigValue* value = block.find("p");
+  if (!value || value->kind == ConfigValue::Kind::Null) return l % 2 == 0 ? 1 : -1;
+  if (value->kind == ConfigValue::Kind::String) {
     std::string text = value->text;
     std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
     if (text == "e" || text == "even") return 1;
     if (text == "o" || text == "odd") return -1;
   }
-  block_error(config, key, value, "'p' must be one of e, even, o, odd");
+  config.fail_at(*value, key, "'p' must be one of e, even, o, odd");
 }
 
 }  // namespace
 
 e3nn::Irreps irreps_from_blocks(const Config& config, const std::string& key) {
-  const klay_node* list = config.raw(key);
-  if (!list || list->kind == KLAY_NULL) config.fail(key, "required irreps block list is missing");
-  if (list->kind != KLAY_SEQ)
-    config.fail(key,
-                std::string("expected a list of {l, mul, p} blocks, got ") + klay_node_kind_name(list->kind));
+  const ConfigValue list = config.get_value(key);
+  if (list.kind == ConfigValue::Kind::Null) config.fail(key, "required irreps block list is missing");
+  if (list.kind != ConfigValue::Kind::List)
+    config.fail(key, std::string("expected a list of {l, mul, p} blocks, got ") + list.kind_name());
   std::vector<e3nn::MulIrrep> entries;
-  for (size_t k = 0; k < list->len; ++k) {
-    const klay_node* block = list->items[k];
-    if (block->kind != KLAY_MAP)
-      block_error(
-          config, key, block,
-          std::string("each block must be a mapping {l, mul, p}, got ") + klay_node_kind_name(block->kind));
-    for (size_t f = 0; f < block->len; ++f) {
+  for (const ConfigValue& block : list.items) {
+    if (block.kind != ConfigValue::Kind::Map)
+      config.fail_at(block, key, std::string("each block must be a mapping {l, mul, p}, got ") + block.kind_name());
+    for (const ConfigValue& field : block.keys) {
       // Integer keys keep their source text.
-      const std::string name = block->keys[f]->text ? block->keys[f]->text : "";
-      if (name != "l" && name != "mul" && name != "p")
-        block_error(config, key, block->keys[f],
-                    "unknown block key '" + name + "' (a block has l, mul and optionally p)");
+      if (field.text != "l" && field.text != "mul" && field.text != "p")
+        config.fail_at(field, key, "unknown block key '" + field.text + "' (a block has l, mul and optionally p)");
     }
     const int64_t l = block_count(config, key, block, "l");
     const int64_t mul = block_count(config, key, block, "mul");
@@ -79,10 +67,10 @@ e3nn::Irreps irreps_from_blocks(const Config& config, const std::string& key) {
 }
 
 e3nn::Irreps irreps_from_config(const Config& config, const std::string& key) {
-  const klay_node* value = config.raw(key);
-  if (value && value->kind == KLAY_STRING) {
+  const ConfigValue value = config.get_value(key);
+  if (value.kind == ConfigValue::Kind::String) {
     try {
-      return e3nn::Irreps(std::string(value->text));
+      return e3nn::Irreps(value.text);
     } catch (const Error& e) {
       config.fail(key, e.what());
     }

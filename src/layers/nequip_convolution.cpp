@@ -23,7 +23,7 @@ namespace {
 std::string activation_name(const Config& config, const std::string& key, const std::string& parity_key,
                             const std::string& fallback, const std::vector<std::string>& allowed) {
   const Config table = config.get_map(key);
-  const std::string name = table.node() ? table.get_string(parity_key) : fallback;
+  const std::string name = config.has(key) ? table.get_string(parity_key) : fallback;
   for (const std::string& a : allowed)
     if (a == name) return name;
   std::string list;

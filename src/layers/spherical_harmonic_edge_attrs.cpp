@@ -18,8 +18,7 @@ namespace klay {
 namespace {
 
 e3nn::ShNormalization read_normalization(const Config& config) {
-  const klay_node* value = config.raw("normalization");
-  if (value && value->kind == KLAY_NULL)
+  if (config.is_null("normalization"))
     config.fail("normalization", "null is not supported (e3nn requires one of component, norm, integral)");
   const std::string name = config.get_string("normalization", "component");
   if (name == "component") return e3nn::ShNormalization::component;

@@ -10,7 +10,31 @@ std::string key_text(const klay_node* key) {
   return key->kind == KLAY_INT ? std::to_string(key->integer) : std::string(key->text ? key->text : "");
 }
 
+ConfigValue value_of(const klay_node* node) {
+  ConfigValue value;
+  value.kind = static_cast<ConfigValue::Kind>(node->kind);
+  value.boolean = node->boolean != 0;
+  value.integer = node->integer;
+  value.real = node->real;
+  value.text = node->text ? node->text : "";
+  value.mark = node->mark;
+  if (node->kind == KLAY_SEQ || node->kind == KLAY_MAP)
+    for (size_t i = 0; i < node->len; ++i) {
+      value.items.push_back(value_of(node->items[i]));
+      if (node->kind == KLAY_MAP) value.keys.push_back(value_of(node->keys[i]));
+    }
+  return value;
+}
+
 }  // namespace
+
+const char* ConfigValue::kind_name() const { return klay_node_kind_name(static_cast<klay_node_kind>(kind)); }
+
+const ConfigValue* ConfigValue::find(const std::string& key) const {
+  for (size_t i = 0; i < keys.size(); ++i)
+    if (keys[i].kind == Kind::String && keys[i].text == key) return &items[i];
+  return nullptr;
+}
 
 Config::Config(const klay_node* node, std::string layer_name, klay_mark layer_mark)
     : node_(node && node->kind == KLAY_NULL ? nullptr : node),
@@ -30,10 +54,19 @@ bool Config::has(const std::string& key) const {
   return value && value->kind != KLAY_NULL;
 }
 
+bool Config::is_null(const std::string& key) const {
+  const klay_node* value = raw(key);
+  return value && value->kind == KLAY_NULL;
+}
+
 void Config::fail(const std::string& key, const std::string& message) const {
   const klay_node* value = raw(key);
   throw Error(where(value ? value->mark : mark_) + "layer '" + layer_name_ + "', config '" + key +
               "': " + message);
+}
+
+void Config::fail_at(const ConfigValue& part, const std::string& key, const std::string& message) const {
+  throw Error(where(part.mark) + "layer '" + layer_name_ + "', config '" + key + "': " + message);
 }
 
 int64_t Config::get_int(const std::string& key) const {
@@ -96,6 +129,14 @@ Config Config::get_map(const std::string& key) const {
   if (value && value->kind != KLAY_NULL && value->kind != KLAY_MAP)
     fail(key, std::string("expected a mapping, got ") + klay_node_kind_name(value->kind));
   return Config(value, layer_name_, value ? value->mark : mark_);
+}
+
+ConfigValue Config::get_value(const std::string& key) const {
+  const klay_node* value = raw(key);
+  if (value) return value_of(value);
+  ConfigValue absent;
+  absent.mark = mark_;
+  return absent;
 }
 
 void Config::reject_unknown_keys(const std::vector<std::string>& known) const {

@@ -10,6 +10,25 @@
 
 namespace klay {
 
+// One config entry as a plain tree, for the arguments whose shape a layer cannot declare (an
+// ArbitraryModule's args/kwargs, irreps blocks). Every part keeps its YAML position for errors.
+struct ConfigValue {
+  enum class Kind { Null = KLAY_NULL, Bool = KLAY_BOOL, Int = KLAY_INT, Float = KLAY_FLOAT,
+                    String = KLAY_STRING, List = KLAY_SEQ, Map = KLAY_MAP };
+  Kind kind = Kind::Null;
+  bool boolean = false;
+  int64_t integer = 0;
+  double real = 0.0;
+  std::string text;                // a string's value; other scalars' source text
+  std::vector<ConfigValue> items;  // List elements, Map values
+  std::vector<ConfigValue> keys;   // Map keys (String or Int scalars), one per item
+  klay_mark mark{};
+
+  const char* kind_name() const;  // "null", "int", "list", ... as in the front end's messages
+  // A Map's value under `key` (a String key), or nullptr.
+  const ConfigValue* find(const std::string& key) const;
+};
+
 class Config {
  public:
   // node may be NULL (a layer entry without `config:`).
@@ -30,9 +49,14 @@ class Config {
   std::string get_string(const std::string& key, const std::string& fallback) const;
   // A nested mapping (e.g. nonlinearity_scalars) as a Config of its own.
   Config get_map(const std::string& key) const;
+  // Any entry as a tree; Null (at the layer's position) when absent.
+  ConfigValue get_value(const std::string& key) const;
+  bool is_null(const std::string& key) const;  // written as null (has() is false for it too)
 
   // Error for a bad value: "file:line:col: layer 'conv1', config 'lmax': <message>".
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
+  // The same error at a part of the entry under `key` (a list item, a mapping key).
+  [[noreturn]] void fail_at(const ConfigValue& part, const std::string& key, const std::string& message) const;
   // Error for unknown keys (those not in `known`), with "did you mean".
   void reject_unknown_keys(const std::vector<std::string>& known) const;
 
