@@ -153,32 +153,22 @@ bool convert_to_schema_type(const ConfigValue& n, const c10::TypePtr& type, c10:
         for (const ConfigValue& item : n.items) items.push_back(&item);
       else if (n.kind == Kind::Int && (ek == TypeKind::IntType || ek == TypeKind::SymIntType)) items.push_back(&n);
       else return reject("a list");
-      c10::IValue item;
-      if (ek == TypeKind::IntType || ek == TypeKind::SymIntType) {
-        c10::List<int64_t> list;
+      auto convert_items = [&](auto list, auto unwrap) {
+        c10::IValue item;
         for (const ConfigValue* i : items) {
           if (!convert_to_schema_type(*i, element, item, why)) return false;
-          list.push_back(item.toInt());
+          list.push_back(unwrap(item));
         }
         out = list;
-      } else if (ek == TypeKind::FloatType) {
-        c10::List<double> list;
-        for (const ConfigValue* i : items) {
-          if (!convert_to_schema_type(*i, element, item, why)) return false;
-          list.push_back(item.toDouble());
-        }
-        out = list;
-      } else if (ek == TypeKind::BoolType) {
-        c10::List<bool> list;
-        for (const ConfigValue* i : items) {
-          if (!convert_to_schema_type(*i, element, item, why)) return false;
-          list.push_back(item.toBool());
-        }
-        out = list;
-      } else {
-        return reject(("a " + type->annotation_str() + " (not expressible in YAML)").c_str());
-      }
-      return true;
+        return true;
+      };
+      if (ek == TypeKind::IntType || ek == TypeKind::SymIntType)
+        return convert_items(c10::List<int64_t>(), [](const c10::IValue& v) { return v.toInt(); });
+      if (ek == TypeKind::FloatType)
+        return convert_items(c10::List<double>(), [](const c10::IValue& v) { return v.toDouble(); });
+      if (ek == TypeKind::BoolType)
+        return convert_items(c10::List<bool>(), [](const c10::IValue& v) { return v.toBool(); });
+      return reject(("a " + type->annotation_str() + " (not expressible in YAML)").c_str());
     }
     default:
       return reject((type->annotation_str() + " (not expressible in YAML)").c_str());
