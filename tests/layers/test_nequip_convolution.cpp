@@ -253,6 +253,22 @@ TEST(ConvNetLayer, ConfigErrors) {
             std::string::npos);
 }
 
+// Irreps block errors point at the part of the list that is wrong (the `p` value, the unknown
+// key, the block without `mul`), not at the list. The config text starts at column 9.
+TEST(ConvNetLayer, IrrepsBlockErrorsPointAtTheWrongPart) {
+  const std::string common = "{hidden_irreps_lmax: 1, edge_sh_lmax: 1, conv_feature_size: 2, "
+                             "node_attr_block: [{l: 0, mul: 1}], input_block: ";
+  auto column_of = [&](const std::string& yaml, const std::string& part) {
+    return "<test>:1:" + std::to_string(yaml.find(part) + 9) + ": ";
+  };
+  for (const auto& [blocks, part] : std::vector<std::pair<std::string, std::string>>{
+           {"[{l: 0, mul: 2, p: x}]}", "x}"}, {"[{l: 0, mul: 2, q: e}]}", "q:"}, {"[{l: 0}]}", "{l: 0}]"}}) {
+    const std::string yaml = common + blocks;
+    const std::string error = build_error("ConvNetLayer", yaml);
+    EXPECT_EQ(error.rfind(column_of(yaml, part), 0), 0u) << error;
+  }
+}
+
 TEST(InteractionBlock, ConfigErrors) {
   const std::string common = "irreps_out: 2x0e, node_attr_irreps: 1x0e, edge_attr_irreps: 1x0e+1x1o";
   const std::string base = common + ", irreps_in: 2x0e";
