@@ -4,6 +4,7 @@
 // like Python's partial(fn, *args, **kwargs).
 #include "layers/arbitrary_operators.hpp"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 
