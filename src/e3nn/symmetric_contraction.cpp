@@ -88,12 +88,24 @@ ContractionImpl::ContractionImpl(const Irreps& irreps_in, const Irrep& irrep_out
   }
 }
 
-at::Tensor ContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_attrs) const {
+at::Tensor composite_contraction_step(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& b,
+                                      const at::Tensor& u) {
+  const int64_t rows = x.size(0), coupling = x.size(1), params = theta.size(1);
+  const int64_t rest = u.numel() / (coupling * params);
+  const at::Tensor u_by_last = u.reshape({rest, coupling, params}).permute({1, 2, 0}).reshape({coupling * params, rest});
+  const at::Tensor outer = (x.unsqueeze(2) * theta.unsqueeze(1)).view({rows, coupling * params});
+  const at::Tensor next = at::matmul(outer, u_by_last);
+  if (!b.defined()) return next;
+  return next + (b.view({rows, rest, coupling}) * x.unsqueeze(1)).sum(-1);
+}
+
+at::Tensor ContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_attrs,
+                                    const ContractionStep& step) const {
   if (x.dim() != 3 || x.size(1) != num_features_ || x.size(2) != coupling_dim_)
     throw Error("SymmetricContraction: node features must be [N, " + std::to_string(num_features_) + ", " +
                 std::to_string(coupling_dim_) + "]");
-  const int64_t n = x.size(0), rows = n * num_features_, coupling = coupling_dim_;
-  const at::Tensor features = x.reshape({rows, coupling});
+  const int64_t n = x.size(0), rows = n * num_features_;
+  const at::Tensor features = x.reshape({rows, coupling_dim_});
   // θ_ν[n·F + c, p] = Σ_e y[n,e] W_ν[e,p,c]
   auto element_weights = [&](const at::Tensor& w) {
     const int64_t params = w.size(1);
@@ -103,19 +115,10 @@ at::Tensor ContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_
         .reshape({rows, params});
   };
   // Nested order of MACE: A_ν = U_ν·θ_ν + B_{ν+1}, B_ν = Σ_{i_ν} A_ν[…, i_ν] x[i_ν]. The U_ν·θ_ν part
-  // of B_ν is one matmul of the outer products x[i_ν]·θ_ν[p] with U_ν as a [(i_ν, p), rest] matrix,
-  // so A_ν (L times larger than B_ν) is never formed: Python's opt_einsum finds the same order.
+  // of B_ν contracts the outer products x[i_ν]·θ_ν[p] with U_ν directly, so A_ν (L times larger
+  // than B_ν) is never formed: Python's opt_einsum finds the same order.
   at::Tensor b;
-  for (int nu = correlation_; nu >= 1; --nu) {
-    const at::Tensor& u = u_matrices_[nu - 1];
-    const int64_t params = u.size(-1), rest = u.numel() / (coupling * params);
-    const at::Tensor u_by_last = u.reshape({rest, coupling, params}).permute({1, 2, 0}).reshape({coupling * params, rest});
-    const at::Tensor outer = (features.unsqueeze(2) * element_weights(weights_[nu - 1]).unsqueeze(1))
-                                 .view({rows, coupling * params});
-    at::Tensor next = at::matmul(outer, u_by_last);
-    if (b.defined()) next = next + (b.view({rows, rest, coupling}) * features.unsqueeze(1)).sum(-1);
-    b = next;
-  }
+  for (int nu = correlation_; nu >= 1; --nu) b = step(features, element_weights(weights_[nu - 1]), b, u_matrices_[nu - 1]);
   return b.reshape({n, num_features_ * out_dim_});
 }
 
@@ -126,9 +129,11 @@ SymmetricContractionImpl::SymmetricContractionImpl(const Irreps& irreps_in, cons
     contractions_->push_back(Contraction(irreps_in, entry.ir, correlation, num_elements, options));
 }
 
-at::Tensor SymmetricContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_attrs) const {
+at::Tensor SymmetricContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_attrs,
+                                             const ContractionStep& step) const {
   std::vector<at::Tensor> outputs;
-  for (const auto& module : *contractions_) outputs.push_back(module->as<ContractionImpl>()->forward(x, node_attrs));
+  for (const auto& module : *contractions_)
+    outputs.push_back(module->as<ContractionImpl>()->forward(x, node_attrs, step));
   return at::cat(outputs, -1);
 }
 

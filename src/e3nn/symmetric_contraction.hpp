@@ -9,6 +9,7 @@
 //   contractions.{k}.weights.{t}    Parameter [num_elements, P_{K-1-t}, F], t = 0..K-2
 // one contraction per entry k of irreps_out (its multiplicity is ignored: every output is F wide).
 #pragma once
+#include <functional>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -25,6 +26,17 @@ namespace klay::e3nn {
 // on a last axis of size P_ν. Throws klay::Error if there is none (MACE's UnboundLocalError).
 at::Tensor mace_u_matrix(const Irreps& coupling_irreps, const Irrep& irrep_out, int correlation);
 
+// One step of the nested contraction (docs/layers.md#symmetric-contraction-detail), for rows r of
+// features x [R, L] and element weights θ [R, P]:
+//   next[r, a] = Σ_{i,p} U[a, i, p] x[r, i] θ[r, p]  (+ Σ_i b[r, a·L + i] x[r, i] when b is defined),
+// with U the registered U_matrix_ν read as [A, L, P] (a runs over its leading axes) → [R, A].
+using ContractionStep = std::function<at::Tensor(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& b,
+                                                 const at::Tensor& u)>;
+// The step from ATen operators (a matmul with U as a dense matrix): the reference, and what runs
+// unless a caller passes a faster one (the sparse kernel of src/kernels/symmetric_contraction).
+at::Tensor composite_contraction_step(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& b,
+                                      const at::Tensor& u);
+
 class ContractionImpl : public torch::nn::Module {
  public:
   // irreps_in: the node-feature irreps (F x0e + F x1o + …); coupling irreps = one copy of each entry.
@@ -33,7 +45,8 @@ class ContractionImpl : public torch::nn::Module {
                   at::TensorOptions options = at::kDouble);
 
   // x [N, F, L], node_attrs [N, num_elements] → [N, F·(2l_out+1)]
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& node_attrs) const;
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& node_attrs,
+                     const ContractionStep& step = composite_contraction_step) const;
 
  private:
   int correlation_;
@@ -49,7 +62,8 @@ class SymmetricContractionImpl : public torch::nn::Module {
                            at::TensorOptions options = at::kDouble);
 
   // x [N, F, L], node_attrs [N, num_elements] → [N, Σ_k F·(2l_k+1)] (e3nn layout of irreps F x l_k)
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& node_attrs) const;
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& node_attrs,
+                     const ContractionStep& step = composite_contraction_step) const;
 
  private:
   torch::nn::ModuleList contractions_;

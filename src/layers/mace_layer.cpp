@@ -28,6 +28,7 @@
 #include "e3nn/spherical_harmonics.hpp"
 #include "e3nn/symmetric_contraction.hpp"
 #include "e3nn/tensor_product.hpp"
+#include "kernels/symmetric_contraction.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
 #include "layers/equivariant_layer.hpp"
@@ -158,7 +159,8 @@ class MaceLayer : public EquivariantLayer {
     const at::Tensor coupled = aggregated.index_select(1, coupling_columns_.to(aggregated.device()))
                                    .view({n_nodes, num_features_, coupling_dim_});
 
-    at::Tensor out = product_linear_->forward(symmetric_contractions_->forward(coupled, node_attrs));
+    at::Tensor out = product_linear_->forward(
+        symmetric_contractions_->forward(coupled, node_attrs, kernels::sparse_contraction_step));
     if (use_sc_) out = out + skip_tp_->forward(node_feats, node_attrs);
     return out;
   }
