@@ -3,10 +3,12 @@
 // runs it (fused convolution kernels, dead features skipped: Layer::restricted_to), with every
 // feature computed, and with every feature on the composite ATen path (the runtime before the
 // kernels); --profile adds the ATen operators that take the time (self time, the autograd
-// profiler's push/pop ranges).
+// profiler's push/pop ranges). --blocks instead interleaves 1 thread against 2 and the whole
+// evaluation against spatial blocks (MdModel::set_spatial_blocks), for each size of --cells.
 //
 //   bench_md_step [MODEL.yaml WEIGHTS] [--cells N] [--threads T] [--rounds R] [--float32] [--profile]
 //                 [--md-only]   (only the way MD runs it: for perf record)
+//   bench_md_step --blocks [--cells N,N,...] [--block-atoms A] [--rounds R] [--float32]
 //
 // The structure is n³ conventional cells (8n³ atoms, default 4: 512 atoms; tests/diamond_frames.hpp)
 // displaced by 0.05 Å, with periodic images and staged graphs built exactly as `klay eval` does.
@@ -29,6 +31,7 @@
 #include "klay.h"
 #include "kernels/uvu_convolution.hpp"
 #include "md/md_model.hpp"
+#include "md/spatial_blocks.hpp"
 #include "md/structure_eval.hpp"
 #include "runtime/model.hpp"
 #include "runtime/error.hpp"
@@ -40,15 +43,19 @@ struct StepOptions {
   std::string yaml = std::string(KLAY_EXAMPLES_DIR) + "/si/model.yaml";
   std::string weights = std::string(KLAY_EXAMPLES_DIR) + "/si/model.pth";
   int cells = 4;
+  std::vector<int> block_cells;  // --blocks: the sizes (cells per edge)
+  int64_t block_atoms = md::MdModel::kDefaultBlockAtoms;
   int rounds = 10;
-  bool float32 = false, profile = false, quick = false, md_only = false;
+  bool float32 = false, profile = false, quick = false, md_only = false, blocks = false;
   Options common;
 };
 
 [[noreturn]] void usage(int code) {
   std::fprintf(code ? stderr : stdout,
                "usage: bench_md_step [MODEL.yaml WEIGHTS] [--cells N] [--threads T] [--rounds R] [--float32] "
-               "[--profile] [--quick] [--md-only]\n");
+               "[--profile] [--quick] [--md-only]\n"
+               "       bench_md_step [MODEL.yaml WEIGHTS] --blocks [--cells N,N,...] [--block-atoms A] [--rounds R] "
+               "[--float32]\n");
   std::exit(code);
 }
 
@@ -61,7 +68,20 @@ StepOptions parse(int argc, char** argv) {
       if (i + 1 >= argc) usage(2);
       return std::atoi(argv[++i]);
     };
-    if (a == "--cells") o.cells = value();
+    if (a == "--cells") {
+      if (i + 1 >= argc) usage(2);
+      const std::string list = argv[++i];
+      o.block_cells.clear();
+      for (size_t begin = 0; begin <= list.size();) {
+        const size_t end = std::min(list.find(',', begin), list.size());
+        o.block_cells.push_back(std::atoi(list.substr(begin, end - begin).c_str()));
+        if (o.block_cells.back() < 1) usage(2);
+        begin = end + 1;
+      }
+      o.cells = o.block_cells.front();
+    }
+    else if (a == "--block-atoms") o.block_atoms = value();
+    else if (a == "--blocks") o.blocks = true;
     else if (a == "--threads") o.common.threads = value();
     else if (a == "--rounds") o.rounds = value();
     else if (a == "--float32") o.float32 = true;
@@ -78,8 +98,9 @@ StepOptions parse(int argc, char** argv) {
   } else if (!positional.empty()) {
     usage(2);
   }
-  if (o.quick) o.cells = 1, o.rounds = 1;
-  if (o.cells < 1 || o.rounds < 1) usage(2);
+  if (o.quick) o.cells = 1, o.rounds = 1, o.block_cells = {2};
+  if (o.block_cells.empty()) o.block_cells = {o.cells};
+  if (o.cells < 1 || o.rounds < 1 || o.block_atoms < 0 || (o.block_cells.size() > 1 && !o.blocks)) usage(2);
   return o;
 }
 
@@ -159,12 +180,84 @@ std::pair<double, double> resident_mib() {
   return {rss, peak};
 }
 
+std::string load_average() {
+  std::FILE* file = std::fopen("/proc/loadavg", "r");
+  char text[128] = "?";
+  if (file) {
+    if (!std::fgets(text, sizeof text, file)) text[0] = 0;
+    std::fclose(file);
+  }
+  std::string line = text;
+  if (!line.empty() && line.back() == '\n') line.pop_back();
+  return line;
+}
+
+// Issue #14's thread and size targets: for each size, 1 thread against 2 and the whole evaluation
+// against spatial blocks, interleaved round by round in this one process (the same load for all).
+// Each way is evaluated once untimed after switching the thread count and the blocks, so the
+// timing holds no switching cost.
+void run_blocks(const StepOptions& o) {
+  auto model = md::MdModel::load(o.yaml, o.weights, o.float32);
+  std::printf("model:      %s %s (%s), spatial blocks of at most %ld owned atoms\n", o.yaml.c_str(),
+              o.weights.c_str(), o.float32 ? "float32" : "float64", static_cast<long>(o.block_atoms));
+  struct Way {
+    const char* name;
+    int threads;
+    bool blocks;
+  };
+  const Way ways[] = {{"1 thread, whole", 1, false},
+                      {"1 thread, blocks", 1, true},
+                      {"2 threads, whole", 2, false},
+                      {"2 threads, blocks", 2, true}};
+  for (int cells : o.block_cells) {
+    std::mt19937_64 generator(1);
+    const md::Structure crystal = diamond::distorted_cell(cells, {1.0, 1.0, 1.0}, generator, 0.05);
+    const md::PreparedStructure prepared = md::prepare_structure(*model, crystal);
+    const md::AtomsView atoms = prepared.view();
+    std::vector<double> forces(3 * prepared.n_model_atoms());
+    std::printf("\n%ld owned atoms, %ld with images, %ld edges; load average before: %s\n",
+                static_cast<long>(prepared.n_cell_atoms), static_cast<long>(prepared.n_model_atoms()),
+                static_cast<long>(atoms.n_edges), load_average().c_str());
+    auto evaluate = [&] {
+      md::ResultsView results;
+      results.forces = forces.data();
+      model->compute(atoms, results);
+      return results.energy;
+    };
+    std::vector<double> ms[4], energy(4);
+    for (int r = 0; r < o.rounds + 1; ++r)  // round 0 warms up
+      for (int w = 0; w < 4; ++w) {
+        at::set_num_threads(ways[w].threads);
+        model->set_spatial_blocks(ways[w].blocks, o.block_atoms);
+        energy[w] = evaluate();
+        const double t = time_once_ms(evaluate);
+        if (r > 0) ms[w].push_back(t);
+      }
+    std::printf("energy + forces per evaluation, median of %d interleaved rounds; load average after: %s\n",
+                o.rounds, load_average().c_str());
+    const double baseline = median_ms(ms[0]);
+    for (int w = 0; w < 4; ++w) {
+      at::set_num_threads(ways[w].threads);
+      const int64_t blocks = ways[w].blocks ? md::spatial_block_count(atoms.n_owned, ways[w].threads, o.block_atoms) : 1;
+      const double median = median_ms(ms[w]);
+      std::printf("  %-20s %3ld block(s) %10.3f ms  speed-up over 1 thread whole %5.2fx   energy %.12f eV\n",
+                  ways[w].name, static_cast<long>(blocks), median, baseline / median, energy[w]);
+    }
+    std::printf("  2 threads blocks / 1 thread blocks: %.2fx faster; 2 threads whole / 1 thread whole: %.2fx faster\n",
+                median_ms(ms[1]) / median_ms(ms[3]), median_ms(ms[0]) / median_ms(ms[2]));
+  }
+}
+
 int run(int argc, char** argv) {
   const StepOptions o = parse(argc, argv);
   print_machine(o.common);
   // As pair_style klay does: freed memory stays mapped for the next evaluation.
   std::printf("allocator:  freed memory kept for reuse (klay_keep_freed_memory: %s)\n",
               klay_keep_freed_memory() == 0 ? "on" : "not available");
+  if (o.blocks) {
+    run_blocks(o);
+    return 0;
+  }
   auto model = md::MdModel::load(o.yaml, o.weights, o.float32);
   auto every_feature = md::MdModel::load(o.yaml, o.weights, o.float32);
   every_feature->model().set_feature_pruning(false);

@@ -9,7 +9,10 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
+#include <ATen/Parallel.h>
+
 #include "md/md_model.hpp"
+#include "md/spatial_blocks.hpp"
 #include "md/virial.hpp"
 #include "runtime/error.hpp"
 #include "runtime/model.hpp"
@@ -23,6 +26,15 @@ bool is_per_atom(const at::Tensor& t, int64_t n_atoms) {
 }
 
 }  // namespace
+
+// One evaluation's results before they reach the caller's arrays.
+struct MdModel::Evaluation {
+  double energy = 0;
+  at::Tensor per_atom_energy;  // [n_owned] float64, undefined when the model gives none
+  at::Tensor forces;           // [n_atoms,3] float64, undefined when not asked for
+  at::Tensor dE_dshifts;       // [n_edges,3] float64, undefined without shift gradients
+  double forward_seconds = 0, backward_seconds = 0;
+};
 
 void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
   const int64_t n = atoms.n_atoms, n_edges = atoms.n_edges;
@@ -61,19 +73,63 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
   // A rank without owned atoms contributes nothing (and empty tensors would trouble some layers).
   if (atoms.n_owned == 0) return;
 
+  const bool gradients = results.forces || results.edge_gradients || results.per_atom_virial;
+  // Non-zero shifts strain with the cell, so the virial needs their gradients too.
+  const bool shift_gradients = takes_shifts() && (results.edge_gradients || results.per_atom_virial || atoms.shifts);
+  const int64_t n_blocks = block_count(atoms);
+  const Evaluation result =
+      n_blocks > 1 ? evaluate_in_blocks(atoms, n_blocks, results.per_atom_energy, gradients, shift_gradients)
+                   : evaluate(atoms, results.per_atom_energy, gradients, shift_gradients);
+
+  results.energy = result.energy;
+  results.forward_seconds = result.forward_seconds;
+  results.backward_seconds = result.backward_seconds;
+  results.per_atom_energy_filled = results.per_atom_energy && result.per_atom_energy.defined();
+  if (results.per_atom_energy_filled)
+    std::copy(result.per_atom_energy.data_ptr<double>(), result.per_atom_energy.data_ptr<double>() + atoms.n_owned,
+              results.per_atom_energy);
+  if (!result.forces.defined()) return;
+
+  const auto backward_start = std::chrono::steady_clock::now();
+  const at::Tensor coords = at::from_blob(const_cast<double*>(atoms.coords), {n, 3}, at::kDouble);
+  const at::Tensor strained_shifts =
+      atoms.shifts ? at::from_blob(const_cast<double*>(atoms.shifts), {n_edges, 3}, at::kDouble) : at::Tensor();
+  const std::array<double, 6> virial = global_virial(coords, result.forces, strained_shifts, result.dE_dshifts);
+  std::copy(virial.begin(), virial.end(), results.virial);
+  if (results.forces)
+    std::copy(result.forces.data_ptr<double>(), result.forces.data_ptr<double>() + 3 * n, results.forces);
+  if (results.edge_gradients)
+    std::copy(result.dE_dshifts.data_ptr<double>(), result.dE_dshifts.data_ptr<double>() + 3 * n_edges,
+              results.edge_gradients);
+  if (results.per_atom_virial) {
+    // float32 forces and edge gradients agree only to float32 rounding, summed over many edges.
+    const double tolerance = model_->dtype() == at::kFloat ? 1e-4 : 1e-8;
+    const at::Tensor pairs = n_edges > 0
+                                 ? at::from_blob(const_cast<int64_t*>(atoms.edge_pairs), {n_edges, 2}, at::kLong)
+                                 : at::empty({0, 2}, at::kLong);
+    const at::Tensor w =
+        per_atom_virial(coords, pairs, strained_shifts, result.forces, result.dE_dshifts, tolerance).contiguous();
+    std::copy(w.data_ptr<double>(), w.data_ptr<double>() + 6 * n, results.per_atom_virial);
+  }
+  results.backward_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - backward_start).count();
+}
+
+MdModel::Evaluation MdModel::evaluate(const AtomsView& atoms, bool per_atom_energy, bool gradients,
+                                      bool shift_gradients) const {
+  const int64_t n = atoms.n_atoms;
   using Clock = std::chrono::steady_clock;
   const Clock::time_point forward_start = Clock::now();
+  // Grad mode is per thread, and spatial blocks run this on libtorch's worker threads.
   c10::AutoGradMode grad_mode(true);
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
   at::Tensor coords = at::from_blob(const_cast<double*>(atoms.coords), {n, 3}, f64).clone().requires_grad_(true);
   at::Tensor shifts = edge_shifts(atoms);
-  // Non-zero shifts strain with the cell, so the virial needs their gradients too.
-  const bool shift_gradients = results.edge_gradients || results.per_atom_virial || (shifts.defined() && atoms.shifts);
   if (shift_gradients) shifts.requires_grad_(true);
   const std::vector<at::Tensor> inputs = model_inputs(atoms, coords, shifts);
 
   std::vector<Model::ValueRef> wanted{Model::ValueRef::output(energy_output_)};
-  if (results.per_atom_energy && per_atom_request_) wanted.push_back(*per_atom_request_);
+  if (per_atom_energy && per_atom_request_) wanted.push_back(*per_atom_request_);
   const std::vector<at::Tensor> outputs = model_->forward(inputs, wanted);
   const at::Tensor& raw = outputs[0];
   const std::string energy_name = model_->output_names()[energy_output_];
@@ -81,10 +137,11 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
   at::Tensor energy, per_atom;
   if (energy_kind_ == EnergyKind::IndexedSum) {
     energy = row_selected_ ? raw.sum() : raw.select(0, owned_row_).sum();
-    if (per_atom_request_ && results.per_atom_energy) per_atom = outputs[1];
+    if (per_atom_request_ && per_atom_energy) per_atom = outputs[1];
   } else if (is_per_atom(raw, n)) {
     energy = raw.reshape({n}).narrow(0, 0, atoms.n_owned).sum();
     per_atom = raw;
+    if (n > 1) energy_seen_per_atom_ = true;
   } else if (raw.numel() == 1) {
     if (n != atoms.n_owned)
       throw Error("model output '" + energy_name + "' is one number for all atoms" +
@@ -98,47 +155,124 @@ void MdModel::compute(const AtomsView& atoms, ResultsView& results) const {
                 ": neither one value per atom (" + std::to_string(n) + ") nor a single total");
   }
 
-  results.energy = energy.item<double>();
-  results.per_atom_energy_filled = results.per_atom_energy && per_atom.defined();
-  if (results.per_atom_energy_filled) {
+  Evaluation result;
+  result.energy = energy.item<double>();
+  if (per_atom_energy && per_atom.defined()) {
     if (per_atom.dim() == 2) per_atom = per_atom.select(1, 0);  // the sum layers read column 0 only
     if (per_atom.dim() != 1 || per_atom.size(0) != n)
       throw Error("per-atom energies have shape " + std::string(c10::str(outputs.back().sizes())) +
                   ", expected one value per atom");
-    const at::Tensor owned = per_atom.detach().to(at::kDouble).narrow(0, 0, atoms.n_owned).contiguous();
-    std::copy(owned.data_ptr<double>(), owned.data_ptr<double>() + atoms.n_owned, results.per_atom_energy);
+    result.per_atom_energy = per_atom.detach().to(at::kDouble).narrow(0, 0, atoms.n_owned).contiguous();
   }
 
   const Clock::time_point backward_start = Clock::now();
-  results.forward_seconds = std::chrono::duration<double>(backward_start - forward_start).count();
-  if (!results.forces && !results.edge_gradients && !results.per_atom_virial) return;
-  if (!energy.requires_grad()) return;  // an energy independent of positions: zero forces
-  std::vector<at::Tensor> wrt{coords};
-  if (shift_gradients) wrt.push_back(shifts);
-  const auto grads = torch::autograd::grad({energy}, wrt, {}, /*retain_graph=*/false, /*create_graph=*/false,
-                                           /*allow_unused=*/true);
+  result.forward_seconds = std::chrono::duration<double>(backward_start - forward_start).count();
+  if (!gradients) return result;
   const auto as_double = [](const at::Tensor& gradient, const at::Tensor& like) {
     return gradient.defined() ? gradient.to(at::kDouble).contiguous() : at::zeros_like(like.detach());
   };
-  const at::Tensor forces = -as_double(grads[0], coords);
-  const at::Tensor dE_dshifts = shift_gradients ? as_double(grads[1], shifts) : at::Tensor();
-  const at::Tensor strained_shifts = atoms.shifts ? shifts.detach() : at::Tensor();
-  const std::array<double, 6> virial = global_virial(coords.detach(), forces, strained_shifts, dE_dshifts);
-  std::copy(virial.begin(), virial.end(), results.virial);
-  if (results.forces) std::copy(forces.data_ptr<double>(), forces.data_ptr<double>() + 3 * n, results.forces);
-  if (results.edge_gradients)
-    std::copy(dE_dshifts.data_ptr<double>(), dE_dshifts.data_ptr<double>() + 3 * n_edges, results.edge_gradients);
-  if (results.per_atom_virial) {
-    // float32 forces and edge gradients agree only to float32 rounding, summed over many edges.
-    const double tolerance = model_->dtype() == at::kFloat ? 1e-4 : 1e-8;
-    const at::Tensor pairs = n_edges > 0
-                                 ? at::from_blob(const_cast<int64_t*>(atoms.edge_pairs), {n_edges, 2}, at::kLong)
-                                 : at::empty({0, 2}, at::kLong);
-    const at::Tensor w =
-        per_atom_virial(coords.detach(), pairs, strained_shifts, forces, dE_dshifts, tolerance).contiguous();
-    std::copy(w.data_ptr<double>(), w.data_ptr<double>() + 6 * n, results.per_atom_virial);
+  if (energy.requires_grad()) {
+    std::vector<at::Tensor> wrt{coords};
+    if (shift_gradients) wrt.push_back(shifts);
+    // Gradients with respect to the inputs only: nothing accumulates into the parameters' .grad,
+    // which concurrent blocks would share.
+    const auto grads = torch::autograd::grad({energy}, wrt, {}, /*retain_graph=*/false, /*create_graph=*/false,
+                                             /*allow_unused=*/true);
+    result.forces = -as_double(grads[0], coords);
+    if (shift_gradients) result.dE_dshifts = as_double(grads[1], shifts);
+  } else {  // an energy independent of positions: zero forces
+    result.forces = at::zeros({n, 3}, f64);
+    if (shift_gradients) result.dE_dshifts = at::zeros({atoms.n_edges, 3}, f64);
   }
-  results.backward_seconds = std::chrono::duration<double>(Clock::now() - backward_start).count();
+  result.backward_seconds = std::chrono::duration<double>(Clock::now() - backward_start).count();
+  return result;
+}
+
+int64_t MdModel::block_count(const AtomsView& atoms) const {
+  // A single total cannot be split. Whether an energy output gives one value per atom shows only
+  // in a forward pass, unless ghost atoms (which refuse a total) are present.
+  const bool splittable = energy_kind_ == EnergyKind::IndexedSum || atoms.n_atoms > atoms.n_owned ||
+                          energy_seen_per_atom_;
+  if (!blocks_enabled_ || !splittable || num_graph_inputs() == 0) return 1;
+  return spatial_block_count(atoms.n_owned, at::get_num_threads(), block_atoms_);
+}
+
+MdModel::Evaluation MdModel::evaluate_in_blocks(const AtomsView& atoms, int64_t n_blocks, bool per_atom_energy,
+                                                bool gradients, bool shift_gradients) const {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  const EdgesByAtom edges_by_atom(atoms.edge_pairs, atoms.n_edges, atoms.n_atoms);
+  const std::vector<std::vector<int64_t>> owned = bisect_owned_atoms(atoms.coords, atoms.n_owned, n_blocks);
+  std::vector<SpatialBlock> blocks(owned.size());
+  std::vector<Evaluation> parts(owned.size());
+  // One block per thread; libtorch runs the operators inside a parallel region on that thread.
+  at::parallel_for(0, static_cast<int64_t>(owned.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      SpatialBlock& block = blocks[b];
+      block = edges_by_atom.block(owned[b], num_stages_);
+      const int64_t n_block_atoms = static_cast<int64_t>(block.atoms.size());
+      const int64_t n_block_edges = static_cast<int64_t>(block.edges.size());
+      std::vector<double> coords(3 * n_block_atoms), shifts(atoms.shifts ? 3 * n_block_edges : 0);
+      std::vector<int64_t> species(atoms.species ? n_block_atoms : 0);
+      for (int64_t m = 0; m < n_block_atoms; ++m) {
+        const int64_t a = block.atoms[m];
+        std::copy(atoms.coords + 3 * a, atoms.coords + 3 * a + 3, coords.begin() + 3 * m);
+        if (atoms.species) species[m] = atoms.species[a];
+      }
+      if (atoms.shifts)
+        for (int64_t e = 0; e < n_block_edges; ++e)
+          std::copy(atoms.shifts + 3 * block.edges[e], atoms.shifts + 3 * block.edges[e] + 3, shifts.begin() + 3 * e);
+      AtomsView view;
+      view.n_atoms = n_block_atoms;
+      view.n_owned = block.n_owned;
+      view.coords = coords.data();
+      view.species = atoms.species ? species.data() : nullptr;
+      view.n_edges = n_block_edges;
+      view.edge_pairs = block.edge_pairs.data();
+      view.n_stage_graphs = static_cast<int>(block.stage_edges.size());
+      view.stage_edges = block.stage_edges.data();
+      view.shifts = atoms.shifts ? shifts.data() : nullptr;
+      parts[b] = evaluate(view, per_atom_energy, gradients, shift_gradients);
+    }
+  });
+  blocks_evaluated_ += static_cast<int64_t>(owned.size());
+
+  // Forces and edge gradients add up over the blocks; each owned atom is in exactly one block.
+  Evaluation total;
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  const bool with_per_atom = per_atom_energy && parts[0].per_atom_energy.defined();
+  if (with_per_atom) total.per_atom_energy = at::zeros({atoms.n_owned}, f64);
+  if (gradients) total.forces = at::zeros({atoms.n_atoms, 3}, f64);
+  if (gradients && shift_gradients) total.dE_dshifts = at::zeros({atoms.n_edges, 3}, f64);
+  double busy_forward = 0, busy_backward = 0;
+  for (size_t b = 0; b < parts.size(); ++b) {
+    const SpatialBlock& block = blocks[b];
+    const Evaluation& part = parts[b];
+    total.energy += part.energy;
+    busy_forward += part.forward_seconds;
+    busy_backward += part.backward_seconds;
+    if (with_per_atom)
+      for (int64_t m = 0; m < block.n_owned; ++m)
+        total.per_atom_energy.data_ptr<double>()[block.atoms[m]] = part.per_atom_energy.data_ptr<double>()[m];
+    if (total.forces.defined()) {
+      double* forces = total.forces.data_ptr<double>();
+      const double* block_forces = part.forces.data_ptr<double>();
+      for (size_t m = 0; m < block.atoms.size(); ++m)
+        for (int k = 0; k < 3; ++k) forces[3 * block.atoms[m] + k] += block_forces[3 * m + k];
+    }
+    if (total.dE_dshifts.defined()) {
+      double* dE_dshifts = total.dE_dshifts.data_ptr<double>();
+      const double* block_dE_dshifts = part.dE_dshifts.data_ptr<double>();
+      for (size_t e = 0; e < block.edges.size(); ++e)
+        for (int k = 0; k < 3; ++k) dE_dshifts[3 * block.edges[e] + k] += block_dE_dshifts[3 * e + k];
+    }
+  }
+  // The blocks overlap in time: the wall time is split in the proportion of their busy times.
+  const double wall = std::chrono::duration<double>(Clock::now() - start).count();
+  const double busy = busy_forward + busy_backward;
+  total.forward_seconds = busy > 0 ? wall * busy_forward / busy : wall;
+  total.backward_seconds = wall - total.forward_seconds;
+  return total;
 }
 
 void MdModel::check_outputs(bool per_atom_energy, bool edge_gradients, bool per_atom_virial) const {

@@ -4,6 +4,7 @@
 #include "md/md_model.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -100,6 +101,19 @@ const klay_binding* find_binding(const klay_plan_node& node, const char* port) {
   return nullptr;
 }
 
+int64_t non_negative_integer(const std::string& text, const std::string& what) {
+  size_t used = 0;
+  long long value = -1;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || value < 0)
+    throw Error(what + " must be a non-negative integer, not '" + text + "'");
+  return value;
+}
+
 std::string join(const std::vector<std::string>& names) {
   std::string out;
   for (const std::string& n : names) out += (out.empty() ? "'" : ", '") + n + "'";
@@ -168,6 +182,18 @@ MdModel::MdModel(std::unique_ptr<Model> model) : model_(std::move(model)) {
   infer_cutoff(declared_cutoff);
   check_stage_wiring();
   find_energy(declared_energy);
+  const char* blocks = std::getenv("KLAY_SPATIAL_BLOCKS");
+  const char* cap = std::getenv("KLAY_BLOCK_ATOMS");
+  set_spatial_blocks(!(blocks && std::string(blocks) == "0"),
+                     cap ? non_negative_integer(cap, "KLAY_BLOCK_ATOMS") : kDefaultBlockAtoms);
+}
+
+void MdModel::set_spatial_blocks(bool enabled, int64_t max_owned_atoms) {
+  if (max_owned_atoms < 0)
+    throw Error("spatial blocks: the most owned atoms per block must be at least 0 (0 = no cap), not " +
+                std::to_string(max_owned_atoms));
+  blocks_enabled_ = enabled;
+  block_atoms_ = max_owned_atoms;
 }
 
 void MdModel::bind_inputs(const std::map<std::string, std::string>& mapping) {

@@ -26,6 +26,7 @@
 // atomic number and `species` gets indices in the order elements are first asked for (the
 // pair_coeff order); describe() says which.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -113,8 +114,24 @@ class MdModel {
   void check_outputs(bool per_atom_energy, bool edge_gradients, bool per_atom_virial) const;
 
   // Throws klay::Error for inconsistent atoms/graphs, an energy that cannot be split, or an
-  // output check_outputs refuses.
+  // output check_outputs refuses. With spatial blocks (below) in use, the owned atoms are
+  // evaluated block by block, the blocks concurrently on libtorch's threads.
   void compute(const AtomsView& atoms, ResultsView& results) const;
+
+  // Spatial blocks (md/spatial_blocks.hpp): compute() splits the owned atoms into at least
+  // at::get_num_threads() blocks of at most `max_owned_atoms` each (0 = no cap) and runs one block
+  // per thread, each single-threaded inside: the many small operators of a step then use every
+  // thread, and a large system's per-edge tensors stay small. One block is the plain evaluation.
+  // Used for models with graph inputs whose energy can be split over atoms (an indexed sum, or
+  // per-atom energies: known from ghost atoms being present or from an earlier evaluation). The
+  // numbers are those of one block up to summation order. On by default with kDefaultBlockAtoms;
+  // KLAY_SPATIAL_BLOCKS=0 turns blocks off and KLAY_BLOCK_ATOMS=N sets the cap.
+  static constexpr int64_t kDefaultBlockAtoms = 4096;
+  void set_spatial_blocks(bool enabled, int64_t max_owned_atoms = kDefaultBlockAtoms);
+  bool spatial_blocks() const { return blocks_enabled_; }
+  int64_t block_atoms() const { return block_atoms_; }
+  // Blocks evaluated by compute() calls that used more than one, since loading (tests).
+  int64_t blocks_evaluated() const { return blocks_evaluated_; }
 
   // Training (src/fit): the owned atoms' energies, [n_owned] in the model's dtype, whose autograd
   // graph reaches `coords` (float64 [n_atoms,3], the caller's leaf; atoms.coords is not read) and
@@ -132,6 +149,15 @@ class MdModel {
   void infer_cutoff(std::optional<double> declared);
   void check_stage_wiring();
   void find_energy(const std::string& declared);
+  struct Evaluation;
+  // The model on `atoms` (checked): energy, owned per-atom energies, and when `gradients` the
+  // forces on all atoms and (with `shift_gradients`) dE/dshift per edge.
+  Evaluation evaluate(const AtomsView& atoms, bool per_atom_energy, bool gradients, bool shift_gradients) const;
+  // The same summed over spatial blocks, scattered to the caller's atoms and edges.
+  Evaluation evaluate_in_blocks(const AtomsView& atoms, int64_t n_blocks, bool per_atom_energy, bool gradients,
+                                bool shift_gradients) const;
+  // How many spatial blocks compute() uses for `atoms` (1: no blocks).
+  int64_t block_count(const AtomsView& atoms) const;
   // [n_edges,3] float64 constants (zeros without atoms.shifts); undefined for a model without shifts.
   at::Tensor edge_shifts(const AtomsView& atoms) const;
   // The model's inputs in plan order; `shifts` is used only when the model takes them.
@@ -154,6 +180,10 @@ class MdModel {
   std::string energy_layer_;   // for messages
   std::optional<Model::ValueRef> per_atom_request_;  // IndexedSum: the per-atom energies feeding the sum
   std::string per_atom_origin_;
+  bool blocks_enabled_ = true;
+  int64_t block_atoms_ = kDefaultBlockAtoms;
+  mutable std::atomic<int64_t> blocks_evaluated_{0};
+  mutable std::atomic<bool> energy_seen_per_atom_{false};  // Direct: an evaluation gave one energy per atom
 };
 
 }  // namespace klay::md

@@ -1,0 +1,115 @@
+#include "md/spatial_blocks.hpp"
+
+#include <algorithm>
+#include <array>
+#include <limits>
+
+namespace klay::md {
+
+namespace {
+
+void bisect(const double* coords, std::vector<int64_t>::iterator begin, std::vector<int64_t>::iterator end,
+            int64_t parts, std::vector<std::vector<int64_t>>& blocks) {
+  if (parts == 1) {
+    blocks.emplace_back(begin, end);
+    std::sort(blocks.back().begin(), blocks.back().end());
+    return;
+  }
+  std::array<double, 3> low, high;
+  low.fill(std::numeric_limits<double>::infinity());
+  high.fill(-std::numeric_limits<double>::infinity());
+  for (auto it = begin; it != end; ++it)
+    for (int k = 0; k < 3; ++k) {
+      low[k] = std::min(low[k], coords[3 * *it + k]);
+      high[k] = std::max(high[k], coords[3 * *it + k]);
+    }
+  int axis = 0;
+  for (int k = 1; k < 3; ++k)
+    if (high[k] - low[k] > high[axis] - low[axis]) axis = k;
+  const int64_t left_parts = parts / 2;
+  const auto cut = begin + (end - begin) * left_parts / parts;
+  // Ties broken by index: the split does not depend on the order atoms arrive in.
+  std::nth_element(begin, cut, end, [&](int64_t a, int64_t b) {
+    const double xa = coords[3 * a + axis], xb = coords[3 * b + axis];
+    return xa < xb || (xa == xb && a < b);
+  });
+  bisect(coords, begin, cut, left_parts, blocks);
+  bisect(coords, cut, end, parts - left_parts, blocks);
+}
+
+}  // namespace
+
+std::vector<std::vector<int64_t>> bisect_owned_atoms(const double* coords, int64_t n_owned, int64_t parts) {
+  std::vector<int64_t> order(static_cast<size_t>(n_owned));
+  for (int64_t a = 0; a < n_owned; ++a) order[a] = a;
+  std::vector<std::vector<int64_t>> blocks;
+  bisect(coords, order.begin(), order.end(), std::max<int64_t>(1, std::min(parts, n_owned)), blocks);
+  return blocks;
+}
+
+int64_t spatial_block_count(int64_t n_owned, int64_t threads, int64_t max_owned) {
+  threads = std::max<int64_t>(1, threads);
+  int64_t count = threads;
+  if (max_owned > 0 && n_owned > threads * max_owned) {
+    const int64_t needed = (n_owned + max_owned - 1) / max_owned;
+    count = (needed + threads - 1) / threads * threads;
+  }
+  return std::max<int64_t>(1, std::min(count, n_owned));
+}
+
+EdgesByAtom::EdgesByAtom(const int64_t* edge_pairs, int64_t n_edges, int64_t n_atoms)
+    : edge_pairs_(edge_pairs), n_atoms_(n_atoms), first_(static_cast<size_t>(n_atoms) + 1, 0),
+      incident_(static_cast<size_t>(2 * n_edges)) {
+  for (int64_t e = 0; e < 2 * n_edges; ++e) ++first_[edge_pairs[e] + 1];
+  for (int64_t a = 0; a < n_atoms; ++a) first_[a + 1] += first_[a];
+  std::vector<int64_t> next(first_.begin(), first_.end() - 1);
+  for (int64_t e = 0; e < 2 * n_edges; ++e) incident_[next[edge_pairs[e]]++] = e / 2;
+}
+
+SpatialBlock EdgesByAtom::block(const std::vector<int64_t>& owned, int depth) const {
+  constexpr int kUnreached = -1;
+  std::vector<int> level(static_cast<size_t>(n_atoms_), kUnreached);
+  std::vector<std::vector<int64_t>> by_level(static_cast<size_t>(depth));
+  SpatialBlock block;
+  block.n_owned = static_cast<int64_t>(owned.size());
+  block.atoms = owned;
+  for (int64_t a : owned) level[a] = 0;
+  std::vector<int64_t> frontier = owned, next_frontier;
+  // Breadth-first by stage as StagedGraphBuilder does, over edges instead of neighbours: edge e
+  // belongs to G_k from k = the smaller level of its two atoms on, and is taken from that side
+  // (from the first atom when both are on the same level, as each edge is met from both sides).
+  for (int k = 0; k < depth; ++k) {
+    next_frontier.clear();
+    for (int64_t a : frontier) {
+      for (int64_t i = first_[a]; i < first_[a + 1]; ++i) {
+        const int64_t e = incident_[i];
+        const bool a_first = edge_pairs_[2 * e] == a;
+        const int64_t b = edge_pairs_[2 * e + (a_first ? 1 : 0)];
+        if (level[b] == kUnreached) {
+          level[b] = k + 1;
+          next_frontier.push_back(b);
+        }
+        if (level[b] > k || (level[b] == k && a_first)) by_level[k].push_back(e);
+      }
+    }
+    std::sort(next_frontier.begin(), next_frontier.end());
+    block.atoms.insert(block.atoms.end(), next_frontier.begin(), next_frontier.end());
+    frontier.swap(next_frontier);
+  }
+  std::vector<int64_t>& index = next_frontier;  // caller atom -> block atom, for the block's atoms
+  index.assign(static_cast<size_t>(n_atoms_), -1);
+  for (size_t m = 0; m < block.atoms.size(); ++m) index[block.atoms[m]] = static_cast<int64_t>(m);
+  for (auto& edges : by_level) {
+    std::sort(edges.begin(), edges.end());
+    edges.erase(std::unique(edges.begin(), edges.end()), edges.end());  // an atom's list may repeat an edge
+    for (int64_t e : edges) {
+      block.edges.push_back(e);
+      block.edge_pairs.push_back(index[edge_pairs_[2 * e]]);
+      block.edge_pairs.push_back(index[edge_pairs_[2 * e + 1]]);
+    }
+    block.stage_edges.push_back(static_cast<int64_t>(block.edges.size()));
+  }
+  return block;
+}
+
+}  // namespace klay::md
