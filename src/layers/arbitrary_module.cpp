@@ -1116,7 +1116,6 @@ FunctionTarget function_target(const std::string& target, const std::string& nam
 }
 
 std::shared_ptr<Layer> make_arbitrary_module(const Config& config) {
-  config.reject_unknown_keys({"target", "args", "kwargs", "library", "path"});
   const std::string target = config.get_string("target");
   auto starts = [&](const char* prefix) { return target.rfind(prefix, 0) == 0; };
   auto no_extra = [&](const char* key, const char* kind) {
@@ -1196,6 +1195,6 @@ std::shared_ptr<Layer> make_arbitrary_module(const Config& config) {
 
 }  // namespace
 
-KLAY_REGISTER_LAYER(ArbitraryModule, make_arbitrary_module);
+KLAY_REGISTER_LAYER(ArbitraryModule, make_arbitrary_module, {"*"}, {"*"});
 
 }  // namespace klay
