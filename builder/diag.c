@@ -242,11 +242,10 @@ static size_t edit_distance(const char *a, const char *b, size_t limit)
 const char *klay_closest_name(const char *word, const char *const *candidates, size_t n)
 {
     size_t len = strlen(word);
-    /* A third of the word (at least 1, at most 4 edits) is what separates a typo from a
-     * different name. */
-    size_t limit = len / 3;
-    if (limit < 1) limit = 1;
-    if (limit > 4) limit = 4;
+    /* A third of the word (at least 2 edits) is what separates a typo from a different name; the
+     * runtime's closest_match (src/runtime/error.cpp) uses the same limit. */
+    size_t limit = (len + 2) / 3;
+    if (limit < 2) limit = 2;
     const char *best = NULL;
     size_t best_distance = limit + 1;
     for (size_t i = 0; n == KLAY_UNCOUNTED ? candidates[i] != NULL : i < n; ++i) {

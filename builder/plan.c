@@ -282,27 +282,8 @@ static void resolve_alias_targets(builder *B)
 static void check_config(builder *B, const layer_entry *e)
 {
     if (!e->spec || e->alias) return;
-    char hint[128];
-    const klay_config_arg *args = e->spec->config_args;
-    size_t n_args = 0;
-    while (args[n_args].name) ++n_args;
-    const char **arg_names = malloc((n_args + 1) * sizeof *arg_names);
-    if (!arg_names) return;
-    for (size_t a = 0; a < n_args; ++a) arg_names[a] = args[a].name;
-    for (size_t a = 0; a < n_args; ++a)
-        if (!args[a].default_text && !klay_map_get(e->config, args[a].name))
-            klay_diag_add(B->diags, KLAY_ERROR, (e->config ? e->config : e->key)->mark,
-                          "layer '%s' (%s): missing required config '%s'", e->name, e->spec->name, args[a].name);
-    for (size_t k = 0; e->config && k < e->config->len; ++k) {
-        const char *name = key_text(e->config->keys[k]);
-        int known = 0;
-        for (size_t a = 0; a < n_args; ++a) known |= strcmp(name, args[a].name) == 0;
-        if (!known)
-            klay_diag_add(B->diags, KLAY_WARNING, e->config->keys[k]->mark,
-                          "layer '%s' (%s): config '%s' is not a known argument%s", e->name, e->spec->name, name,
-                          suggestion_text(hint, sizeof hint, name, arg_names, n_args));
-    }
-    free(arg_names);
+    klay_config_check_required(e->spec, e->config, e->name, e->key->mark, B->diags);
+    klay_config_check_keys(e->spec, e->config, e->name, B->diags);
 }
 
 /* ---------- input references ---------- */

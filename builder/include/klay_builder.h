@@ -99,25 +99,66 @@ typedef enum klay_aggregation {
     KLAY_AGG_EDGE_TARGET = 2 /* sums messages onto edge_index[1] (MACE, E3Attention, EGCL) */
 } klay_aggregation;
 
+/* What a config value must be. The builder checks the kind (klay validate) and the runtime's
+ * Config reads it; both accept null for an optional key (it means "use the default"). */
+typedef enum klay_config_type {
+    KLAY_CONFIG_INT,           /* an integer */
+    KLAY_CONFIG_FLOAT,         /* a number (integers are accepted) */
+    KLAY_CONFIG_BOOL,
+    KLAY_CONFIG_STRING,
+    KLAY_CONFIG_MAP,           /* a mapping whose keys the layer checks itself */
+    KLAY_CONFIG_LIST,
+    KLAY_CONFIG_IRREPS_BLOCKS, /* a list of {l, mul, p} blocks (docs/layers.md#irreps-blocks) */
+    KLAY_CONFIG_IRREPS,        /* an e3nn irreps string or a list of blocks */
+    KLAY_CONFIG_ANY            /* any value; the layer decides */
+} klay_config_type;
+
 typedef struct klay_config_arg {
     const char *name;
-    const char *default_text; /* NULL = required */
+    klay_config_type type;
+    const char *default_text; /* YAML text of the default ("null": optional, no value); NULL = required */
 } klay_config_arg;
+
+/* What the runtime needs to know about a layer type beyond its ports (bit flags). */
+enum klay_layer_trait {
+    KLAY_TRAIT_CUTOFF_RADIUS = 1,  /* its config's r_max is a radial cutoff: the MD cutoff is the largest */
+    KLAY_TRAIT_INDEXED_SUM = 2,    /* sums port `src` by port `index` into one row per index value */
+    KLAY_TRAIT_SUM_RETURNS_ROW0 = 4,/* an indexed sum that returns only row 0 in eval mode (KIM's
+                                       convention: index by `contributions`, 0 = owned) */
+    KLAY_TRAIT_GRADIENT_WRT_POS = 8 /* differentiates port `energy` with respect to port `pos`: the model
+                                       makes the model input bound to `pos` track its gradient */
+};
 
 typedef struct klay_layer_spec {
     const char *name;                  /* registry name, e.g. "ConvNetLayer" */
     const char *category;              /* "EMBEDDING", "LINEAR", "CONVOLUTION", ... */
     const char *const *inputs;         /* NULL-terminated port names; {"*", NULL} = unrestricted */
     const char *const *outputs;        /* NULL-terminated; {"*", NULL} = unrestricted */
-    const klay_config_arg *config_args;/* terminated by {NULL, NULL} */
+    const klay_config_arg *config_args;/* terminated by an entry with a NULL name */
     klay_aggregation aggregation;
     const char *edge_index_port;       /* input port carrying edge_index, NULL if none */
+    unsigned traits;                   /* klay_layer_trait flags */
 } klay_layer_spec;
 
 typedef struct klay_layer_table {
     size_t count;
     const klay_layer_spec *specs;
 } klay_layer_table;
+
+/* The declaration of key `name` in spec, or NULL. */
+const klay_config_arg *klay_config_arg_find(const klay_layer_spec *spec, const char *name);
+/* Whether `value` (not null) is of `type`, and the type in words ("an integer") for messages. */
+int klay_config_type_accepts(klay_config_type type, const klay_node *value);
+const char *klay_config_type_text(klay_config_type type);
+/* Checks a layer's config (NULL when the layer has none) against its declaration: no undeclared
+ * key (an error with "did you mean") and every value of its declared kind. `klay validate` and the
+ * runtime's Config both call it. Appends errors to diags and returns how many. */
+size_t klay_config_check_keys(const klay_layer_spec *spec, const klay_node *config, const char *layer_name,
+                              klay_diags *diags);
+/* Every required key set (not null); `layer_mark` locates a layer without config. The runtime
+ * reports a missing key when the layer reads it, at the same place. */
+size_t klay_config_check_required(const klay_layer_spec *spec, const klay_node *config, const char *layer_name,
+                                  klay_mark layer_mark, klay_diags *diags);
 
 /* ---------- the build plan ---------- */
 

@@ -84,7 +84,6 @@ std::vector<std::string> known_function_targets() {
 }
 
 std::shared_ptr<Layer> make_arbitrary_module(const Config& config) {
-  config.reject_unknown_keys({"target", "args", "kwargs", "library", "path"});
   const std::string target = config.get_string("target");
   auto starts = [&](const char* prefix) { return target.rfind(prefix, 0) == 0; };
   auto no_extra = [&](const char* key, const char* kind) {
@@ -162,6 +161,6 @@ std::shared_ptr<Layer> make_arbitrary_module(const Config& config) {
 
 }  // namespace
 
-KLAY_REGISTER_LAYER(ArbitraryModule, make_arbitrary_module);
+KLAY_REGISTER_LAYER(ArbitraryModule, make_arbitrary_module, {"*"}, {"*"});
 
 }  // namespace klay

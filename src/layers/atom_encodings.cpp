@@ -83,10 +83,9 @@ class OneHotAtomEncoding : public AtomEncoder {
  public:
   explicit OneHotAtomEncoding(const Config& config)
       : AtomEncoder("OneHotAtomEncoding", config) {
-    config.reject_unknown_keys({"num_elems", "input_is_atomic_number"});
     num_elems_ = config.get_int_at_least("num_elems", 1);
     set_width(num_elems_);
-    const bool atomic_numbers = config.get_bool("input_is_atomic_number", false);
+    const bool atomic_numbers = config.get_bool("input_is_atomic_number");
     z_to_idx_shift_ =
         register_buffer("z_to_idx_shift", at::scalar_tensor(atomic_numbers ? 1 : 0, at::kLong));
   }
@@ -106,7 +105,6 @@ class BinaryAtomicNumberEncoding : public AtomEncoder {
  public:
   explicit BinaryAtomicNumberEncoding(const Config& config)
       : AtomEncoder("BinaryAtomicNumberEncoding", config) {
-    config.reject_unknown_keys({});
     set_width(kBinaryDigits);
   }
 
@@ -126,7 +124,6 @@ class ElectronicConfigurationEncoding : public AtomEncoder {
  public:
   explicit ElectronicConfigurationEncoding(const Config& config)
       : AtomEncoder("ElectronicConfigurationEncoding", config) {
-    config.reject_unknown_keys({});
     set_width(kConfigurationColumns);
     e_config_ = register_buffer(
         "e_config", at::full({kNumElements, kConfigurationColumns}, NAN, at::kFloat));
@@ -147,8 +144,9 @@ class ElectronicConfigurationEncoding : public AtomEncoder {
 
 }  // namespace
 
-KLAY_REGISTER_LAYER(OneHotAtomEncoding, make_layer<OneHotAtomEncoding>);
-KLAY_REGISTER_LAYER(BinaryAtomicNumberEncoding, make_layer<BinaryAtomicNumberEncoding>);
-KLAY_REGISTER_LAYER(ElectronicConfigurationEncoding, make_layer<ElectronicConfigurationEncoding>);
+KLAY_REGISTER_LAYER(OneHotAtomEncoding, make_layer<OneHotAtomEncoding>, {"x"}, {"one_hot"});
+KLAY_REGISTER_LAYER(BinaryAtomicNumberEncoding, make_layer<BinaryAtomicNumberEncoding>, {"x"}, {"representation"});
+KLAY_REGISTER_LAYER(ElectronicConfigurationEncoding, make_layer<ElectronicConfigurationEncoding>, {"x"},
+                    {"representation"});
 
 }  // namespace klay

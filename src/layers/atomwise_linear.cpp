@@ -22,7 +22,6 @@ using e3nn::MulIrrep;
 class AtomwiseLinear : public EquivariantLayer {
  public:
   explicit AtomwiseLinear(const Config& config) : EquivariantLayer("AtomwiseLinear", config) {
-    config.reject_unknown_keys({"irreps_in_block", "irreps_out_block"});
     linear_ = register_module("linear", e3nn::Linear(irreps_from_blocks(config, "irreps_in_block"),
                                                      irreps_from_blocks(config, "irreps_out_block")));
     declare_input(0, linear_->irreps_in());
@@ -52,7 +51,6 @@ class AtomwiseLinear : public EquivariantLayer {
 // GatedAtomwiseLinear: see layers/gated_atomwise_linear.hpp.
 GatedAtomwiseLinear::GatedAtomwiseLinear(const Config& config)
     : EquivariantLayer("GatedAtomwiseLinear", config) {
-  config.reject_unknown_keys({"irreps_in_block", "irreps_out_block"});
   build(config, "irreps_in_block", irreps_from_blocks(config, "irreps_in_block"),
         irreps_from_blocks(config, "irreps_out_block"));
 }
@@ -96,7 +94,7 @@ c10::IValue GatedAtomwiseLinear::call(const CallArgs& call) {
   return forward(features_input(call, 0, "h"));
 }
 
-KLAY_REGISTER_LAYER(AtomwiseLinear, make_layer<AtomwiseLinear>);
-KLAY_REGISTER_LAYER(GatedAtomwiseLinear, make_layer<GatedAtomwiseLinear>);
+KLAY_REGISTER_LAYER(AtomwiseLinear, make_layer<AtomwiseLinear>, {"h"}, {"h"});
+KLAY_REGISTER_LAYER(GatedAtomwiseLinear, make_layer<GatedAtomwiseLinear>, {"h"}, {"h"});
 
 }  // namespace klay

@@ -17,7 +17,6 @@ namespace {
 class AutogradForces : public NamedLayer {
  public:
   explicit AutogradForces(const Config& config) : NamedLayer("AutogradForces", config) {
-    config.reject_unknown_keys({});
   }
 
   c10::IValue call(const CallArgs& call) override {
@@ -41,6 +40,6 @@ class AutogradForces : public NamedLayer {
 
 }  // namespace
 
-KLAY_REGISTER_LAYER(AutogradForces, make_layer<AutogradForces>);
+KLAY_REGISTER_LAYER(AutogradForces, make_layer<AutogradForces>, {"energy", "pos"}, {"forces"});
 
 }  // namespace klay

@@ -45,18 +45,16 @@ at::Tensor soft_unit_step(const at::Tensor& x) {
 class E3Attention : public EquivariantLayer {
  public:
   explicit E3Attention(const Config& config) : EquivariantLayer("E3Attention", config) {
-    config.reject_unknown_keys({"irreps_input_block", "irreps_query_block", "irreps_key_block", "irreps_value_block",
-                                "edge_sh_lmax", "number_of_basis", "max_radius", "radial_neurons"});
     const Irreps irreps_in = irreps_from_blocks(config, "irreps_input_block");
     const Irreps irreps_query = irreps_from_blocks(config, "irreps_query_block");
     const Irreps irreps_key = irreps_from_blocks(config, "irreps_key_block");
     const Irreps irreps_value = irreps_from_blocks(config, "irreps_value_block");
     const int64_t sh_lmax = config.get_int_at_least("edge_sh_lmax", 0);
     irreps_sh_ = Irreps::spherical_harmonics(static_cast<int>(sh_lmax));
-    number_of_basis_ = config.get_int_at_least("number_of_basis", 1, 8);
-    max_radius_ = config.get_double("max_radius", 4.0);
+    number_of_basis_ = config.get_int_at_least("number_of_basis", 1);
+    max_radius_ = config.get_double("max_radius");
     if (!(max_radius_ > 0)) config.fail("max_radius", "must be positive");
-    const int64_t radial_neurons = config.get_int_at_least("radial_neurons", 1, 16);
+    const int64_t radial_neurons = config.get_int_at_least("radial_neurons", 1);
 
     h_q_ = register_module("h_q", e3nn::Linear(irreps_in, irreps_query));
     tp_k_ = register_module("tp_k", e3nn::fully_connected_tensor_product(irreps_in, irreps_sh_, irreps_key,
@@ -133,7 +131,6 @@ class E3Attention : public EquivariantLayer {
 class E3AttentionPooling : public EquivariantLayer {
  public:
   explicit E3AttentionPooling(const Config& config) : EquivariantLayer("E3AttentionPooling", config) {
-    config.reject_unknown_keys({"irreps_input_block", "irreps_query_block", "irreps_key_block"});
     const Irreps irreps_in = irreps_from_blocks(config, "irreps_input_block");
     const Irreps irreps_query = irreps_from_blocks(config, "irreps_query_block");
     const Irreps irreps_key = irreps_from_blocks(config, "irreps_key_block");
@@ -165,7 +162,8 @@ class E3AttentionPooling : public EquivariantLayer {
 
 }  // namespace
 
-KLAY_REGISTER_LAYER(E3Attention, make_layer<E3Attention>);
-KLAY_REGISTER_LAYER(E3AttentionPooling, make_layer<E3AttentionPooling>);
+KLAY_REGISTER_LAYER(E3Attention, make_layer<E3Attention>,
+                    {"f", "edge_index", "edge_lengths", "edge_sh", "edge_length_embeddings"}, {"f_out"});
+KLAY_REGISTER_LAYER(E3AttentionPooling, make_layer<E3AttentionPooling>, {"f"}, {"f_out"});
 
 }  // namespace klay

@@ -38,16 +38,14 @@ namespace {
 class EGCL : public NamedLayer {
  public:
   explicit EGCL(const Config& config) : NamedLayer("EGCL", config) {
-    config.reject_unknown_keys(
-        {"input_dim", "hidden_dim", "edge_dim", "activation", "n_hidden_layers", "normalize_radial"});
-    hidden_dim_ = config.get_int_at_least("hidden_dim", 1, 32);
-    const int64_t n_hidden = config.get_int_at_least("n_hidden_layers", 0, 1);
-    config.get_int("input_dim", 32);  // type-checked only: Python ignores it too
-    if (config.get_int("edge_dim", 0) != 0)
+    hidden_dim_ = config.get_int_at_least("hidden_dim", 1);
+    const int64_t n_hidden = config.get_int_at_least("n_hidden_layers", 0);
+    // input_dim is only type-checked (by its declaration): Python ignores it too.
+    if (config.get_int("edge_dim") != 0)
       config.fail("edge_dim",
                   "must be 0: KLay's EGCL has no edge-attribute input (a nonzero edge_dim only widens "
                   "phi_e, and Python then fails with a shape error)");
-    if (config.get_bool("normalize_radial", false))
+    if (config.get_bool("normalize_radial"))
       config.fail("normalize_radial",
                   "true is not supported: KLay divides the [E,3] edge vectors by the [E] lengths, "
                   "which fails in Python for any edge count but 3");
@@ -119,6 +117,7 @@ class EGCL : public NamedLayer {
 
 }  // namespace
 
-KLAY_REGISTER_LAYER(EGCL, make_layer<EGCL>);
+KLAY_REGISTER_LAYER(EGCL, make_layer<EGCL>, {"h", "coords", "edge_index", "shift_vectors", "batch"},
+                    {"h", "coords"});
 
 }  // namespace klay

@@ -48,14 +48,12 @@ const std::vector<int64_t> kRadialHidden{64, 64, 64};
 class MaceLayer : public EquivariantLayer {
  public:
   explicit MaceLayer(const Config& config) : EquivariantLayer("MACE_layer", config) {
-    config.reject_unknown_keys({"lmax", "correlation", "num_elements", "hidden_irreps_block", "input_block",
-                                "num_radial_basis", "node_attr_block", "avg_num_neighbors", "use_sc"});
     const int64_t lmax = config.get_int_at_least("lmax", 0);
     const int64_t correlation = config.get_int_at_least("correlation", 1);
     const int64_t num_elements = config.get_int_at_least("num_elements", 1);
     const Irreps hidden = irreps_from_blocks(config, "hidden_irreps_block");
     const Irreps node_feats_irreps = irreps_from_blocks(config, "input_block");
-    num_radial_ = config.get_int_at_least("num_radial_basis", 1, 8);
+    num_radial_ = config.get_int_at_least("num_radial_basis", 1);
     const Irreps node_attr_irreps = config.has("node_attr_block")
                             ? irreps_from_blocks(config, "node_attr_block")
                             : Irreps({MulIrrep{num_elements, Irrep{0, 1}}});
@@ -64,9 +62,9 @@ class MaceLayer : public EquivariantLayer {
       config.fail("node_attr_block", "node attributes have dimension " + std::to_string(node_attr_irreps.dim()) +
                                          " but MACE weights them per element: num_elements is " +
                                          std::to_string(num_elements));
-    avg_num_neighbors_ = config.get_double("avg_num_neighbors", 1.0);
+    avg_num_neighbors_ = config.get_double("avg_num_neighbors");
     if (avg_num_neighbors_ == 0) config.fail("avg_num_neighbors", "must not be zero (messages are divided by it)");
-    use_sc_ = config.get_bool("use_sc", true);
+    use_sc_ = config.get_bool("use_sc");
 
     num_features_ = hidden.count(Irrep{0, 1});
     if (num_features_ == 0) config.fail("hidden_irreps_block", "needs a 0e block: its mul F is MACE's channel count");
@@ -184,6 +182,7 @@ class MaceLayer : public EquivariantLayer {
 
 }  // namespace
 
-KLAY_REGISTER_LAYER(MACE_layer, make_layer<MaceLayer>);
+KLAY_REGISTER_LAYER(MACE_layer, make_layer<MaceLayer>,
+                    {"vectors", "node_feats", "node_attrs", "edge_feats", "edge_index"}, {"node_feats"});
 
 }  // namespace klay

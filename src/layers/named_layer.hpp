@@ -14,15 +14,20 @@ namespace klay {
 class NamedLayer : public Layer {
  public:
   NamedLayer(std::string type, const Config& config)
-      : type_(std::move(type)), name_(config.layer_name()) {}
+      : type_(std::move(type)), name_(config.layer_name()), ports_(find_layer_ports(type_)) {}
 
  protected:
   [[noreturn]] void fail(const std::string& message) const {
     throw Error(type_ + " '" + name_ + "': " + message);
   }
 
-  // The tensor bound to input port `index` (named `port` in messages).
+  // The tensor bound to input port `index`, which the type registered as `port`: a layer that reads
+  // a port by the wrong position fails here, in every layer test, rather than computing with the
+  // wrong tensor.
   at::Tensor tensor_input(const CallArgs& call, size_t index, const char* port) const {
+    if (ports_ && (index >= ports_->inputs.size() || ports_->inputs[index] != port))
+      fail(std::string("reads input ") + port + " at position " + std::to_string(index) +
+           ", which is not where its registered ports have it");
     if (index >= call.args.size()) fail(std::string("input ") + port + " is not bound");
     const c10::IValue& value = call.args[index];
     if (!value.isTensor()) fail(std::string("input ") + port + " must be a tensor, got " + value.tagKind());
@@ -54,6 +59,7 @@ class NamedLayer : public Layer {
  private:
   std::string type_;
   std::string name_;
+  const LayerPorts* ports_;  // NULL for a type without registration
 };
 
 // Factory for KLAY_REGISTER_LAYER: layers whose constructor takes the Config.

@@ -21,9 +21,9 @@ namespace {
 
 // Python looks the activation up in a dict of these names; anything else is a KeyError there.
 std::string activation_name(const Config& config, const std::string& key, const std::string& parity_key,
-                            const std::string& fallback, const std::vector<std::string>& allowed) {
+                            const std::vector<std::string>& allowed) {
   const Config table = config.get_map(key);
-  const std::string name = config.has(key) ? table.get_string(parity_key) : fallback;
+  const std::string name = table.get_string(parity_key);
   for (const std::string& a : allowed)
     if (a == name) return name;
   std::string list;
@@ -43,8 +43,7 @@ std::string activation_name(const Config& config, const std::string& key, const 
 // docs/layers.md#quirk-interaction-block-yaml); this is the intended math, and it matches the
 // Python module built with converted irreps (layer_InteractionBlock_0).
 
-InteractionBlockSettings InteractionBlockSettings::from_config(const Config& config,
-                                                               const std::string& default_activation) {
+InteractionBlockSettings InteractionBlockSettings::from_config(const Config& config) {
   InteractionBlockSettings s;
   s.irreps_in = irreps_from_config(config, "irreps_in");
   s.irreps_out = irreps_from_config(config, "irreps_out");
@@ -55,15 +54,15 @@ InteractionBlockSettings InteractionBlockSettings::from_config(const Config& con
     if (entry.ir.l != 0)
       config.fail("edge_embedding_irreps", "the radial edge embedding must be scalars (l = 0)");
   s.num_edge_embeddings = embedding.num_irreps();
-  s.invariant_layers = config.get_int_at_least("invariant_layers", 0, 1);
-  s.invariant_neurons = config.get_int_at_least("invariant_neurons", 1, 8);
+  s.invariant_layers = config.get_int_at_least("invariant_layers", 0);
+  s.invariant_neurons = config.get_int_at_least("invariant_neurons", 1);
   if (config.has("avg_num_neighbors")) {
     s.avg_num_neighbors = config.get_double("avg_num_neighbors");
     if (!(*s.avg_num_neighbors > 0)) config.fail("avg_num_neighbors", "must be positive");
   }
-  s.use_sc = config.get_bool("use_sc", true);
+  s.use_sc = config.get_bool("use_sc");
   s.radial_activation =
-      activation_name(config, "nonlinearity_scalars", "e", default_activation, {"ssp", "silu"});
+      activation_name(config, "nonlinearity_scalars", "e", {"ssp", "silu"});
   return s;
 }
 
@@ -168,32 +167,28 @@ namespace {
 class ConvNetLayer : public EquivariantLayer {
  public:
   explicit ConvNetLayer(const Config& config) : EquivariantLayer("ConvNetLayer", config) {
-    config.reject_unknown_keys({"hidden_irreps_lmax", "edge_sh_lmax", "conv_feature_size", "input_block",
-                                "node_attr_block", "avg_neigh", "num_radial_basis", "convolution_kwargs",
-                                "resnet", "parity", "radial_network_hidden_dim", "radial_network_layers",
-                                "nonlinearity_type", "nonlinearity_scalars", "nonlinearity_gates"});
     const int64_t hidden_lmax = config.get_int_at_least("hidden_irreps_lmax", 0);
     const int64_t sh_lmax = config.get_int_at_least("edge_sh_lmax", 0);
     const int64_t features = config.get_int_at_least("conv_feature_size", 1);
-    const int64_t num_radial_basis = config.get_int_at_least("num_radial_basis", 1, 8);
-    if (config.has("convolution_kwargs")) config.get_map("convolution_kwargs");  // type-checked, unused
-    config.get_bool("resnet", false);  // never takes effect in KLay (Irreps compared with a str)
+    const int64_t num_radial_basis = config.get_int_at_least("num_radial_basis", 1);
+    // convolution_kwargs and resnet are only type-checked (by their declaration): resnet never takes
+    // effect in KLay (Irreps compared with a str).
 
     InteractionBlockSettings conv;
     conv.irreps_in = irreps_from_blocks(config, "input_block");
     conv.node_attr_irreps = irreps_from_blocks(config, "node_attr_block");
     conv.edge_attr_irreps = Irreps::spherical_harmonics(static_cast<int>(sh_lmax));
     conv.num_edge_embeddings = num_radial_basis;
-    conv.invariant_layers = config.get_int_at_least("radial_network_layers", 0, 2);
-    conv.invariant_neurons = config.get_int_at_least("radial_network_hidden_dim", 1, 64);
-    conv.avg_num_neighbors = config.get_double("avg_neigh", 1.0);
+    conv.invariant_layers = config.get_int_at_least("radial_network_layers", 0);
+    conv.invariant_neurons = config.get_int_at_least("radial_network_hidden_dim", 1);
+    conv.avg_num_neighbors = config.get_double("avg_neigh");
     if (!(*conv.avg_num_neighbors > 0)) config.fail("avg_neigh", "must be positive");
 
     const std::vector<std::string> known{"abs", "tanh", "ssp", "silu"};
-    const std::string scalar_even = activation_name(config, "nonlinearity_scalars", "e", "silu", known);
-    const std::string scalar_odd = activation_name(config, "nonlinearity_scalars", "o", "tanh", known);
-    const std::string gate_even = activation_name(config, "nonlinearity_gates", "e", "silu", known);
-    const std::string gate_odd = activation_name(config, "nonlinearity_gates", "o", "abs", known);
+    const std::string scalar_even = activation_name(config, "nonlinearity_scalars", "e", known);
+    const std::string scalar_odd = activation_name(config, "nonlinearity_scalars", "o", known);
+    const std::string gate_even = activation_name(config, "nonlinearity_gates", "e", known);
+    const std::string gate_odd = activation_name(config, "nonlinearity_gates", "o", known);
     auto scalar_act = [&](const Irrep& ir) { return ir.p == 1 ? scalar_even : scalar_odd; };
 
     const Irreps input_simplified = conv.irreps_in.simplify();
@@ -206,7 +201,7 @@ class ConvNetLayer : public EquivariantLayer {
     };
     std::vector<MulIrrep> scalars, gated;
     const std::vector<int> parities =
-        config.get_bool("parity", true) ? std::vector<int>{1, -1} : std::vector<int>{1};
+        config.get_bool("parity") ? std::vector<int>{1, -1} : std::vector<int>{1};
     for (int p : parities)
       for (int l = 0; l <= hidden_lmax; ++l) {
         const Irrep ir{l, p};
@@ -214,7 +209,7 @@ class ConvNetLayer : public EquivariantLayer {
       }
     const Irreps irreps_scalars(scalars), irreps_gated(gated);
 
-    const std::string type = config.get_string("nonlinearity_type", "gate");
+    const std::string type = config.get_string("nonlinearity_type");
     if (type == "gate") {
       const Irrep gate_ir = path_exists(Irrep{0, 1}) ? Irrep{0, 1} : Irrep{0, -1};
       std::vector<MulIrrep> gates;
@@ -284,12 +279,13 @@ std::shared_ptr<Layer> ConvNetLayer::restricted_to(const std::vector<int64_t>& r
 
 }  // namespace
 
-KLAY_REGISTER_LAYER(InteractionBlock, [](const Config& config) -> std::shared_ptr<Layer> {
-  config.reject_unknown_keys({"irreps_in", "irreps_out", "node_attr_irreps", "edge_attr_irreps",
-                              "edge_embedding_irreps", "invariant_layers", "invariant_neurons",
-                              "avg_num_neighbors", "use_sc", "nonlinearity_scalars"});
-  return std::make_shared<InteractionBlock>(config, InteractionBlockSettings::from_config(config, "silu"));
-});
-KLAY_REGISTER_LAYER(ConvNetLayer, make_layer<ConvNetLayer>);
+KLAY_REGISTER_LAYER(
+    InteractionBlock,
+    [](const Config& config) -> std::shared_ptr<Layer> {
+      return std::make_shared<InteractionBlock>(config, InteractionBlockSettings::from_config(config));
+    },
+    {"x", "h", "edge_length_embeddings", "edge_sh", "edge_index"}, {"h"});
+KLAY_REGISTER_LAYER(ConvNetLayer, make_layer<ConvNetLayer>,
+                    {"x", "h", "edge_length_embeddings", "edge_sh", "edge_index"}, {"h"});
 
 }  // namespace klay

@@ -22,9 +22,9 @@ struct InteractionBlockSettings {
   bool use_sc = true;
   std::string radial_activation = "silu";  // of the radial MLP `fc`: silu or ssp
 
-  // The InteractionBlock config keys (irreps as e3nn strings or block lists);
-  // `default_activation` is nonlinearity_scalars.e when the config omits it.
-  static InteractionBlockSettings from_config(const Config& config, const std::string& default_activation);
+  // The InteractionBlock config keys (irreps as e3nn strings or block lists); the defaults, which
+  // differ between InteractionBlock and AttentionInteractionBlock, are their declarations'.
+  static InteractionBlockSettings from_config(const Config& config);
 };
 
 // Ports:  x [N, node_attr] (node attributes), h [N, irreps_in], edge_length_embeddings [E, n_emb],

@@ -38,11 +38,10 @@ class RadialAttention : public NamedLayer {
   }
 
   static std::shared_ptr<Layer> from_config(const Config& config) {
-    config.reject_unknown_keys({"n_input", "n_hidden_layers", "hidden_layer_width", "nonlinearity"});
     const int64_t n_input = config.get_int_at_least("n_input", 1);
     const int64_t n_hidden_layers = config.get_int_at_least("n_hidden_layers", 0);
     const int64_t width = config.get_int_at_least("hidden_layer_width", 1);
-    const std::string nonlinearity = config.get_string("nonlinearity", "silu");
+    const std::string nonlinearity = config.get_string("nonlinearity");
     if (nonlinearity != "silu" && nonlinearity != "ssp")
       config.fail("nonlinearity", "must be silu or ssp, got '" + nonlinearity + "'");
     return std::make_shared<RadialAttention>(
@@ -93,10 +92,7 @@ class AttentionInteractionBlock : public InteractionBlock {
 
  private:
   static InteractionBlockSettings settings_from_config(const Config& config) {
-    config.reject_unknown_keys({"irreps_in", "irreps_out", "node_attr_irreps", "edge_attr_irreps",
-                                "edge_embedding_irreps", "invariant_layers", "invariant_neurons",
-                                "avg_num_neighbors", "use_sc", "nonlinearity_scalars"});
-    InteractionBlockSettings settings = InteractionBlockSettings::from_config(config, "ssp");
+    InteractionBlockSettings settings = InteractionBlockSettings::from_config(config);
     settings.avg_num_neighbors.reset();
     return settings;
   }
@@ -106,7 +102,8 @@ class AttentionInteractionBlock : public InteractionBlock {
 
 }  // namespace
 
-KLAY_REGISTER_LAYER(RadialAttention, RadialAttention::from_config);
-KLAY_REGISTER_LAYER(AttentionInteractionBlock, make_layer<AttentionInteractionBlock>);
+KLAY_REGISTER_LAYER(RadialAttention, RadialAttention::from_config, {"r_ijs"}, {"attention"});
+KLAY_REGISTER_LAYER(AttentionInteractionBlock, make_layer<AttentionInteractionBlock>,
+                    {"x", "h", "edge_length_embeddings", "edge_sh", "edge_index", "r_ijs"}, {"h"});
 
 }  // namespace klay

@@ -40,13 +40,13 @@ double read_r_max(const Config& config) {
 }
 
 double read_polynomial_degree(const Config& config) {
-  const double degree = config.get_double("polynomial_degree", 6.0);
+  const double degree = config.get_double("polynomial_degree");
   if (!(degree >= 2)) config.fail("polynomial_degree", "must be at least 2");
   return degree;
 }
 
 int64_t read_num_radial_basis(const Config& config) {
-  const int64_t num_basis = config.get_int_at_least("num_radial_basis", 1, 8);
+  const int64_t num_basis = config.get_int_at_least("num_radial_basis", 1);
   return num_basis;
 }
 
@@ -99,9 +99,6 @@ class RadialBasisEdgeEncoding : public NamedLayer {
  public:
   explicit RadialBasisEdgeEncoding(const Config& config)
       : NamedLayer("RadialBasisEdgeEncoding", config) {
-    config.reject_unknown_keys({"r_max", "num_radial_basis", "polynomial_degree",
-                                "radial_basis_trainable", "basis", "cutoff", "basis_kwargs",
-                                "cutoff_kwargs"});
     require_choice(config, "basis", "BesselBasis");
     require_choice(config, "cutoff", "PolynomialCutoff");
     require_overwritten_only(config, "basis_kwargs", {"r_max", "num_basis", "trainable"});
@@ -111,7 +108,7 @@ class RadialBasisEdgeEncoding : public NamedLayer {
     basis_ = register_module(
         "basis", std::make_shared<BesselBasis>(config, r_max,
                                                read_num_radial_basis(config),
-                                               config.get_bool("radial_basis_trainable", true)));
+                                               config.get_bool("radial_basis_trainable")));
     cutoff_ = register_module(
         "cutoff", std::make_shared<PolynomialCutoff>(
                       config, r_max, read_polynomial_degree(config)));
@@ -125,13 +122,13 @@ class RadialBasisEdgeEncoding : public NamedLayer {
 
  private:
   static void require_choice(const Config& config, const std::string& key, const std::string& only) {
-    const std::string chosen = config.get_string(key, only);
+    const std::string chosen = config.get_string(key);
     if (chosen != only) config.fail(key, "KLay accepts only \"" + only + "\", got \"" + chosen + "\"");
   }
 
   static void require_overwritten_only(const Config& config, const std::string& key,
                                        const std::vector<std::string>& arguments) {
-    if (config.has(key)) config.get_map(key).reject_unknown_keys(arguments);
+    config.get_map(key).reject_unknown_keys(arguments);
   }
 
   std::shared_ptr<BesselBasis> basis_;
@@ -139,22 +136,21 @@ class RadialBasisEdgeEncoding : public NamedLayer {
 };
 
 std::shared_ptr<Layer> make_polynomial_cutoff(const Config& config) {
-  config.reject_unknown_keys({"r_max", "polynomial_degree"});
   return std::make_shared<PolynomialCutoff>(config, read_r_max(config),
                                             read_polynomial_degree(config));
 }
 
 std::shared_ptr<Layer> make_bessel_basis(const Config& config) {
-  config.reject_unknown_keys({"r_max", "num_radial_basis", "trainable"});
   return std::make_shared<BesselBasis>(config, read_r_max(config),
                                        read_num_radial_basis(config),
-                                       config.get_bool("trainable", true));
+                                       config.get_bool("trainable"));
 }
 
 }  // namespace
 
-KLAY_REGISTER_LAYER(PolynomialCutoff, make_polynomial_cutoff);
-KLAY_REGISTER_LAYER(BesselBasis, make_bessel_basis);
-KLAY_REGISTER_LAYER(RadialBasisEdgeEncoding, make_layer<RadialBasisEdgeEncoding>);
+KLAY_REGISTER_LAYER(PolynomialCutoff, make_polynomial_cutoff, {"x"}, {"y"});
+KLAY_REGISTER_LAYER(BesselBasis, make_bessel_basis, {"x"}, {"y"});
+KLAY_REGISTER_LAYER(RadialBasisEdgeEncoding, make_layer<RadialBasisEdgeEncoding>, {"edge_lengths"},
+                    {"edge_length_embedded"});
 
 }  // namespace klay

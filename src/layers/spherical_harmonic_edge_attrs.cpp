@@ -20,7 +20,7 @@ namespace {
 e3nn::ShNormalization read_normalization(const Config& config) {
   if (config.is_null("normalization"))
     config.fail("normalization", "null is not supported (e3nn requires one of component, norm, integral)");
-  const std::string name = config.get_string("normalization", "component");
+  const std::string name = config.get_string("normalization");
   if (name == "component") return e3nn::ShNormalization::component;
   if (name == "norm") return e3nn::ShNormalization::norm;
   if (name == "integral") return e3nn::ShNormalization::integral;
@@ -31,8 +31,7 @@ class SphericalHarmonicEdgeAttrs : public NamedLayer {
  public:
   explicit SphericalHarmonicEdgeAttrs(const Config& config)
       : NamedLayer("SphericalHarmonicEdgeAttrs", config) {
-    config.reject_unknown_keys({"lmax", "normalization"});
-    lmax_ = config.get_int_at_least("lmax", 0, 1);
+    lmax_ = config.get_int_at_least("lmax", 0);
     normalization_ = read_normalization(config);
   }
 
@@ -69,6 +68,7 @@ class SphericalHarmonicEdgeAttrs : public NamedLayer {
 
 }  // namespace
 
-KLAY_REGISTER_LAYER(SphericalHarmonicEdgeAttrs, make_layer<SphericalHarmonicEdgeAttrs>);
+KLAY_REGISTER_LAYER(SphericalHarmonicEdgeAttrs, make_layer<SphericalHarmonicEdgeAttrs>, {"pos", "edge_index", "shift"},
+                    {"edge_vec", "edge_lengths", "edge_sh"});
 
 }  // namespace klay

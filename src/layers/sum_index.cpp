@@ -30,7 +30,6 @@ class AtomwiseSumIndex : public NamedLayer {
  public:
   explicit AtomwiseSumIndex(const Config& config, const char* type = "AtomwiseSumIndex")
       : NamedLayer(type, config) {
-    config.reject_unknown_keys({});
   }
 
   c10::IValue call(const CallArgs& call) override { return segment_sum(call); }
@@ -61,7 +60,7 @@ class KIMAPISumIndex : public AtomwiseSumIndex {
 
 }  // namespace
 
-KLAY_REGISTER_LAYER(AtomwiseSumIndex, make_layer<AtomwiseSumIndex>);
-KLAY_REGISTER_LAYER(KIMAPISumIndex, make_layer<KIMAPISumIndex>);
+KLAY_REGISTER_LAYER(AtomwiseSumIndex, make_layer<AtomwiseSumIndex>, {"src", "index"}, {"h"});
+KLAY_REGISTER_LAYER(KIMAPISumIndex, make_layer<KIMAPISumIndex>, {"src", "index"}, {"h"});
 
 }  // namespace klay

@@ -10,6 +10,7 @@
 
 #include <ATen/ATen.h>
 
+#include "klay_layer_table.h"
 #include "md/elements.hpp"
 #include "runtime/error.hpp"
 #include "runtime/model.hpp"
@@ -117,6 +118,18 @@ int64_t non_negative_integer(const std::string& text, const std::string& what) {
 std::string join(const std::vector<std::string>& names) {
   std::string out;
   for (const std::string& n : names) out += (out.empty() ? "'" : ", '") + n + "'";
+  return out;
+}
+
+// "A, B or C": the layer types whose r_max is a cutoff radius, for messages.
+std::string cutoff_layer_types() {
+  const klay_layer_table* table = klay_layer_table_get();
+  std::vector<std::string> types;
+  for (size_t i = 0; i < table->count; ++i)
+    if (table->specs[i].traits & KLAY_TRAIT_CUTOFF_RADIUS) types.emplace_back(table->specs[i].name);
+  std::string out;
+  for (size_t i = 0; i < types.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == types.size() ? " or " : ", ") + types[i];
   return out;
 }
 
@@ -256,8 +269,7 @@ void MdModel::infer_cutoff(std::optional<double> declared) {
     std::string from;
     for (size_t i = 0; i < plan.n_nodes; ++i) {
       const klay_plan_node& node = plan.nodes[i];
-      const std::string type = node.type;
-      if (type != "BesselBasis" && type != "PolynomialCutoff" && type != "RadialBasisEdgeEncoding") continue;
+      if (!(node.spec->traits & KLAY_TRAIT_CUTOFF_RADIUS)) continue;
       const klay_node* r_max = node.config ? klay_map_get(node.config, "r_max") : nullptr;
       if (!r_max) continue;
       const double r = positive_number(r_max, "layer '" + std::string(node.name) + "' r_max");
@@ -269,8 +281,8 @@ void MdModel::infer_cutoff(std::optional<double> declared) {
     if (cutoff_ > 0) {
       cutoff_origin_ = "largest r_max of the radial layers, from '" + from + "'";
     } else if (has_graph) {
-      throw Error("cannot infer the cutoff: the model has edge inputs but no BesselBasis, PolynomialCutoff or "
-                  "RadialBasisEdgeEncoding layer with r_max; declare it: md: {cutoff: 4.0}");
+      throw Error("cannot infer the cutoff: the model has edge inputs but no " + cutoff_layer_types() +
+                  " layer with r_max; declare it: md: {cutoff: 4.0}");
     } else {
       cutoff_origin_ = "no edge inputs";
     }
@@ -318,26 +330,25 @@ void MdModel::find_energy(const std::string& declared) {
   if (out.source.kind != KLAY_SRC_NODE || out.tail) return;
   const klay_plan_node& node = plan.nodes[out.source.index];
   energy_layer_ = node.name;
-  const std::string type = node.type;
-  if (type != "AtomwiseSumIndex" && type != "KIMAPISumIndex") return;
+  if (!(node.spec->traits & KLAY_TRAIT_INDEXED_SUM)) return;
   const klay_binding* index = find_binding(node, "index");
   const klay_binding* src = find_binding(node, "src");
   if (!index || !src || index->source.kind != KLAY_SRC_INPUT) return;
   const InputRole role = bindings_[index->source.index].role;
-  const bool kimapi = type == "KIMAPISumIndex";
+  const bool returns_row0 = node.spec->traits & KLAY_TRAIT_SUM_RETURNS_ROW0;
   if (role == InputRole::Batch || role == InputRole::Contributions) {
     owned_row_ = 0;
-  } else if (role == InputRole::Contributing && !kimapi) {
+  } else if (role == InputRole::Contributing && !returns_row0) {
     owned_row_ = 1;
   } else if (role == InputRole::Contributing) {
-    throw Error(where(node.mark) + "layer '" + node.name + "' (KIMAPISumIndex) sums by 'contributing' (1 = owned), "
+    throw Error(where(node.mark) + "layer '" + node.name + "' (" + node.type + ") sums by 'contributing' (1 = owned), "
                 "so in eval mode it returns the ghost atoms' sum (row 0); index it by 'contributions' "
                 "(0 = owned) instead");
   } else {
     return;
   }
   energy_kind_ = EnergyKind::IndexedSum;
-  row_selected_ = kimapi;  // KIMAPISumIndex returns row 0 itself in eval mode
+  row_selected_ = returns_row0;
   // Per-atom energies: the tensor the sum reads, from a model output or straight from its layer.
   for (size_t o = 0; o < plan.n_outputs; ++o)
     if (!plan.outputs[o].tail && same_source(plan.outputs[o].source, src->source)) {

@@ -1,5 +1,10 @@
 #include "runtime/config.hpp"
 
+#include <map>
+#include <memory>
+
+#include "klay_layer_table.h"
+#include "runtime/diags.hpp"
 #include "runtime/error.hpp"
 
 namespace klay {
@@ -26,6 +31,38 @@ ConfigValue value_of(const klay_node* node) {
   return value;
 }
 
+// Every default of the layer table, parsed once (thread-safe static initialisation) and kept for
+// the life of the process: Configs hand out its nodes.
+class DeclaredDefaults {
+ public:
+  DeclaredDefaults() {
+    const klay_layer_table* table = klay_layer_table_get();
+    for (size_t i = 0; i < table->count; ++i)
+      for (const klay_config_arg* arg = table->specs[i].config_args; arg->name; ++arg)
+        if (arg->default_text) parse(table->specs[i], *arg);
+  }
+  ~DeclaredDefaults() {
+    for (auto& entry : docs_) klay_doc_free(entry.second);
+  }
+  const klay_node* find(const klay_config_arg& arg) const {
+    auto it = docs_.find(&arg);
+    return it == docs_.end() ? nullptr : klay_map_get(klay_doc_root(it->second), "default");
+  }
+
+ private:
+  void parse(const klay_layer_spec& spec, const klay_config_arg& arg) {
+    const std::string yaml = std::string("default: ") + arg.default_text + "\n";
+    const std::string source = std::string("layer table: ") + spec.name + "." + arg.name;
+    Diags diags;
+    klay_doc* doc = klay_doc_load_string(yaml.data(), yaml.size(), source.c_str(), &diags.list);
+    if (!doc) throw Error("the default of " + std::string(spec.name) + "." + arg.name + " is not YAML: " +
+                          diags_text(diags.list));
+    docs_.emplace(&arg, doc);
+  }
+
+  std::map<const klay_config_arg*, klay_doc*> docs_;
+};
+
 }  // namespace
 
 const char* ConfigValue::kind_name() const { return klay_node_kind_name(static_cast<klay_node_kind>(kind)); }
@@ -36,16 +73,30 @@ const ConfigValue* ConfigValue::find(const std::string& key) const {
   return nullptr;
 }
 
-Config::Config(const klay_node* node, std::string layer_name, klay_mark layer_mark)
+const klay_node* declared_default(const klay_config_arg& arg) {
+  static const DeclaredDefaults defaults;
+  return defaults.find(arg);
+}
+
+Config::Config(const klay_node* node, std::string layer_name, klay_mark layer_mark, const klay_layer_spec* spec)
     : node_(node && node->kind == KLAY_NULL ? nullptr : node),
       layer_name_(std::move(layer_name)),
-      mark_(node_ ? node_->mark : layer_mark) {
-  if (node_ && node_->kind != KLAY_MAP)
+      mark_(node_ ? node_->mark : layer_mark),
+      spec_(spec) {
+  if (spec_) {
+    Diags diags;
+    if (klay_config_check_keys(spec_, node_, layer_name_.c_str(), &diags.list) > 0)
+      throw Error(diags_text(diags.list));
+  } else if (node_ && node_->kind != KLAY_MAP) {
     throw Error(where(mark_) + "layer '" + layer_name_ + "': config must be a mapping, got " +
                 klay_node_kind_name(node_->kind));
+  }
 }
 
 const klay_node* Config::raw(const std::string& key) const {
+  if (spec_ && !klay_config_arg_find(spec_, key.c_str()))
+    throw Error(std::string(spec_->name) + " reads config '" + key +
+                "', which its declaration in src/layer_table.c does not list");
   return node_ ? klay_map_get(node_, key.c_str()) : nullptr;
 }
 
@@ -59,8 +110,15 @@ bool Config::is_null(const std::string& key) const {
   return value && value->kind == KLAY_NULL;
 }
 
+const klay_node* Config::value(const std::string& key) const {
+  const klay_node* set = raw(key);
+  if (set && set->kind != KLAY_NULL) return set;
+  const klay_node* fallback = spec_ ? declared_default(*klay_config_arg_find(spec_, key.c_str())) : nullptr;
+  return fallback && fallback->kind != KLAY_NULL ? fallback : nullptr;
+}
+
 void Config::fail(const std::string& key, const std::string& message) const {
-  const klay_node* value = raw(key);
+  const klay_node* value = node_ ? klay_map_get(node_, key.c_str()) : nullptr;
   throw Error(where(value ? value->mark : mark_) + "layer '" + layer_name_ + "', config '" + key +
               "': " + message);
 }
@@ -70,65 +128,44 @@ void Config::fail_at(const ConfigValue& part, const std::string& key, const std:
 }
 
 int64_t Config::get_int(const std::string& key) const {
-  const klay_node* value = raw(key);
-  if (!value || value->kind == KLAY_NULL) fail(key, "required integer is missing");
-  if (value->kind != KLAY_INT)
-    fail(key, std::string("expected an integer, got ") + klay_node_kind_name(value->kind));
-  return value->integer;
-}
-
-int64_t Config::get_int(const std::string& key, int64_t fallback) const {
-  return has(key) ? get_int(key) : fallback;
+  const klay_node* v = value(key);
+  if (!v) fail(key, "required integer is missing");
+  if (v->kind != KLAY_INT) fail(key, std::string("expected an integer, got ") + klay_node_kind_name(v->kind));
+  return v->integer;
 }
 
 int64_t Config::get_int_at_least(const std::string& key, int64_t minimum) const {
-  const int64_t value = get_int(key);
-  if (value < minimum) fail(key, "must be at least " + std::to_string(minimum) + ", got " + std::to_string(value));
-  return value;
-}
-
-int64_t Config::get_int_at_least(const std::string& key, int64_t minimum, int64_t fallback) const {
-  return has(key) ? get_int_at_least(key, minimum) : fallback;
+  const int64_t v = get_int(key);
+  if (v < minimum) fail(key, "must be at least " + std::to_string(minimum) + ", got " + std::to_string(v));
+  return v;
 }
 
 double Config::get_double(const std::string& key) const {
-  const klay_node* value = raw(key);
-  if (!value || value->kind == KLAY_NULL) fail(key, "required number is missing");
-  if (value->kind == KLAY_INT) return static_cast<double>(value->integer);
-  if (value->kind != KLAY_FLOAT)
-    fail(key, std::string("expected a number, got ") + klay_node_kind_name(value->kind));
-  return value->real;
+  const klay_node* v = value(key);
+  if (!v) fail(key, "required number is missing");
+  if (v->kind == KLAY_INT) return static_cast<double>(v->integer);
+  if (v->kind != KLAY_FLOAT) fail(key, std::string("expected a number, got ") + klay_node_kind_name(v->kind));
+  return v->real;
 }
 
-double Config::get_double(const std::string& key, double fallback) const {
-  return has(key) ? get_double(key) : fallback;
-}
-
-bool Config::get_bool(const std::string& key, bool fallback) const {
-  if (!has(key)) return fallback;
-  const klay_node* value = raw(key);
-  if (value->kind != KLAY_BOOL)
-    fail(key, std::string("expected a boolean, got ") + klay_node_kind_name(value->kind));
-  return value->boolean != 0;
+bool Config::get_bool(const std::string& key) const {
+  const klay_node* v = value(key);
+  if (!v) fail(key, "required boolean is missing");
+  if (v->kind != KLAY_BOOL) fail(key, std::string("expected a boolean, got ") + klay_node_kind_name(v->kind));
+  return v->boolean != 0;
 }
 
 std::string Config::get_string(const std::string& key) const {
-  const klay_node* value = raw(key);
-  if (!value || value->kind == KLAY_NULL) fail(key, "required string is missing");
-  if (value->kind != KLAY_STRING)
-    fail(key, std::string("expected a string, got ") + klay_node_kind_name(value->kind));
-  return value->text;
-}
-
-std::string Config::get_string(const std::string& key, const std::string& fallback) const {
-  return has(key) ? get_string(key) : fallback;
+  const klay_node* v = value(key);
+  if (!v) fail(key, "required string is missing");
+  if (v->kind != KLAY_STRING) fail(key, std::string("expected a string, got ") + klay_node_kind_name(v->kind));
+  return v->text;
 }
 
 Config Config::get_map(const std::string& key) const {
-  const klay_node* value = raw(key);
-  if (value && value->kind != KLAY_NULL && value->kind != KLAY_MAP)
-    fail(key, std::string("expected a mapping, got ") + klay_node_kind_name(value->kind));
-  return Config(value, layer_name_, value ? value->mark : mark_);
+  const klay_node* v = value(key);
+  if (v && v->kind != KLAY_MAP) fail(key, std::string("expected a mapping, got ") + klay_node_kind_name(v->kind));
+  return Config(v, layer_name_, v ? v->mark : mark_);
 }
 
 ConfigValue Config::get_value(const std::string& key) const {

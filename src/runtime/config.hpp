@@ -2,7 +2,6 @@
 // and the YAML position. Layers read their arguments through this, never through raw nodes.
 #pragma once
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,25 +27,29 @@ struct ConfigValue {
   // A Map's value under `key` (a String key), or nullptr.
   const ConfigValue* find(const std::string& key) const;
 };
+// The YAML default a layer table entry declares for `arg` (a KLAY_NULL node for "null"), parsed
+// once; NULL when the key is required.
+const klay_node* declared_default(const klay_config_arg& arg);
 
 class Config {
  public:
-  // node may be NULL (a layer entry without `config:`).
-  Config(const klay_node* node, std::string layer_name, klay_mark layer_mark);
+  // node may be NULL (a layer entry without `config:`). With the layer's table entry (`spec`), the
+  // config is checked against its declaration (unknown keys, value kinds: the same check and
+  // message as `klay validate`), getters fall back to the declared defaults, and reading an
+  // undeclared key is an error. Without it (a nested mapping), every key read is required.
+  Config(const klay_node* node, std::string layer_name, klay_mark layer_mark,
+         const klay_layer_spec* spec = nullptr);
 
-  bool has(const std::string& key) const;          // present and not null
-  const klay_node* raw(const std::string& key) const;  // NULL if absent
+  bool has(const std::string& key) const;          // set in the YAML and not null
+  const klay_node* raw(const std::string& key) const;  // as set in the YAML; NULL if absent
 
-  int64_t get_int(const std::string& key) const;   // required
-  int64_t get_int(const std::string& key, int64_t fallback) const;
+  // The value set in the YAML, else the declared default; "required ... is missing" if neither.
+  int64_t get_int(const std::string& key) const;
   // Counts and sizes: below `minimum` is an error "must be at least MIN, got V" at the value.
   int64_t get_int_at_least(const std::string& key, int64_t minimum) const;
-  int64_t get_int_at_least(const std::string& key, int64_t minimum, int64_t fallback) const;
   double get_double(const std::string& key) const;  // ints are accepted as doubles
-  double get_double(const std::string& key, double fallback) const;
-  bool get_bool(const std::string& key, bool fallback) const;
+  bool get_bool(const std::string& key) const;
   std::string get_string(const std::string& key) const;
-  std::string get_string(const std::string& key, const std::string& fallback) const;
   // A nested mapping (e.g. nonlinearity_scalars) as a Config of its own.
   Config get_map(const std::string& key) const;
   // Any entry as a tree; Null (at the layer's position) when absent.
@@ -57,17 +60,22 @@ class Config {
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
   // The same error at a part of the entry under `key` (a list item, a mapping key).
   [[noreturn]] void fail_at(const ConfigValue& part, const std::string& key, const std::string& message) const;
-  // Error for unknown keys (those not in `known`), with "did you mean".
+  // Error for keys of a nested mapping not in `known`, with "did you mean".
   void reject_unknown_keys(const std::vector<std::string>& known) const;
 
   const std::string& layer_name() const { return layer_name_; }
   const klay_node* node() const { return node_; }
   klay_mark mark() const { return mark_; }
+  const klay_layer_spec* spec() const { return spec_; }
 
  private:
+  // The YAML value, else the declared default; NULL when neither (or null).
+  const klay_node* value(const std::string& key) const;
+
   const klay_node* node_;
   std::string layer_name_;
   klay_mark mark_;
+  const klay_layer_spec* spec_;
 };
 
 }  // namespace klay

@@ -1,6 +1,6 @@
 // The interface every KLay layer implements, and the registry that maps a KLay type name to a
-// factory. Ports and config defaults are listed in src/layer_table.c (the single source of
-// names); a layer's file states its ports, config arguments and state_dict keys next to its code.
+// factory and the ports it implements. Each type's ports, config keys (types, defaults) and traits
+// are declared in src/layer_table.c; the Config a factory gets reads keys and defaults from there.
 #pragma once
 #include <functional>
 #include <memory>
@@ -76,17 +76,29 @@ class Layer : public torch::nn::Module {
 
 using LayerFactory = std::function<std::shared_ptr<Layer>(const Config&)>;
 
+// The ports an implementation reads (CallArgs positions, in order) and the items it returns (one
+// name: a single value). They must be its type's ports in src/layer_table.c; the layer tests prove
+// it (tests/layers/test_layer_declarations.cpp). {"*"}: unrestricted (ArbitraryModule).
+struct LayerPorts {
+  std::vector<std::string> inputs;
+  std::vector<std::string> outputs;
+};
+
 // Registration happens in static initializers of the shared runtime library.
-void register_layer(const std::string& type, LayerFactory factory);
+void register_layer(const std::string& type, LayerFactory factory, LayerPorts ports);
 // NULL if the type has no implementation.
 const LayerFactory* find_layer_factory(const std::string& type);
+const LayerPorts* find_layer_ports(const std::string& type);
 std::vector<std::string> implemented_layer_types();
 
 struct LayerRegistrar {
-  LayerRegistrar(const char* type, LayerFactory factory) { register_layer(type, std::move(factory)); }
+  LayerRegistrar(const char* type, LayerFactory factory, LayerPorts ports) {
+    register_layer(type, std::move(factory), std::move(ports));
+  }
 };
 
-#define KLAY_REGISTER_LAYER(TYPE, FACTORY) \
-  static ::klay::LayerRegistrar klay_registrar_##TYPE(#TYPE, FACTORY)
+// KLAY_REGISTER_LAYER(Type, factory, {"input", ...}, {"output", ...})
+#define KLAY_REGISTER_LAYER(TYPE, FACTORY, ...) \
+  static ::klay::LayerRegistrar klay_registrar_##TYPE(#TYPE, FACTORY, ::klay::LayerPorts{__VA_ARGS__})
 
 }  // namespace klay

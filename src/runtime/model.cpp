@@ -11,6 +11,7 @@
 #include <ATen/record_function.h>
 
 #include "klay_layer_table.h"
+#include "runtime/diags.hpp"
 #include "runtime/error.hpp"
 #include "weights/assign.hpp"
 #include "weights/state_dict.hpp"
@@ -47,24 +48,6 @@ struct Model::Program {
 };
 
 namespace {
-
-std::string diags_text(const klay_diags& diags) {
-  const size_t needed = klay_diags_format(&diags, nullptr, 0);
-  std::string text(needed + 1, '\0');
-  klay_diags_format(&diags, text.data(), text.size());
-  text.resize(needed);
-  while (!text.empty() && text.back() == '\n') text.pop_back();
-  return text;
-}
-
-// RAII for a diagnostics list.
-struct Diags {
-  klay_diags list;
-  Diags() { klay_diags_init(&list); }
-  ~Diags() { klay_diags_free(&list); }
-  Diags(const Diags&) = delete;
-  Diags& operator=(const Diags&) = delete;
-};
 
 bool is_unrestricted(const klay_layer_spec* spec) {
   return spec && spec->inputs && spec->inputs[0] && std::string(spec->inputs[0]) == "*";
@@ -292,7 +275,7 @@ void Model::build() {
     if (!factory) throw Error(describe(node) + ": layer type " + node.type + " is not implemented");
     std::shared_ptr<Layer> layer;
     try {
-      layer = (*factory)(Config(node.config, node.name, node.mark));
+      layer = (*factory)(Config(node.config, node.name, node.mark, node.spec));
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
@@ -325,7 +308,7 @@ void Model::build() {
   differentiated_inputs_.assign(plan_->n_inputs, false);
   for (size_t i = 0; i < plan_->n_nodes; ++i) {
     const klay_plan_node& node = plan_->nodes[i];
-    if (std::strcmp(node.type, "AutogradForces") != 0) continue;
+    if (!(node.spec->traits & KLAY_TRAIT_GRADIENT_WRT_POS)) continue;
     const std::vector<std::string> names = port_names(node.spec);
     for (size_t b = 0; b < node.n_bindings; ++b)
       if (names[node.bindings[b].port] == "pos" && node.bindings[b].source.kind == KLAY_SRC_INPUT)

@@ -17,6 +17,7 @@
 #include "e3nn/irreps.hpp"
 #include "e3nn/spherical_harmonics.hpp"
 #include "klay_builder.h"
+#include "klay_layer_table.h"
 #include "runtime/config.hpp"
 #include "runtime/error.hpp"
 #include "runtime/layer.hpp"
@@ -37,7 +38,8 @@ inline std::shared_ptr<Layer> build_layer(const std::string& type, const std::st
     const klay_node* config = klay_map_get(klay_doc_root(doc), "config");
     const LayerFactory* factory = find_layer_factory(type);
     if (!factory) throw Error("layer type " + type + " is not registered");
-    layer = (*factory)(Config(config, "layer", config->mark));
+    const klay_layer_spec* spec = klay_layer_table_find(klay_layer_table_get(), type.c_str());
+    layer = (*factory)(Config(config, "layer", config->mark, spec));
   } catch (...) {
     klay_doc_free(doc);
     throw;
