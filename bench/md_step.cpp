@@ -31,7 +31,7 @@
 #include "md/md_model.hpp"
 #include "md/structure_eval.hpp"
 #include "runtime/model.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::bench {
 namespace {

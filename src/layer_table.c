@@ -1,6 +1,6 @@
 /* The registered KLay layer types with their ports (docs/layers.md#registry), as a plain C table so
  * that the torch-free builder can validate port names. The C++ registry (register_layer in
- * src/runtime/layer.cpp, called by each layer's file) attaches an implementation to each name; this
+ * src/layers/layer.cpp, called by each layer's file) attaches an implementation to each name; this
  * table is the single source of port names and config defaults. */
 #include "klay_builder.h"
 #include "klay_layer_table.h"

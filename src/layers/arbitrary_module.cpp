@@ -44,8 +44,8 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/script.h>
 
-#include "runtime/error.hpp"
-#include "runtime/layer.hpp"
+#include "base/error.hpp"
+#include "layers/layer.hpp"
 
 namespace klay {
 namespace {

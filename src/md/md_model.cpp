@@ -10,7 +10,8 @@
 #include <ATen/ATen.h>
 
 #include "md/elements.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
+#include "layers/config.hpp"  // where()
 #include "runtime/model.hpp"
 
 namespace klay::md {

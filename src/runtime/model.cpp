@@ -11,7 +11,7 @@
 #include <ATen/record_function.h>
 
 #include "klay_layer_table.h"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "weights/assign.hpp"
 #include "weights/state_dict.hpp"
 

@@ -17,9 +17,9 @@
 #include "e3nn/irreps.hpp"
 #include "e3nn/spherical_harmonics.hpp"
 #include "klay_builder.h"
-#include "runtime/config.hpp"
-#include "runtime/error.hpp"
-#include "runtime/layer.hpp"
+#include "layers/config.hpp"
+#include "base/error.hpp"
+#include "layers/layer.hpp"
 
 namespace klay::testing {
 

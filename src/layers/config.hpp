@@ -10,6 +10,9 @@
 
 namespace klay {
 
+// "file:line:col: " prefix for a YAML mark ("" when the mark is unknown).
+std::string where(const klay_mark& mark);
+
 class Config {
  public:
   // node may be NULL (a layer entry without `config:`).
