@@ -8,8 +8,9 @@
 //   bench_md_step [MODEL.yaml WEIGHTS] [--cells N] [--threads T] [--rounds R] [--float32] [--profile]
 //                 [--md-only]   (only the way MD runs it: for perf record)
 //
-// The structure is n³ conventional cells (8n³ atoms, default 4: 512 atoms; tests/diamond_frames.hpp)
-// displaced by 0.05 Å, with periodic images and staged graphs built exactly as `klay eval` does.
+// The structure is n³ conventional cells (8n³ atoms, default 4: 512 atoms;
+// src/testing/diamond_frames.hpp) displaced by 0.05 Å, with periodic images and staged graphs
+// built exactly as `klay eval` does.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -25,7 +26,7 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "bench_common.hpp"
-#include "diamond_frames.hpp"
+#include "testing/diamond_frames.hpp"
 #include "klay.h"
 #include "kernels/uvu_convolution.hpp"
 #include "md/md_model.hpp"
