@@ -39,14 +39,6 @@ function(klay_write_parts_table file)
   file(WRITE ${file} "${text}")
 endfunction()
 
-# The library that holds a part's code: klay_<part>.
-function(klay_part_target part out)
-  if(NOT part IN_LIST KLAY_PARTS)
-    message(FATAL_ERROR "klay_part_target: '${part}' is not a declared part (${KLAY_PARTS})")
-  endif()
-  set(${out} klay_${part} PARENT_SCOPE)
-endfunction()
-
 # target_link_libraries(klay_<part> PUBLIC ...) for exactly the part's arrows. A part outside
 # libklay.so that uses a part inside it links libklay.so: linking the object library again would
 # give it a second copy of that code (and of the layers' registrars).
@@ -140,6 +132,13 @@ endfunction()
 
 # Fails (FATAL_ERROR) with one line per include of a part that the including part does not use.
 function(klay_check_part_includes root)
+  foreach(part IN LISTS KLAY_PARTS)
+    foreach(used IN LISTS KLAY_PART_USES_${part})
+      if(NOT used IN_LIST KLAY_PARTS)
+        message(FATAL_ERROR "klay_part(${part}): uses '${used}', which is not a part (${KLAY_PARTS})")
+      endif()
+    endforeach()
+  endforeach()
   set(violations)
   foreach(part IN LISTS KLAY_PARTS)
     _klay_reachable(${part} uses)
