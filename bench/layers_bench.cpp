@@ -29,8 +29,8 @@
 #include "e3nn/irreps.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
-#include "runtime/error.hpp"
-#include "runtime/layer.hpp"
+#include "base/error.hpp"
+#include "layers/layer.hpp"
 #include "runtime/model.hpp"
 
 namespace klay::bench {

@@ -10,8 +10,9 @@
 //                 [--md-only]   (only the way MD runs it: for perf record)
 //   bench_md_step --blocks [--cells N,N,...] [--block-atoms A] [--rounds R] [--float32]
 //
-// The structure is n³ conventional cells (8n³ atoms, default 4: 512 atoms; tests/diamond_frames.hpp)
-// displaced by 0.05 Å, with periodic images and staged graphs built exactly as `klay eval` does.
+// The structure is n³ conventional cells (8n³ atoms, default 4: 512 atoms;
+// src/testing/diamond_frames.hpp) displaced by 0.05 Å, with periodic images and staged graphs
+// built exactly as `klay eval` does.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -27,14 +28,14 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "bench_common.hpp"
-#include "diamond_frames.hpp"
+#include "testing/diamond_frames.hpp"
 #include "klay.h"
 #include "kernels/uvu_convolution.hpp"
 #include "md/md_model.hpp"
 #include "md/spatial_blocks.hpp"
 #include "md/structure_eval.hpp"
 #include "runtime/model.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::bench {
 namespace {

@@ -31,8 +31,8 @@
 #include <torch/csrc/jit/serialization/import.h>
 
 #include "bench_common.hpp"
-#include "runtime/error.hpp"
-#include "runtime/json.hpp"
+#include "base/error.hpp"
+#include "base/json.hpp"
 #include "runtime/model.hpp"
 
 namespace klay::bench {

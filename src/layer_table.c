@@ -1,7 +1,7 @@
 /* The registered KLay layer types (docs/layers.md#registry), as a plain C table so that the
  * torch-free builder can validate a model: this is the one declaration of each layer's ports,
  * config keys (with their types and defaults) and traits. The C++ registry (register_layer in
- * src/runtime/layer.cpp, called by each layer's file) attaches an implementation to each name; the
+ * src/layers/layer.cpp, called by each layer's file) attaches an implementation to each name; the
  * runtime's Config reads keys and defaults from here, and tests/layers/test_layer_declarations.cpp
  * checks that both list the same layers and ports. */
 #include "klay_builder.h"

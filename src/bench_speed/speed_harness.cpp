@@ -12,8 +12,8 @@
 #include <sstream>
 #include <thread>
 
-#include "runtime/error.hpp"
-#include "runtime/files.hpp"
+#include "base/error.hpp"
+#include "base/files.hpp"
 
 namespace klay::bench_speed {
 

@@ -19,7 +19,7 @@
 
 #include "md/md_model.hpp"
 #include "md/staged.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "runtime/model.hpp"
 
 struct klay_model {

@@ -9,7 +9,7 @@
 #include <fstream>
 
 #include "cli/commands.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::bench {
 

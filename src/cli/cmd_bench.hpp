@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "runtime/json.hpp"
+#include "base/json.hpp"
 
 namespace klay::bench {
 

@@ -28,7 +28,7 @@
 #include "md/md_model.hpp"
 #include "md/structure_eval.hpp"
 #include "md/xyz.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::bench {
 

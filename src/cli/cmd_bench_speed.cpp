@@ -25,7 +25,7 @@
 #include "bench_speed/speed_summary.hpp"
 #include "cli/cmd_bench.hpp"
 #include "md/md_model.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::bench {
 

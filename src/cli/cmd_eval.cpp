@@ -11,7 +11,7 @@
 #include "md/md_model.hpp"
 #include "md/structure_eval.hpp"
 #include "md/xyz.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace {
 

@@ -26,7 +26,7 @@
 #include "fit/training_set.hpp"
 #include "md/md_model.hpp"
 #include "md/xyz.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "weights/torch_save_writer.hpp"
 
 namespace {

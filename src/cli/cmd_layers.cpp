@@ -9,7 +9,7 @@
 
 #include "cli/commands.hpp"
 #include "klay_layer_table.h"
-#include "runtime/layer.hpp"
+#include "layers/layer.hpp"
 
 namespace {
 

@@ -18,8 +18,8 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "cli/commands.hpp"
-#include "runtime/error.hpp"
-#include "runtime/json.hpp"
+#include "base/error.hpp"
+#include "base/json.hpp"
 #include "runtime/model.hpp"
 
 namespace {

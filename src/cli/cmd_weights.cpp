@@ -8,7 +8,7 @@
 #include <string>
 
 #include "cli/commands.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "weights/assign.hpp"
 #include "weights/state_dict.hpp"
 

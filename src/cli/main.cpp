@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace {
 

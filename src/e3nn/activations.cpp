@@ -6,7 +6,7 @@
 #include <cmath>
 #include <map>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::e3nn {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <numeric>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::e3nn {
 namespace {

@@ -9,7 +9,7 @@
 #include <map>
 #include <numeric>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::e3nn {
 

@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::e3nn {
 

@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "e3nn/wigner_3j.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::e3nn {
 namespace {

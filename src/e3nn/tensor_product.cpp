@@ -11,7 +11,7 @@
 #include <optional>
 
 #include "e3nn/wigner_3j.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::e3nn {
 namespace {

@@ -11,7 +11,7 @@
 #include <map>
 #include <random>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "runtime/model.hpp"
 
 namespace klay::fit {

@@ -7,7 +7,7 @@
 #include <numeric>
 #include <random>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::fit {
 

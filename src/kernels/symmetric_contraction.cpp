@@ -11,7 +11,7 @@
 
 #include "e3nn/symmetric_contraction.hpp"
 #include "kernels/uvu_convolution.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::kernels {
 namespace {

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "e3nn/scatter.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::kernels {
 namespace {

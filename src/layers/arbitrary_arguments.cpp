@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "layers/arbitrary_values.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::arbitrary {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/config.hpp"
-#include "runtime/layer.hpp"
+#include "layers/config.hpp"
+#include "layers/layer.hpp"
 
 namespace klay::arbitrary {
 

@@ -44,8 +44,8 @@
 #include "layers/arbitrary_nn_modules.hpp"
 #include "layers/arbitrary_operators.hpp"
 #include "layers/arbitrary_torchscript.hpp"
-#include "runtime/error.hpp"
-#include "runtime/layer.hpp"
+#include "base/error.hpp"
+#include "layers/layer.hpp"
 
 namespace klay {
 namespace {

@@ -12,7 +12,7 @@
 
 #include "layers/arbitrary_arguments.hpp"
 #include "layers/arbitrary_values.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::arbitrary {
 namespace {

@@ -13,7 +13,7 @@
 
 #include "layers/arbitrary_arguments.hpp"
 #include "layers/arbitrary_values.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::arbitrary {
 namespace {

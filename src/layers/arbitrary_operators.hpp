@@ -8,8 +8,8 @@
 
 #include <ATen/core/interned_strings.h>
 
-#include "runtime/config.hpp"
-#include "runtime/layer.hpp"
+#include "layers/config.hpp"
+#include "layers/layer.hpp"
 
 namespace klay::arbitrary {
 

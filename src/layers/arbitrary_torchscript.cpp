@@ -6,7 +6,7 @@
 #include <torch/script.h>
 
 #include "layers/arbitrary_arguments.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::arbitrary {
 namespace {

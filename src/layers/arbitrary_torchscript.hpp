@@ -3,8 +3,8 @@
 #include <memory>
 #include <string>
 
-#include "runtime/config.hpp"
-#include "runtime/layer.hpp"
+#include "layers/config.hpp"
+#include "layers/layer.hpp"
 
 namespace klay::arbitrary {
 

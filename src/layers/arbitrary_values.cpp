@@ -4,7 +4,7 @@
 
 #include <map>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::arbitrary {
 

@@ -7,7 +7,7 @@
 #include <ATen/core/ivalue.h>
 #include <ATen/core/jit_type.h>
 
-#include "runtime/config.hpp"
+#include "layers/config.hpp"
 
 namespace klay::arbitrary {
 

@@ -4,7 +4,7 @@
 #include <cctype>
 #include <cstdlib>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay {
 

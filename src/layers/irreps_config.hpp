@@ -7,7 +7,7 @@
 #include <string>
 
 #include "e3nn/irreps.hpp"
-#include "runtime/config.hpp"
+#include "layers/config.hpp"
 
 namespace klay {
 

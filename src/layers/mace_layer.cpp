@@ -33,7 +33,7 @@
 #include "layers/convolution_tensor_product.hpp"
 #include "layers/equivariant_layer.hpp"
 #include "layers/irreps_config.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay {
 namespace {

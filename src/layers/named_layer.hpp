@@ -6,8 +6,8 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/StringUtil.h>
 
-#include "runtime/error.hpp"
-#include "runtime/layer.hpp"
+#include "base/error.hpp"
+#include "layers/layer.hpp"
 
 namespace klay {
 

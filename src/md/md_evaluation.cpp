@@ -14,7 +14,7 @@
 #include "md/md_model.hpp"
 #include "md/spatial_blocks.hpp"
 #include "md/virial.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "runtime/model.hpp"
 
 namespace klay::md {

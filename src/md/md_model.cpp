@@ -12,7 +12,8 @@
 
 #include "klay_layer_table.h"
 #include "md/elements.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
+#include "layers/config.hpp"  // where()
 #include "runtime/model.hpp"
 
 namespace klay::md {

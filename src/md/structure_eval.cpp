@@ -5,7 +5,7 @@
 
 #include "md/neighbors.hpp"
 #include "md/staged.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::md {
 

@@ -4,7 +4,7 @@
 
 #include <ATen/ATen.h>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::md {
 

@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "runtime/error.hpp"
-#include "runtime/files.hpp"
+#include "base/error.hpp"
+#include "base/files.hpp"
 
 namespace klay::md {
 

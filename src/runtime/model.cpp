@@ -11,8 +11,8 @@
 #include <ATen/record_function.h>
 
 #include "klay_layer_table.h"
-#include "runtime/diags.hpp"
-#include "runtime/error.hpp"
+#include "layers/diags.hpp"
+#include "base/error.hpp"
 #include "weights/assign.hpp"
 #include "weights/state_dict.hpp"
 

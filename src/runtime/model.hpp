@@ -21,7 +21,7 @@
 #include <torch/nn/module.h>
 
 #include "klay_builder.h"
-#include "runtime/layer.hpp"
+#include "layers/layer.hpp"
 
 namespace klay {
 

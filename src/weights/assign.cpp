@@ -10,7 +10,7 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay {
 namespace {

@@ -11,8 +11,8 @@
 #include <set>
 #include <tuple>
 
-#include "runtime/error.hpp"
-#include "runtime/json.hpp"
+#include "base/error.hpp"
+#include "base/json.hpp"
 #include "weights/readers.hpp"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__

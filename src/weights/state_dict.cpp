@@ -4,8 +4,8 @@
 
 #include <c10/util/Exception.h>
 
-#include "runtime/error.hpp"
-#include "runtime/files.hpp"
+#include "base/error.hpp"
+#include "base/files.hpp"
 #include "weights/readers.hpp"
 
 namespace klay {

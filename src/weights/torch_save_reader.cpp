@@ -12,7 +12,7 @@
 #include <memory>
 #include <unordered_map>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "weights/readers.hpp"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__

@@ -12,7 +12,7 @@
 #include <fstream>
 #include <map>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "weights/zip_archive.hpp"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__

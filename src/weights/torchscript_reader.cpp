@@ -3,7 +3,7 @@
 // is the order and naming of Python's state_dict().
 #include <torch/script.h>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "weights/readers.hpp"
 
 namespace klay {

@@ -4,7 +4,7 @@
 #include <cinttypes>
 #include <cstdio>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay {
 namespace {

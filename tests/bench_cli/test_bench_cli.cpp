@@ -19,8 +19,8 @@
 
 #include "run_command.hpp"
 #include "analysis/error_stats.hpp"
-#include "runtime/error.hpp"
-#include "runtime/json.hpp"
+#include "base/error.hpp"
+#include "base/json.hpp"
 
 namespace {
 

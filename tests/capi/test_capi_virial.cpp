@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "diamond_frames.hpp"
+#include "testing/diamond_frames.hpp"
 #include "klay.h"
 
 namespace {

@@ -10,7 +10,7 @@
 
 #include "run_command.hpp"
 #include "conformance_case.hpp"
-#include "runtime/json.hpp"
+#include "base/json.hpp"
 
 namespace klay::testing {
 namespace {

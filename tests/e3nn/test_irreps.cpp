@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "e3nn/irreps.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::e3nn {
 namespace {

@@ -19,7 +19,7 @@
 #include "e3nn/symmetric_contraction.hpp"
 #include "e3nn/tensor_product.hpp"
 #include "e3nn_test_util.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::e3nn {
 namespace {

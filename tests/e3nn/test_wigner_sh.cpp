@@ -10,7 +10,7 @@
 #include "e3nn/spherical_harmonics.hpp"
 #include "e3nn/wigner_3j.hpp"
 #include "e3nn_test_util.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::e3nn {
 namespace {

@@ -17,7 +17,7 @@
 #include "md/md_model.hpp"
 #include "md/structure_eval.hpp"
 #include "runtime/model.hpp"
-#include "diamond_frames.hpp"
+#include "testing/diamond_frames.hpp"
 #include "soft_sphere_data.hpp"
 
 namespace {

@@ -10,7 +10,7 @@
 
 #include <cmath>
 
-#include "diamond_frames.hpp"
+#include "testing/diamond_frames.hpp"
 #include "fit/trainer.hpp"
 #include "fit/training_set.hpp"
 #include "md/md_model.hpp"

@@ -12,7 +12,7 @@
 #include "fit/trainer.hpp"
 #include "fit/training_set.hpp"
 #include "md/md_model.hpp"
-#include "runtime/json.hpp"
+#include "base/json.hpp"
 #include "runtime/model.hpp"
 #include "soft_sphere_data.hpp"
 #include "weights/state_dict.hpp"

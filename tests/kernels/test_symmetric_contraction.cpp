@@ -12,7 +12,7 @@
 #include "e3nn/symmetric_contraction.hpp"
 #include "kernels/symmetric_contraction.hpp"
 #include "kernels/uvu_convolution.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::kernels {
 namespace {

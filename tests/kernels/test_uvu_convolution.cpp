@@ -15,7 +15,7 @@
 #include "e3nn/tensor_product.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay::kernels {
 namespace {

@@ -18,9 +18,9 @@
 #include "e3nn/spherical_harmonics.hpp"
 #include "klay_builder.h"
 #include "klay_layer_table.h"
-#include "runtime/config.hpp"
-#include "runtime/error.hpp"
-#include "runtime/layer.hpp"
+#include "layers/config.hpp"
+#include "base/error.hpp"
+#include "layers/layer.hpp"
 
 namespace klay::testing {
 

@@ -8,7 +8,7 @@
 #include <ATen/ATen.h>
 #include <torch/script.h>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "runtime/model.hpp"
 
 namespace klay {

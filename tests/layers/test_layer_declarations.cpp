@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "conv_layer_testing.hpp"
-#include "runtime/diags.hpp"
+#include "layers/diags.hpp"
 #include "runtime/model.hpp"
 
 namespace klay::testing {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/json.hpp"
+#include "base/json.hpp"
 
 namespace klay_test {
 

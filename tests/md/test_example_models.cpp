@@ -12,7 +12,7 @@
 #include <random>
 #include <string>
 
-#include "diamond_frames.hpp"
+#include "testing/diamond_frames.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "md/md_model.hpp"
 #include "runtime/model.hpp"

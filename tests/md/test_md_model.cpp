@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "md/md_model.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "runtime/model.hpp"
 
 using klay::md::MdModel;

@@ -9,7 +9,7 @@
 
 #include "md/neighbors.hpp"
 #include "reference_cell.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 using klay::md::Cell;
 using klay::md::find_neighbors;

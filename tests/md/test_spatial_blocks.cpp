@@ -14,7 +14,7 @@
 #include <string>
 #include <tuple>
 
-#include "diamond_frames.hpp"
+#include "testing/diamond_frames.hpp"
 #include "md/md_model.hpp"
 #include "md/spatial_blocks.hpp"
 #include "md/staged.hpp"

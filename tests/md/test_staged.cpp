@@ -8,7 +8,7 @@
 
 #include "md/staged.hpp"
 #include "reference_cell.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 using klay::md::Cell;
 using klay::md::PaddedAtoms;

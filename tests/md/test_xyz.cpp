@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "md/xyz.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 using klay::md::parse_extended_xyz;
 

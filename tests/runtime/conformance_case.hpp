@@ -5,7 +5,7 @@
 
 #include <ATen/ATen.h>
 
-#include "runtime/json.hpp"
+#include "base/json.hpp"
 
 namespace klay::testing {
 

@@ -17,7 +17,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "conformance_case.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "runtime/model.hpp"
 
 namespace klay::testing {

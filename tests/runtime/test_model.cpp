@@ -8,7 +8,7 @@
 #include <torch/autograd.h>
 
 #include "klay_layer_table.h"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "runtime/model.hpp"
 
 namespace klay {

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "weights/zip_archive.hpp"
 
 namespace klay_test {

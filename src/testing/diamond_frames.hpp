@@ -1,6 +1,7 @@
 // Distorted diamond silicon cells (a = 5.43 Å, optionally stretched per axis, Gaussian
 // displacements), and frames of them with arbitrary labels, for tests whose checks do not depend
-// on the label values (batching, gradients, rotation invariance).
+// on the label values (batching, gradients, rotation invariance) and for the benchmarks' MD-sized
+// structures. Test support shared by tests/ and bench/, outside libklay.
 #pragma once
 #include <array>
 #include <random>

@@ -1,4 +1,4 @@
-#include "runtime/files.hpp"
+#include "base/files.hpp"
 
 #include <sys/stat.h>
 
@@ -7,7 +7,7 @@
 #include <cstring>
 #include <memory>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay {
 

@@ -1,4 +1,4 @@
-#include "runtime/diags.hpp"
+#include "layers/diags.hpp"
 
 namespace klay {
 

@@ -30,6 +30,8 @@ struct ConfigValue {
 // The YAML default a layer table entry declares for `arg` (a KLAY_NULL node for "null"), parsed
 // once; NULL when the key is required.
 const klay_node* declared_default(const klay_config_arg& arg);
+// "file:line:col: " prefix for a YAML mark ("" when the mark is unknown).
+std::string where(const klay_mark& mark);
 
 class Config {
  public:

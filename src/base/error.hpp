@@ -1,10 +1,9 @@
-// The runtime's one exception type. Messages carry "file:line:col: " when they come from YAML.
+// The one exception type of every part above base. Messages carry "file:line:col: " when they come
+// from YAML: that prefix is added by whoever holds the YAML node (layers/config.hpp's where()).
 #pragma once
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include "klay_builder.h"
 
 namespace klay {
 
@@ -15,9 +14,6 @@ class Error : public std::runtime_error {
 
 // What an exception says, for one line of a message: libtorch's errors without their backtrace.
 std::string exception_message(const std::exception& error);
-
-// "file:line:col: " prefix for a YAML mark ("" when the mark is unknown).
-std::string where(const klay_mark& mark);
 
 // Closest candidate by edit distance, or "" if none is close enough to suggest.
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);

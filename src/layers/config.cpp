@@ -1,13 +1,19 @@
-#include "runtime/config.hpp"
+#include "layers/config.hpp"
 
 #include <map>
 #include <memory>
 
 #include "klay_layer_table.h"
-#include "runtime/diags.hpp"
-#include "runtime/error.hpp"
+#include "layers/diags.hpp"
+#include "base/error.hpp"
 
 namespace klay {
+
+std::string where(const klay_mark& mark) {
+  if (mark.line <= 0) return mark.file ? std::string(mark.file) + ": " : std::string();
+  return std::string(mark.file ? mark.file : "<unknown>") + ":" + std::to_string(mark.line) + ":" +
+         std::to_string(mark.col) + ": ";
+}
 
 namespace {
 

@@ -12,7 +12,7 @@
 #include <torch/nn/module.h>
 
 #include "e3nn/irreps.hpp"
-#include "runtime/config.hpp"
+#include "layers/config.hpp"
 
 namespace klay {
 

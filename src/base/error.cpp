@@ -1,4 +1,4 @@
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 #include <c10/util/Exception.h>
 
@@ -10,12 +10,6 @@ namespace klay {
 std::string exception_message(const std::exception& error) {
   const auto* c10_error = dynamic_cast<const c10::Error*>(&error);
   return c10_error ? c10_error->what_without_backtrace() : error.what();
-}
-
-std::string where(const klay_mark& mark) {
-  if (mark.line <= 0) return mark.file ? std::string(mark.file) + ": " : std::string();
-  return std::string(mark.file ? mark.file : "<unknown>") + ":" + std::to_string(mark.line) + ":" +
-         std::to_string(mark.col) + ": ";
 }
 
 namespace {

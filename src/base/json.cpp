@@ -1,4 +1,4 @@
-#include "runtime/json.hpp"
+#include "base/json.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -7,8 +7,8 @@
 
 #include <ATen/ATen.h>
 
-#include "runtime/error.hpp"
-#include "runtime/files.hpp"
+#include "base/error.hpp"
+#include "base/files.hpp"
 
 namespace klay::json {
 

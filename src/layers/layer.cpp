@@ -1,8 +1,8 @@
-#include "runtime/layer.hpp"
+#include "layers/layer.hpp"
 
 #include <map>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace klay {
 

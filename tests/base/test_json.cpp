@@ -5,8 +5,8 @@
 
 #include <ATen/ATen.h>
 
-#include "runtime/error.hpp"
-#include "runtime/json.hpp"
+#include "base/error.hpp"
+#include "base/json.hpp"
 
 namespace klay::json {
 namespace {

@@ -1,0 +1,2 @@
+/* Fixture: the YAML front end's header. */
+#pragma once

@@ -1,0 +1,2 @@
+// Fixture: a part's own header.
+#pragma once

@@ -1,0 +1,3 @@
+// Fixture: a header of the MD part.
+#pragma once
+#include "base/error.hpp"
