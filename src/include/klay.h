@@ -28,9 +28,9 @@ typedef enum klay_dtype { KLAY_FLOAT64 = 0, KLAY_FLOAT32 = 1 } klay_dtype;
 
 typedef struct klay_model_options {
     klay_dtype dtype;  /* weights and activations; float64 is the reference */
-    int num_threads;   /* threads of an evaluation (process-wide, libtorch's): the owned atoms are
-                          evaluated in that many spatial blocks at once; 0 leaves libtorch's
-                          setting (OMP_NUM_THREADS) alone */
+    int num_threads;   /* threads of an evaluation (process-wide, libtorch's); over 4,096 owned
+                          atoms, that many spatial blocks at once; 0 leaves libtorch's setting
+                          (OMP_NUM_THREADS) alone */
 } klay_model_options;
 
 /* Returns NULL on failure with the reason in err (YAML errors keep file:line:col). */

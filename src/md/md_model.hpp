@@ -118,10 +118,10 @@ class MdModel {
   // evaluated block by block, the blocks concurrently on libtorch's threads.
   void compute(const AtomsView& atoms, ResultsView& results) const;
 
-  // Spatial blocks (md/spatial_blocks.hpp): compute() splits the owned atoms into at least
-  // at::get_num_threads() blocks of at most `max_owned_atoms` each (0 = no cap) and runs one block
-  // per thread, each single-threaded inside: the many small operators of a step then use every
-  // thread, and a large system's per-edge tensors stay small. One block is the plain evaluation.
+  // Spatial blocks (md/spatial_blocks.hpp): over `max_owned_atoms` owned atoms (0 = no cap),
+  // compute() splits them into blocks of at most that many (a multiple of at::get_num_threads())
+  // and runs one block per thread, each single-threaded inside, so that a large system's per-edge
+  // tensors stay small. One block is the plain evaluation.
   // Used for models with graph inputs whose energy can be split over atoms (an indexed sum, or
   // per-atom energies: known from ghost atoms being present or from an earlier evaluation). The
   // numbers are those of one block up to summation order. On by default with kDefaultBlockAtoms;

@@ -15,9 +15,11 @@ namespace klay::md {
 // blocks of sizes differing by at most one. Each block lists its caller indices in ascending order.
 std::vector<std::vector<int64_t>> bisect_owned_atoms(const double* coords, int64_t n_owned, int64_t parts);
 
-// How many blocks an evaluation uses: at least `threads` (one per thread), more when a block would
-// exceed `max_owned` atoms (0 = no cap), then a multiple of `threads` so every thread gets the
-// same share; never more than the owned atoms.
+// How many blocks an evaluation uses: one (the whole, its operators using every thread) unless a
+// block would exceed `max_owned` atoms (0 = no cap); then enough blocks, rounded up to a multiple
+// of `threads` so every thread gets the same share; never more than the owned atoms. Blocks only
+// pay above the cap: at 512 and 4,096 atoms, 2 threads on 2 blocks were slower than 2 threads on
+// the whole (bench/README.md#spatial-blocks).
 int64_t spatial_block_count(int64_t n_owned, int64_t threads, int64_t max_owned);
 
 // One block's atoms and staged graph in the convention of StagedGraph (compacted): model atom m
