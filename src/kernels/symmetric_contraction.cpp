@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "e3nn/symmetric_contraction.hpp"
+#include "kernels/entry_values.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "base/error.hpp"
 
@@ -33,10 +34,7 @@ struct SparseU : torch::CustomClassHolder {
 
   template <typename T>
   std::vector<T> values() const {
-    std::vector<T> v;
-    v.reserve(entries.size());
-    for (const Entry& e : entries) v.push_back(static_cast<T>(e.value));
-    return v;
+    return entry_values<T>(entries);
   }
 };
 

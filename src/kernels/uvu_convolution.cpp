@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "e3nn/scatter.hpp"
+#include "kernels/entry_values.hpp"
 #include "base/error.hpp"
 
 namespace klay::kernels {
@@ -70,10 +71,7 @@ struct Plan : torch::CustomClassHolder {
 
   template <typename T>
   std::vector<T> values() const {
-    std::vector<T> v;
-    v.reserve(entries.size());
-    for (const Entry& e : entries) v.push_back(static_cast<T>(e.value));
-    return v;
+    return entry_values<T>(entries);
   }
 };
 
