@@ -5,19 +5,19 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <atomic>
 #include <string>
 #include <vector>
 
 #include "e3nn/symmetric_contraction.hpp"
 #include "kernels/entry_values.hpp"
+#include "kernels/kernel_autograd.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "base/error.hpp"
 
 namespace klay::kernels {
 namespace {
 
-std::atomic<int64_t> g_forward_calls{0}, g_backward_calls{0}, g_composite_backward_calls{0};
+KernelCallCounts g_calls;
 
 // Rows handed to a thread at a time.
 constexpr int64_t kRowsPerTask = 64;
@@ -127,7 +127,7 @@ class SparseContractionStep : public torch::autograd::Function<SparseContraction
   // `b` is then an empty placeholder and has_b false.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& theta, const at::Tensor& b,
                             bool has_b, const at::Tensor& u, const c10::intrusive_ptr<SparseU>& plan) {
-    ++g_forward_calls;
+    ++g_calls.forward;
     const at::Tensor xc = x.contiguous(), tc = theta.contiguous(), bc = has_b ? b.contiguous() : at::Tensor();
     const int64_t rows = xc.size(0);
     at::Tensor next = at::empty({rows, plan->outputs}, x.options());
@@ -150,22 +150,14 @@ class SparseContractionStep : public torch::autograd::Function<SparseContraction
     if (!g.defined() || !(want[0] || want[1] || want[2])) return grads;
 
     if (at::GradMode::is_enabled()) {
-      // create_graph: differentiate the composite step, exact to every order. Each input enters
-      // through a view of its own, so the gradient is the partial derivative with respect to it.
-      ++g_composite_backward_calls;
-      const at::Tensor xv = x.view_as(x), tv = theta.view_as(theta), bv = b.defined() ? b.view_as(b) : b;
-      std::vector<at::Tensor> wrt;
-      for (int k = 0; k < 3; ++k)
-        if (want[k]) wrt.push_back(std::vector<at::Tensor>{xv, tv, bv}[k]);
-      const at::Tensor y = e3nn::composite_contraction_step(xv, tv, bv, u);
-      const variable_list d = torch::autograd::grad({y}, wrt, {g}, /*retain_graph=*/true, /*create_graph=*/true,
-                                                    /*allow_unused=*/true);
-      for (int k = 0, next = 0; k < 3; ++k)
-        if (want[k]) grads[k] = d[next++];
-      return grads;
+      ++g_calls.composite_backward;
+      const auto composite = [&](const std::vector<at::Tensor>& v) {
+        return e3nn::composite_contraction_step(v[0], v[1], v[2], u);
+      };
+      return composite_partials({x, theta, b}, {want[0], want[1], want[2]}, composite, g, grads.size());
     }
 
-    ++g_backward_calls;
+    ++g_calls.backward;
     const auto plan = c10::static_intrusive_pointer_cast<SparseU>(ctx->saved_data["plan"].toCapsule());
     const at::Tensor gc = g.contiguous();
     at::Tensor grad_x = want[0] ? at::empty_like(x) : at::Tensor();
@@ -185,8 +177,8 @@ class SparseContractionStep : public torch::autograd::Function<SparseContraction
 
 }  // namespace
 
-ContractionCounters contraction_counters() {
-  return ContractionCounters{g_forward_calls.load(), g_backward_calls.load(), g_composite_backward_calls.load()};
+KernelCounters contraction_counters() {
+  return g_calls.snapshot();
 }
 
 at::Tensor sparse_contraction_step(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& b,

@@ -9,6 +9,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "kernels/kernel_autograd.hpp"
+
 namespace klay::kernels {
 
 // Same signature and result as e3nn::composite_contraction_step (an e3nn::ContractionStep):
@@ -17,9 +19,6 @@ at::Tensor sparse_contraction_step(const at::Tensor& x, const at::Tensor& theta,
                                    const at::Tensor& u);
 
 // Calls of the sparse forward and backward since the process started (tests prove the kernel ran).
-struct ContractionCounters {
-  int64_t forward_calls = 0, backward_calls = 0, composite_backward_calls = 0;
-};
-ContractionCounters contraction_counters();
+KernelCounters contraction_counters();
 
 }  // namespace klay::kernels

@@ -33,7 +33,7 @@ bool enabled_by_environment() {
 }
 
 std::atomic<bool> g_enabled{enabled_by_environment()};
-std::atomic<int64_t> g_forward_calls{0}, g_backward_calls{0}, g_composite_backward_calls{0};
+KernelCallCounts g_calls;
 
 // Receivers handed to a thread at a time.
 constexpr int64_t kNodesPerTask = 16;
@@ -467,7 +467,7 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& sh, const at::Tensor& w,
                             const at::Tensor& sender, const at::Tensor& receiver, int64_t num_receivers,
                             const c10::intrusive_ptr<Plan>& plan) {
-    ++g_forward_calls;
+    ++g_calls.forward;
     const at::Tensor shc = sh.contiguous(), wc = w.contiguous(), sc = sender.contiguous(), rc = receiver.contiguous();
     const int64_t num_edges = sc.size(0);
     check_nodes(sc.data_ptr<int64_t>(), num_edges, x.size(0), "sender");
@@ -499,26 +499,15 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
     if (!g.defined() || !(want[0] || want[1] || want[2])) return grads;
 
     if (at::GradMode::is_enabled()) {
-      // create_graph: the gradients must themselves be differentiable, so differentiate the
-      // composite path (exact to every order) instead of running the first-order kernel.
-      // Each input enters through a view of its own: autograd::grad with respect to a saved input
-      // itself would also count paths through the other inputs (the edge attributes of a second
-      // convolution are ancestors of its node features), not only the partial derivative.
-      ++g_composite_backward_calls;
-      const at::Tensor xv = x.view_as(x), shv = sh.view_as(sh), wv = w.view_as(w);
-      std::vector<at::Tensor> wrt;
-      for (int k = 0; k < 3; ++k)
-        if (want[k]) wrt.push_back(std::vector<at::Tensor>{xv, shv, wv}[k]);
-      const at::Tensor y =
-          convolution_scatter_composite(*plan->tp, xv, shv, wv, sender, receiver, num_receivers, plan->scale);
-      const variable_list d = torch::autograd::grad({y}, wrt, {g}, /*retain_graph=*/true, /*create_graph=*/true,
-                                                    /*allow_unused=*/true);
-      for (int k = 0, next = 0; k < 3; ++k)
-        if (want[k]) grads[k] = d[next++];
-      return grads;
+      ++g_calls.composite_backward;
+      const auto composite = [&](const std::vector<at::Tensor>& v) {
+        return convolution_scatter_composite(*plan->tp, v[0], v[1], v[2], sender, receiver, num_receivers,
+                                             plan->scale);
+      };
+      return composite_partials({x, sh, w}, {want[0], want[1], want[2]}, composite, g, grads.size());
     }
 
-    ++g_backward_calls;
+    ++g_calls.backward;
     const at::Tensor shc = sh.contiguous(), wc = w.contiguous(), sc = sender.contiguous();
     const auto by_receiver = c10::static_intrusive_pointer_cast<Grouping>(ctx->saved_data["by_receiver"].toCapsule());
     const at::Tensor xm = ctx->saved_data["x_component_major"].toTensor();
@@ -571,7 +560,7 @@ void set_fused_kernels_enabled(bool enabled) { g_enabled = enabled; }
 bool fused_kernels_enabled() { return g_enabled; }
 
 KernelCounters kernel_counters() {
-  return KernelCounters{g_forward_calls.load(), g_backward_calls.load(), g_composite_backward_calls.load()};
+  return g_calls.snapshot();
 }
 
 at::Tensor convolution_scatter_composite(const e3nn::TensorProductImpl& tp, const at::Tensor& node_features,

@@ -19,6 +19,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "e3nn/tensor_product.hpp"
+#include "kernels/kernel_autograd.hpp"
 
 namespace klay::kernels {
 
@@ -50,11 +51,6 @@ void set_wide_vector_units_enabled(bool enabled);
 
 // Calls of the fused forward and backward kernels since the process started: tests use them to
 // prove that MD goes through the kernels.
-struct KernelCounters {
-  int64_t forward_calls = 0;
-  int64_t backward_calls = 0;
-  int64_t composite_backward_calls = 0;  // backwards with create_graph (second derivatives)
-};
 KernelCounters kernel_counters();
 
 // Floating-point operations the fused kernels perform over `num_edges` edges (a multiply-add counts

@@ -101,9 +101,9 @@ TEST(SparseContractionStep, MatchesTheCompositeStepAndItsGradients) {
 TEST(SparseContractionStep, RunsTheKernelAndSecondDerivativesGoThroughTheCompositeStep) {
   const at::Tensor u = e3nn::mace_u_matrix(Irreps::spherical_harmonics(2), Irrep{1, -1}, 3);
   const StepInputs in = step_inputs(u, u, 23, 5);
-  const ContractionCounters before = contraction_counters();
+  const KernelCounters before = contraction_counters();
   const StepDerivatives sparse = step_derivatives(true, in, at::kDouble, true);
-  const ContractionCounters after = contraction_counters();
+  const KernelCounters after = contraction_counters();
   const StepDerivatives composite = step_derivatives(false, in, at::kDouble, true);
   EXPECT_EQ(after.forward_calls - before.forward_calls, 1);
   EXPECT_EQ(after.composite_backward_calls - before.composite_backward_calls, 1);
@@ -111,7 +111,7 @@ TEST(SparseContractionStep, RunsTheKernelAndSecondDerivativesGoThroughTheComposi
   EXPECT_LE(relative_error(sparse.grad_x, composite.grad_x), 1e-13);
   EXPECT_LE(relative_error(sparse.second_theta, composite.second_theta), 1e-13);
 
-  const ContractionCounters first_order = contraction_counters();
+  const KernelCounters first_order = contraction_counters();
   step_derivatives(true, in, at::kDouble, false);
   EXPECT_EQ(contraction_counters().backward_calls - first_order.backward_calls, 1);
 }
@@ -168,7 +168,7 @@ TEST(SparseContractionStep, SymmetricContractionThroughEitherStepAgrees) {
     for (const at::Tensor& g : torch::autograd::grad({(out * probe).sum()}, wrt)) results.push_back(g);
     return results;
   };
-  const ContractionCounters before = contraction_counters();
+  const KernelCounters before = contraction_counters();
   const std::vector<at::Tensor> sparse = run(sparse_contraction_step);
   EXPECT_EQ(contraction_counters().forward_calls - before.forward_calls, 3 * 3);  // 3 outputs x 3 steps
   const std::vector<at::Tensor> composite = run(e3nn::composite_contraction_step);

@@ -1,0 +1,24 @@
+#include "kernels/kernel_autograd.hpp"
+
+#include <torch/autograd.h>
+
+namespace klay::kernels {
+
+std::vector<at::Tensor> composite_partials(const std::vector<at::Tensor>& inputs, const std::vector<bool>& wanted,
+                                           const std::function<at::Tensor(const std::vector<at::Tensor>&)>& composite,
+                                           const at::Tensor& grad_output, size_t num_grads) {
+  std::vector<at::Tensor> views, wrt;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    views.push_back(inputs[k].defined() ? inputs[k].view_as(inputs[k]) : inputs[k]);
+    if (wanted[k]) wrt.push_back(views.back());
+  }
+  const at::Tensor y = composite(views);
+  const std::vector<at::Tensor> d = torch::autograd::grad({y}, wrt, {grad_output}, /*retain_graph=*/true,
+                                                          /*create_graph=*/true, /*allow_unused=*/true);
+  std::vector<at::Tensor> grads(num_grads);
+  for (size_t k = 0, next = 0; k < inputs.size(); ++k)
+    if (wanted[k]) grads[k] = d[next++];
+  return grads;
+}
+
+}  // namespace klay::kernels

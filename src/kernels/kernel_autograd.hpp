@@ -1,0 +1,37 @@
+// What the kernels' autograd Functions share: call counters (tests prove a kernel ran) and the
+// backward with create_graph, which differentiates the kernel's composite path instead.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace klay::kernels {
+
+// Calls of a kernel's forward and backward since the process started.
+struct KernelCounters {
+  int64_t forward_calls = 0;
+  int64_t backward_calls = 0;
+  int64_t composite_backward_calls = 0;  // backwards with create_graph (second derivatives)
+};
+
+// One kernel's counters, incremented from any thread.
+struct KernelCallCounts {
+  std::atomic<int64_t> forward{0}, backward{0}, composite_backward{0};
+  KernelCounters snapshot() const { return {forward.load(), backward.load(), composite_backward.load()}; }
+};
+
+// A backward with create_graph (training's force loss) must return gradients that are themselves
+// differentiable, so it differentiates `composite` (the kernel's composite path, exact to every
+// order) at `inputs` against `grad_output`. Each input enters through a view of its own:
+// autograd::grad with respect to a saved input itself would also count paths through the other
+// inputs (the edge attributes of a second convolution are ancestors of its node features), not
+// only the partial derivative. Returns `num_grads` gradients, defined where `wanted` (inputs
+// that are undefined are passed on undefined and must not be wanted).
+std::vector<at::Tensor> composite_partials(const std::vector<at::Tensor>& inputs, const std::vector<bool>& wanted,
+                                           const std::function<at::Tensor(const std::vector<at::Tensor>&)>& composite,
+                                           const at::Tensor& grad_output, size_t num_grads);
+
+}  // namespace klay::kernels
