@@ -43,7 +43,6 @@ class Config {
          const klay_layer_spec* spec = nullptr);
 
   bool has(const std::string& key) const;          // set in the YAML and not null
-  const klay_node* raw(const std::string& key) const;  // as set in the YAML; NULL if absent
 
   // The value set in the YAML, else the declared default; "required ... is missing" if neither.
   int64_t get_int(const std::string& key) const;
@@ -66,11 +65,10 @@ class Config {
   void reject_unknown_keys(const std::vector<std::string>& known) const;
 
   const std::string& layer_name() const { return layer_name_; }
-  const klay_node* node() const { return node_; }
   klay_mark mark() const { return mark_; }
-  const klay_layer_spec* spec() const { return spec_; }
 
  private:
+  const klay_node* raw(const std::string& key) const;  // as set in the YAML; NULL if absent
   // The YAML value, else the declared default; NULL when neither (or null).
   const klay_node* value(const std::string& key) const;
 
