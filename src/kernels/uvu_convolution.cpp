@@ -13,8 +13,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
@@ -22,17 +20,13 @@
 
 #include "e3nn/scatter.hpp"
 #include "kernels/entry_values.hpp"
+#include "base/environment.hpp"
 #include "base/error.hpp"
 
 namespace klay::kernels {
 namespace {
 
-bool enabled_by_environment() {
-  const char* value = std::getenv("KLAY_FUSED_KERNELS");
-  return !(value && std::strcmp(value, "0") == 0);
-}
-
-std::atomic<bool> g_enabled{enabled_by_environment()};
+std::atomic<bool> g_enabled{switched_on_by_environment("KLAY_FUSED_KERNELS")};
 KernelCallCounts g_calls;
 
 // Receivers handed to a thread at a time.

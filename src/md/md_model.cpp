@@ -12,6 +12,7 @@
 
 #include "klay_layer_table.h"
 #include "md/elements.hpp"
+#include "base/environment.hpp"
 #include "base/error.hpp"
 #include "layers/config.hpp"  // where()
 #include "runtime/model.hpp"
@@ -196,9 +197,8 @@ MdModel::MdModel(std::unique_ptr<Model> model) : model_(std::move(model)) {
   infer_cutoff(declared_cutoff);
   check_stage_wiring();
   find_energy(declared_energy);
-  const char* blocks = std::getenv("KLAY_SPATIAL_BLOCKS");
   const char* cap = std::getenv("KLAY_BLOCK_ATOMS");
-  set_spatial_blocks(!(blocks && std::string(blocks) == "0"),
+  set_spatial_blocks(switched_on_by_environment("KLAY_SPATIAL_BLOCKS"),
                      cap ? non_negative_integer(cap, "KLAY_BLOCK_ATOMS") : kDefaultBlockAtoms);
 }
 

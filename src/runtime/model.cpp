@@ -1,8 +1,6 @@
 #include "runtime/model.hpp"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <iterator>
 #include <optional>
 #include <unordered_set>
@@ -12,6 +10,7 @@
 
 #include "klay_layer_table.h"
 #include "layers/diags.hpp"
+#include "base/environment.hpp"
 #include "base/error.hpp"
 #include "weights/assign.hpp"
 #include "weights/state_dict.hpp"
@@ -217,8 +216,7 @@ void collect_state(const torch::nn::Module& module, const std::string& prefix,
 Model::Model(klay_doc* doc, at::ScalarType dtype) : doc_(doc), dtype_(dtype) {
   if (dtype != at::kDouble && dtype != at::kFloat)
     throw Error(std::string("model dtype must be float64 or float32, not ") + c10::toString(dtype));
-  const char* prune = std::getenv("KLAY_PRUNE_FEATURES");
-  feature_pruning_ = !(prune && std::string(prune) == "0");
+  feature_pruning_ = switched_on_by_environment("KLAY_PRUNE_FEATURES");
 }
 
 void Model::set_feature_pruning(bool enabled) {
