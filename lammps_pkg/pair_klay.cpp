@@ -35,6 +35,9 @@
 #include <string>
 
 #include <sys/resource.h>
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 using namespace LAMMPS_NS;
 
@@ -407,6 +410,31 @@ void PairKLay::settings(int narg, char **arg)
 }
 
 /* ----------------------------------------------------------------------
+   Threads beyond the CPUs a rank may run on share them and run slower than one thread. Open
+   MPI's mpirun binds each rank to one core when it starts two ranks or fewer, so
+   `mpirun -np 1 lmp` with `threads 2` gets one core unless told otherwise.
+------------------------------------------------------------------------- */
+
+void PairKLay::warn_if_threads_share_cpus()
+{
+#ifdef __linux__
+  if (num_threads <= 1) return;
+  cpu_set_t allowed;
+  int cpus = num_threads;
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0) cpus = CPU_COUNT(&allowed);
+  int fewest = cpus;
+  MPI_Allreduce(&cpus, &fewest, 1, MPI_INT, MPI_MIN, world);
+  if (comm->me == 0 && fewest < num_threads)
+    error->warning(FLERR,
+                   "Pair style klay threads {}: a rank may run on only {} CPU(s) (its CPU "
+                   "affinity), so its threads share them and run slower than fewer threads; "
+                   "with Open MPI start LAMMPS with `mpirun --bind-to none` or "
+                   "`mpirun --map-by slot:PE={}`, or use threads {}",
+                   num_threads, fewest, num_threads, fewest);
+#endif
+}
+
+/* ----------------------------------------------------------------------
    pair_coeff * * MODEL.yaml WEIGHTS El1 El2 ...  (NULL for types left to other styles)
 ------------------------------------------------------------------------- */
 
@@ -431,6 +459,7 @@ void PairKLay::coeff(int narg, char **arg)
   // Every step frees and allocates the same tensors again; keeping the freed memory mapped saves
   // re-faulting it (a quarter of a 512-atom step of the silicon example).
   klay_keep_freed_memory();
+  warn_if_threads_share_cpus();
 
   const char *model_units = klay_model_units(model);
   if (model_units && strcmp(model_units, "metal") != 0)

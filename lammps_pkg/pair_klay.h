@@ -78,6 +78,7 @@ class PairKLay : public Pair {
   void check_requested_outputs();
   void send_ghost_values_home();
   void free_model();
+  void warn_if_threads_share_cpus();
 };
 
 }    // namespace LAMMPS_NS

@@ -165,6 +165,15 @@ LammpsSession::~LammpsSession() { sigaction(SIGINT, &previous_sigint_, nullptr);
 
 bool LammpsSession::interrupted() const { return g_interrupted != 0; }
 
+std::vector<std::string> mpirun_command(const Setup& setup, const Run& run, const std::string& input_path,
+                                        const std::string& log_path) {
+  std::vector<std::string> args{setup.mpirun, "--allow-run-as-root", "--oversubscribe"};
+  if (setup.threads > 1) args.insert(args.end(), {"--bind-to", "none"});
+  args.insert(args.end(), {"-np", std::to_string(run.ranks), "-x", "OMP_NUM_THREADS", setup.lmp, "-in", input_path,
+                           "-log", log_path});
+  return args;
+}
+
 Measurement LammpsSession::measure(const Run& run, int index) {
   Measurement m;
   m.run = run;
@@ -176,9 +185,7 @@ Measurement LammpsSession::measure(const Run& run, int index) {
     input << lammps_input(setup_, run);
     if (!input.flush()) throw Error("cannot write " + input_path);
   }
-  const std::string np = std::to_string(run.ranks);
-  std::vector<std::string> args{setup_.mpirun, "--allow-run-as-root", "--oversubscribe", "-np", np, "-x",
-                                "OMP_NUM_THREADS", setup_.lmp, "-in", input_path, "-log", log_path};
+  std::vector<std::string> args = mpirun_command(setup_, run, input_path, log_path);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

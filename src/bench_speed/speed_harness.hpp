@@ -73,6 +73,12 @@ std::vector<Run> planned_runs(const Setup& setup);
 // The LAMMPS input script of one run.
 std::string lammps_input(const Setup& setup, const Run& run);
 
+// The command line that runs one run's input under mpirun. With more than one thread per rank the
+// ranks are not bound: Open MPI binds each rank to one core when it starts two ranks or fewer, and
+// the rank's threads would then share that core.
+std::vector<std::string> mpirun_command(const Setup& setup, const Run& run, const std::string& input_path,
+                                        const std::string& log_path);
+
 // Fills loop time, steps, memory, breakdown and peak memory from a LAMMPS log; leaves what the
 // log does not say as it is.
 void parse_log(const std::string& log, Measurement& m);

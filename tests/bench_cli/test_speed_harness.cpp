@@ -3,7 +3,9 @@
 // and the reason given for a failed run. The end-to-end runs are in test_bench_cli.cpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "bench_speed/speed_harness.hpp"
 #include "bench_speed/speed_summary.hpp"
@@ -52,6 +54,28 @@ TEST(SpeedHarness, InputRunsTheModelWithItsSettingsAfterTheWarmUp) {
   EXPECT_NE(baseline.find("pair_style sw\npair_coeff * * Si.sw Si\n"), std::string::npos) << baseline;
   EXPECT_EQ(baseline.find("pair_style klay"), std::string::npos) << baseline;
   EXPECT_EQ(baseline.find("run 3\n"), std::string::npos) << baseline;
+}
+
+// Open MPI binds a rank to one core when it starts one or two ranks, so a rank's second thread
+// would share the first one's core and 2 threads ran slower than 1 (issue #14's threads row).
+TEST(SpeedHarness, RanksWithSeveralThreadsAreNotBoundToOneCore) {
+  speed::Setup setup;
+  setup.lmp = "lmp";
+  const speed::Run run{speed::RunKind::Staged, "float64", 1, 4};
+  const auto has_bind_to_none = [](const std::vector<std::string>& args) {
+    for (size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == "--bind-to" && args[i + 1] == "none") return true;
+    return false;
+  };
+  const std::vector<std::string> one_thread = speed::mpirun_command(setup, run, "run1.in", "run1.log");
+  EXPECT_FALSE(has_bind_to_none(one_thread));
+  setup.threads = 2;
+  const std::vector<std::string> two_threads = speed::mpirun_command(setup, run, "run1.in", "run1.log");
+  EXPECT_TRUE(has_bind_to_none(two_threads));
+  const std::vector<std::string> tail{"-np", "1", "-x", "OMP_NUM_THREADS", "lmp", "-in", "run1.in", "-log", "run1.log"};
+  ASSERT_GE(two_threads.size(), tail.size());
+  EXPECT_TRUE(std::equal(tail.begin(), tail.end(), two_threads.end() - tail.size()));
+  EXPECT_EQ(two_threads.front(), "mpirun");
 }
 
 // Two runs (warm-up, then timed) as LAMMPS and the pair style log them: the timed run's numbers

@@ -14,6 +14,7 @@ Exit status: 0 pass, 1 fail, 77 skip (the model needs a layer the runtime does n
   dynamics       NVE with examples/soft_sphere/model.yaml: the same trajectory on 1 and 3 ranks, newton on and
                  off (atoms migrate, neighbor lists are rebuilt), and total energy conserved
   errors         bad input stops LAMMPS with an ERROR that gives the reason, never a crash
+  threads-affinity  `threads 2` on a rank allowed one CPU warns that its threads share it
 """
 import argparse
 import json
@@ -884,6 +885,45 @@ print "KLAY_ATOM_VIRIALS 0 $(pe:%.17g) {stress_sum}"
                         atom_sum, virial, args.tolerance) else 1
 
 
+def threads_affinity(args):
+    """`pair_style klay threads 2` in a LAMMPS that may run on one CPU only (what Open MPI's mpirun
+    gives a rank when it starts one or two) warns that the threads share it; with two CPUs allowed
+    it does not."""
+    with open(os.path.join(args.conformance, SI8, "reference.json")) as f:
+        structure = json.load(f)["structure"]
+    cell, positions = structure["cell"], structure["unit_cell_positions"]
+    warning = re.compile(r"WARNING: Pair style klay threads 2: a rank may run on only 1 CPU")
+    allowed = sorted(os.sched_getaffinity(0))
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
+        write_data_file(os.path.join(workdir, "structure.data"), cell, positions, [1] * len(positions), 1)
+        write_empty_safetensors(workdir)
+        input_path = os.path.join(workdir, "in.lmp")
+        with open(input_path, "w") as f:
+            f.write(with_plugin_load(args, preamble("on") + f"""
+pair_style klay threads 2
+pair_coeff * * {SOFT_SPHERE_MODEL} empty.safetensors Si
+run 0
+"""))
+        for cpus, expect_warning in ((allowed[:1], True), (allowed[:2], False)):
+            if len(cpus) < 2 and not expect_warning:
+                print("this machine allows one CPU only: the run without the warning is not made")
+                continue
+            done = subprocess.run([args.lmp, "-in", input_path, "-echo", "none"], cwd=workdir,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=args.timeout,
+                                  preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+            output = utf8_text(done.stdout, "LAMMPS output")
+            warned = bool(warning.search(output))
+            if done.returncode != 0 or "ERROR" in output or warned != expect_warning:
+                print(output)
+                print(f"FAIL: on CPUs {cpus} LAMMPS exited with {done.returncode} and "
+                      f"{'warned' if warned else 'did not warn'} (expected {'a' if expect_warning else 'no'} warning)")
+                ok = False
+            else:
+                print(f"CPUs {cpus}: {'warned' if warned else 'no warning'}, as expected")
+    return 0 if ok else 1
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_lammps_arguments(parser)
@@ -904,6 +944,8 @@ def main():
     dynamics_parser.add_argument("--tolerance", type=float, default=1e-10)
     errors_parser = sub.add_parser("errors")
     errors_parser.add_argument("--conformance", required=True, help="shared/conformance directory")
+    affinity_parser = sub.add_parser("threads-affinity")
+    affinity_parser.add_argument("--conformance", required=True, help="shared/conformance directory")
     staged_parser = sub.add_parser("staged")
     staged_parser.add_argument("--case", required=True, help="shared/conformance/staged_* directory")
     staged_parser.add_argument("--ranks", type=int, default=1)
@@ -940,6 +982,8 @@ def main():
         return plugin_loads(args)
     if args.command == "errors":
         return errors(args)
+    if args.command == "threads-affinity":
+        return threads_affinity(args)
     if args.command == "pair":
         return pair(args)
     if args.command == "dynamics":
