@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Issue #14's targets against one run of bench/issue14.sh: reads the results folder it wrote.
+
+  bench/issue14_summary.py bench/results/issue14
+"""
+import json
+import math
+import pathlib
+import re
+import sys
+
+CONVOLUTIONS = ("InteractionBlock", "ConvNetLayer", "MACE_layer", "E3Attention_", "AttentionInteractionBlock")
+
+
+def staged_runs(path, dtype):
+    runs = json.loads(path.read_text())["runs"]
+    return {r["atoms"]: r for r in runs if r["series"] == f"klay staged {dtype} np1" and r["status"] == "ok"}
+
+
+def torchscript_rows(path):
+    """case -> forward+backward TS/native ratio (None where the case has no backward)."""
+    rows = {}
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 7 and fields[0].startswith("layer_"):
+            ratio = fields[6]
+            rows[fields[0]] = float(ratio[:-1]) if ratio.endswith("x") else None
+    return rows
+
+
+def kernel_rates(path):
+    """(description, %mm forward, %mm forward+backward) of each fused-kernel row."""
+    rates = []
+    for line in path.read_text().splitlines():
+        percents = re.findall(r"(\d+)%", line)
+        if len(percents) == 2 and "->" in line:
+            rates.append((line.split("  ")[0].strip(), int(percents[0]), int(percents[1])))
+    return rates
+
+
+def main():
+    out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results/issue14")
+    rows = []
+
+    def row(target, measured, met):
+        rows.append((target, measured, "yes" if met else "no"))
+
+    t1 = staged_runs(out / "speed_threads1.json", "float64")
+    f32 = staged_runs(out / "speed_threads1.json", "float32")
+    t2 = staged_runs(out / "speed_threads2.json", "float64")
+    small = t1[512]["ratio_to_baseline"]
+    row("512 atoms <= 100x sw", f"{t1[512]['ms_per_step']:.2f} ms/step, {small:.1f}x", small <= 100)
+    for atoms in (4096, 32768):
+        ratio = t1[atoms]["ratio_to_baseline"]
+        row(f"{atoms} atoms within 20 % of 512", f"{ratio:.1f}x ({ratio / small - 1:+.0%})",
+            abs(ratio / small - 1) <= 0.2)
+    row("peak memory 32,768 atoms (reported)", f"{t1[32768]['peak_memory_mib_max']:.0f} MiB", True)
+    for atoms in sorted(t2):
+        speedup = t1[atoms]["ms_per_step"] / t2[atoms]["ms_per_step"]
+        row(f"threads 2 >= 1.7x, {atoms} atoms (LAMMPS)",
+            f"{t1[atoms]['ms_per_step']:.2f} / {t2[atoms]['ms_per_step']:.2f} ms = {speedup:.2f}x", speedup >= 1.7)
+    for atoms in sorted(f32):
+        speedup = t1[atoms]["ms_per_step"] / f32[atoms]["ms_per_step"]
+        row(f"float32 >= 1.6x, {atoms} atoms (LAMMPS)",
+            f"{t1[atoms]['ms_per_step']:.2f} / {f32[atoms]['ms_per_step']:.2f} ms = {speedup:.2f}x", speedup >= 1.6)
+
+    ts = torchscript_rows(out / "torchscript.txt")
+    with_backward = [r for r in ts.values() if r]
+    for case, ratio in sorted(ts.items()):
+        if case.startswith(tuple("layer_" + c for c in CONVOLUTIONS)):
+            row(f"{case} >= 3x TorchScript (f+b)", f"{ratio:.2f}x" if ratio else "-", bool(ratio and ratio >= 3))
+    geomean = math.exp(sum(math.log(r) for r in with_backward) / len(with_backward))
+    row("TorchScript geometric mean >= 2x (f+b)", f"{geomean:.2f}x over {len(with_backward)} cases", geomean >= 2)
+    for what, forward, both in kernel_rates(out / "kernels.txt"):
+        row(f"kernel {what[:40]} f+b >= 25 % of matmul", f"{both} % (forward {forward} %)", both >= 25)
+
+    width = max(len(r[0]) for r in rows)
+    measured_width = max(len(r[1]) for r in rows)
+    print(f"{'target'.ljust(width)}  {'measured'.ljust(measured_width)}  met")
+    for target, measured, met in rows:
+        print(f"{target.ljust(width)}  {measured.ljust(measured_width)}  {met}")
+    print("cases without a TorchScript file in the conformance data (E3Attention: Python cannot script it; "
+          "AttentionInteractionBlock: Python cannot build it) are not in the table")
+
+
+if __name__ == "__main__":
+    main()
