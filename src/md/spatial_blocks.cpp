@@ -4,6 +4,8 @@
 #include <array>
 #include <limits>
 
+#include "md/stage_levels.hpp"
+
 namespace klay::md {
 
 namespace {
@@ -65,41 +67,28 @@ EdgesByAtom::EdgesByAtom(const int64_t* edge_pairs, int64_t n_edges, int64_t n_a
 }
 
 SpatialBlock EdgesByAtom::block(const std::vector<int64_t>& owned, int depth) const {
-  constexpr int kUnreached = -1;
-  std::vector<int> level(static_cast<size_t>(n_atoms_), kUnreached);
+  std::vector<int> level(static_cast<size_t>(n_atoms_), kUnreachedLevel);
   std::vector<std::vector<int64_t>> by_level(static_cast<size_t>(depth));
   SpatialBlock block;
   block.n_owned = static_cast<int64_t>(owned.size());
   block.atoms = owned;
   for (int64_t a : owned) level[a] = 0;
   std::vector<int64_t> frontier = owned, next_frontier;
-  // Breadth-first by stage as StagedGraphBuilder does, over edges instead of neighbours: edge e
-  // belongs to G_k from k = the smaller level of its two atoms on, and is taken from that side
-  // (from the first atom when both are on the same level, as each edge is met from both sides).
-  for (int k = 0; k < depth; ++k) {
-    next_frontier.clear();
-    for (int64_t a : frontier) {
-      for (int64_t i = first_[a]; i < first_[a + 1]; ++i) {
-        const int64_t e = incident_[i];
-        const bool a_first = edge_pairs_[2 * e] == a;
-        const int64_t b = edge_pairs_[2 * e + (a_first ? 1 : 0)];
-        if (level[b] == kUnreached) {
-          level[b] = k + 1;
-          next_frontier.push_back(b);
+  walk_stages(
+      depth, level, frontier, next_frontier, block.atoms,
+      [&](int64_t a, const auto& visit) {
+        for (int64_t i = first_[a]; i < first_[a + 1]; ++i) {
+          const int64_t e = incident_[i];
+          visit(edge_pairs_[2 * e] == a ? edge_pairs_[2 * e + 1] : edge_pairs_[2 * e], e);
         }
-        if (level[b] > k || (level[b] == k && a_first)) by_level[k].push_back(e);
-      }
-    }
-    std::sort(next_frontier.begin(), next_frontier.end());
-    block.atoms.insert(block.atoms.end(), next_frontier.begin(), next_frontier.end());
-    frontier.swap(next_frontier);
-  }
+      },
+      [&](int k, int64_t e) { by_level[k].push_back(e); });
   std::vector<int64_t>& index = next_frontier;  // caller atom -> block atom, for the block's atoms
   index.assign(static_cast<size_t>(n_atoms_), -1);
   for (size_t m = 0; m < block.atoms.size(); ++m) index[block.atoms[m]] = static_cast<int64_t>(m);
   for (auto& edges : by_level) {
     std::sort(edges.begin(), edges.end());
-    edges.erase(std::unique(edges.begin(), edges.end()), edges.end());  // an atom's list may repeat an edge
+    edges.erase(std::unique(edges.begin(), edges.end()), edges.end());  // met from both its atoms
     for (int64_t e : edges) {
       block.edges.push_back(e);
       block.edge_pairs.push_back(index[edge_pairs_[2 * e]]);

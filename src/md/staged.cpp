@@ -4,6 +4,7 @@
 #include <string>
 
 #include "base/error.hpp"
+#include "md/stage_levels.hpp"
 
 namespace klay::md {
 
@@ -14,8 +15,7 @@ void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_
     throw Error("staged graph: " + std::to_string(n_owned) + " owned atoms out of " +
                 std::to_string(n_atoms));
   if (owned && !compact) throw Error("staged graph: an owned-atom list needs compaction");
-  constexpr int kUnreached = -1;
-  level_.assign(static_cast<size_t>(n_atoms), kUnreached);
+  level_.assign(static_cast<size_t>(n_atoms), kUnreachedLevel);
   by_level_.resize(static_cast<size_t>(depth));
   for (auto& edges : by_level_) edges.clear();
 
@@ -24,40 +24,28 @@ void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_
     const int64_t a = owned ? owned[m] : m;
     if (a < 0 || a >= n_atoms)
       throw Error("staged graph: owned atom " + std::to_string(a) + " outside [0, " + std::to_string(n_atoms) + ")");
-    if (level_[a] != kUnreached) throw Error("staged graph: owned atom " + std::to_string(a) + " is listed twice");
+    if (level_[a] != kUnreachedLevel) throw Error("staged graph: owned atom " + std::to_string(a) + " is listed twice");
     level_[a] = 0;
     frontier_.push_back(a);
   }
-  // Breadth-first by stage: the frontier at step k is S_k \ S_{k-1}. Edges of atoms further in
-  // were collected at earlier levels, so each edge is first met at min(level(x), level(y)).
   out.atoms.assign(frontier_.begin(), frontier_.end());
-  for (int k = 0; k < depth; ++k) {
-    next_frontier_.clear();
-    for (int64_t a : frontier_) {
-      neighbors_.clear();
-      neighbors_of(a, neighbors_);
-      for (int64_t b : neighbors_) {
-        if (b < 0 || b >= n_atoms)
-          throw Error("staged graph: atom " + std::to_string(a) + " has neighbour index " +
-                      std::to_string(b) + " outside [0, " + std::to_string(n_atoms) + ")");
-        if (b == a)
-          throw Error("staged graph: atom " + std::to_string(a) + " is listed as its own neighbour");
-        if (level_[b] == kUnreached) {
-          level_[b] = k + 1;
-          next_frontier_.push_back(b);
+  walk_stages(
+      depth, level_, frontier_, next_frontier_, out.atoms,
+      [&](int64_t a, const auto& visit) {
+        neighbors_.clear();
+        neighbors_of(a, neighbors_);
+        for (int64_t b : neighbors_) {
+          if (b < 0 || b >= n_atoms)
+            throw Error("staged graph: atom " + std::to_string(a) + " has neighbour index " + std::to_string(b) +
+                        " outside [0, " + std::to_string(n_atoms) + ")");
+          if (b == a) throw Error("staged graph: atom " + std::to_string(a) + " is listed as its own neighbour");
+          visit(b, std::pair<int64_t, int64_t>(a, b));
         }
-        // An edge to an atom of an earlier level was already collected from that atom's side.
-        if (level_[b] >= k) {
-          by_level_[k].emplace_back(a, b);
-          by_level_[k].emplace_back(b, a);
-        }
-      }
-    }
-    // New atoms by caller index: the numbering does not depend on neighbour-list order.
-    std::sort(next_frontier_.begin(), next_frontier_.end());
-    out.atoms.insert(out.atoms.end(), next_frontier_.begin(), next_frontier_.end());
-    frontier_.swap(next_frontier_);
-  }
+      },
+      [&](int k, const std::pair<int64_t, int64_t>& pair) {
+        by_level_[k].push_back(pair);
+        by_level_[k].emplace_back(pair.second, pair.first);
+      });
 
   if (compact) {
     out.model_index.assign(static_cast<size_t>(n_atoms), -1);
