@@ -171,18 +171,22 @@ TEST(UvuConvolution, Float32AgreesWithFloat64ToSinglePrecision) {
 // Messages and edge gradients are computed per receiver and per edge whatever the threads; the
 // node-feature gradient is summed per thread and then over threads, so it agrees to rounding.
 TEST(UvuConvolution, ResultsDoNotDependOnTheThreadCount) {
-  const e3nn::TensorProduct tp = layer_tensor_products()[0];
-  const Graph g = random_graph(*tp, 300, 300, 3000, 11);
-  const int threads = at::get_num_threads();
-  at::set_num_threads(1);
-  const Derivatives one = derivatives(true, *tp, g, at::kDouble, false);
-  at::set_num_threads(2);
-  const Derivatives two = derivatives(true, *tp, g, at::kDouble, false);
-  at::set_num_threads(threads);
-  EXPECT_TRUE(at::equal(one.out, two.out));
-  EXPECT_LE(relative_error(one.grad_x, two.grad_x), 1e-14);
-  EXPECT_TRUE(at::equal(one.grad_sh, two.grad_sh));
-  EXPECT_TRUE(at::equal(one.grad_w, two.grad_w));
+  const std::vector<e3nn::TensorProduct> tps = layer_tensor_products();
+  // The general loop, widths 3 and 4, and a width of whole AVX2 vectors.
+  for (const e3nn::TensorProduct& tp : {tps[0], tps[2], tps[3], tps[8]}) {
+    SCOPED_TRACE(tp->irreps_in1().to_string());
+    const Graph g = random_graph(*tp, 300, 300, 3000, 11);
+    const int threads = at::get_num_threads();
+    at::set_num_threads(1);
+    const Derivatives one = derivatives(true, *tp, g, at::kDouble, false);
+    at::set_num_threads(2);
+    const Derivatives two = derivatives(true, *tp, g, at::kDouble, false);
+    at::set_num_threads(threads);
+    EXPECT_TRUE(at::equal(one.out, two.out));
+    EXPECT_LE(relative_error(one.grad_x, two.grad_x), 1e-14);
+    EXPECT_TRUE(at::equal(one.grad_sh, two.grad_sh));
+    EXPECT_TRUE(at::equal(one.grad_w, two.grad_w));
+  }
 }
 
 TEST(UvuConvolution, BaselineAndWideVectorCodeAgree) {
