@@ -11,11 +11,15 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "e3nn/scatter.hpp"
@@ -32,16 +36,17 @@ KernelCallCounts g_calls;
 // Receivers handed to a thread at a time.
 constexpr int64_t kNodesPerTask = 16;
 
-// `mul` copies of a `d`-wide irrep starting at `offset` of a feature vector.
-struct Block {
-  int64_t offset, mul, d;
-};
-
-std::vector<Block> blocks_of(const e3nn::Irreps& irreps) {
-  std::vector<Block> blocks;
+// Where each entry of a feature vector in e3nn's layout (copy u, component i of a block at
+// offset + u·(2l+1) + i) sits in the kernels' component-major layout (offset + i·mul + u).
+std::vector<int32_t> component_major_positions(const e3nn::Irreps& irreps) {
+  std::vector<int32_t> position;
   const std::vector<int64_t> offsets = irreps.offsets();
-  for (size_t b = 0; b < irreps.size(); ++b) blocks.push_back({offsets[b], irreps[b].mul, irreps[b].ir.dim()});
-  return blocks;
+  for (size_t b = 0; b < irreps.size(); ++b) {
+    const int64_t mul = irreps[b].mul, d = irreps[b].ir.dim();
+    for (int64_t u = 0; u < mul; ++u)
+      for (int64_t i = 0; i < d; ++i) position.push_back(static_cast<int32_t>(offsets[b] + i * mul + u));
+  }
+  return position;
 }
 
 // The tensor product reduced to what the kernels read: per path, the non-zero w3j entries
@@ -55,18 +60,30 @@ struct Plan : torch::CustomClassHolder {
     int64_t in_offset, sh_offset, out_offset, weight_offset, mul, d3;
     std::vector<int64_t> k_begin;  // entries of output component k: [k_begin[k], k_begin[k+1]) of `entries`
   };
-  std::shared_ptr<const e3nn::TensorProductImpl> tp;  // for the composite (double-backward) path
-  double scale = 1.0;                                  // folded into the entries' values
+  double scale = 1.0;  // folded into the entries' values
   std::vector<Path> paths;
   std::vector<Entry> entries;
-  std::vector<Block> in_blocks, out_blocks;
+  std::vector<double> double_values;  // the entries' values in each type a kernel runs in
+  std::vector<float> float_values;
+  std::vector<int32_t> in_positions, out_positions;  // component_major_positions of the input and output
   int64_t dim_in = 0, dim_sh = 0, dim_out = 0, weight_numel = 0, max_mul = 1;
   int64_t uniform_mul = 0;  // the multiplicity of every path, or 0 when they differ
 
   template <typename T>
-  std::vector<T> values() const {
-    return entry_values<T>(entries);
+  const T* values() const {
+    if constexpr (std::is_same_v<T, float>)
+      return float_values.data();
+    else
+      return double_values.data();
   }
+};
+
+// The tensor product a forward ran with, kept by its autograd node for a backward with
+// create_graph (which differentiates the composite path). Plans hold their product only weakly
+// (see PlanCache), so this is what keeps it alive as long as the graph needs it.
+struct TensorProductRef : torch::CustomClassHolder {
+  explicit TensorProductRef(std::shared_ptr<const e3nn::TensorProductImpl> p) : tp(std::move(p)) {}
+  std::shared_ptr<const e3nn::TensorProductImpl> tp;
 };
 
 bool plan_supports(const e3nn::TensorProductImpl& tp) {
@@ -79,9 +96,8 @@ bool plan_supports(const e3nn::TensorProductImpl& tp) {
 c10::intrusive_ptr<Plan> make_plan(const e3nn::TensorProductImpl& tp, double scale) {
   auto plan = c10::make_intrusive<Plan>();
   plan->scale = scale;
-  plan->tp = std::dynamic_pointer_cast<const e3nn::TensorProductImpl>(tp.shared_from_this());
-  plan->in_blocks = blocks_of(tp.irreps_in1());
-  plan->out_blocks = blocks_of(tp.irreps_out());
+  plan->in_positions = component_major_positions(tp.irreps_in1());
+  plan->out_positions = component_major_positions(tp.irreps_out());
   plan->dim_in = tp.irreps_in1().dim();
   plan->dim_sh = tp.irreps_in2().dim();
   plan->dim_out = tp.irreps_out().dim();
@@ -109,32 +125,85 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::TensorProductImpl& tp, double sca
   plan->uniform_mul = plan->paths.front().mul;
   for (const Plan::Path& path : plan->paths)
     if (path.mul != plan->uniform_mul) plan->uniform_mul = 0;
+  plan->double_values = entry_values<double>(plan->entries);
+  plan->float_values = entry_values<float>(plan->entries);
   return plan;
 }
 
-// Multiplicity-major (e3nn) ⇄ component-major, block by block, for one feature vector.
+std::shared_ptr<const e3nn::TensorProductImpl> shared_product(const e3nn::TensorProductImpl& tp) {
+  return std::dynamic_pointer_cast<const e3nn::TensorProductImpl>(tp.shared_from_this());
+}
+
+// Plans by (tensor product, scale): making one converts and scans every path's Wigner-3j tensor,
+// which on a small graph costs more than the kernel itself, so each is made once. An entry holds
+// its product weakly, so a freed model's entries expire (and a product later allocated at the
+// same address cannot hit them), and it remembers the storage and version of each path's 3j
+// tensor, so values loaded in place (a state_dict) or a conversion (module.to) make a new plan.
+class PlanCache {
+ public:
+  c10::intrusive_ptr<Plan> get(const e3nn::TensorProductImpl& tp, double scale) {
+    const std::vector<TensorState> state = state_of(tp);
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (const Entry& entry : entries_)
+      if (entry.scale == scale && entry.state == state && entry.tp.lock().get() == &tp) return entry.plan;
+    entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                  [&](const Entry& entry) {
+                                    return entry.tp.expired() || (entry.scale == scale && entry.tp.lock().get() == &tp);
+                                  }),
+                   entries_.end());
+    if (entries_.size() >= kMaxEntries) entries_.erase(entries_.begin());
+    entries_.push_back({shared_product(tp), scale, state, make_plan(tp, scale)});
+    return entries_.back().plan;
+  }
+
+ private:
+  // Bounds the entries of products that stay alive but are no longer evaluated.
+  static constexpr size_t kMaxEntries = 64;
+  struct TensorState {
+    const void* data;
+    int64_t version;
+    bool operator==(const TensorState& o) const { return data == o.data && version == o.version; }
+  };
+  struct Entry {
+    std::weak_ptr<const e3nn::TensorProductImpl> tp;
+    double scale;
+    std::vector<TensorState> state;
+    c10::intrusive_ptr<Plan> plan;
+  };
+  static std::vector<TensorState> state_of(const e3nn::TensorProductImpl& tp) {
+    std::vector<TensorState> state;
+    for (const auto& p : tp.paths()) state.push_back({p.w3j.data_ptr(), p.w3j._version()});
+    return state;
+  }
+
+  std::mutex mutex_;
+  std::vector<Entry> entries_;
+};
+
+PlanCache& plan_cache() {
+  static PlanCache cache;
+  return cache;
+}
+
+// Multiplicity-major (e3nn) ⇄ component-major, for one feature vector.
 template <typename T>
-void to_component_major(const std::vector<Block>& blocks, const T* src, T* dst) {
-  for (const Block& b : blocks)
-    for (int64_t u = 0; u < b.mul; ++u)
-      for (int64_t i = 0; i < b.d; ++i) dst[b.offset + i * b.mul + u] = src[b.offset + u * b.d + i];
+void to_component_major(const std::vector<int32_t>& positions, const T* src, T* dst) {
+  for (size_t n = 0; n < positions.size(); ++n) dst[positions[n]] = src[n];
 }
 template <typename T>
-void to_multiplicity_major(const std::vector<Block>& blocks, const T* src, T* dst) {
-  for (const Block& b : blocks)
-    for (int64_t u = 0; u < b.mul; ++u)
-      for (int64_t i = 0; i < b.d; ++i) dst[b.offset + u * b.d + i] = src[b.offset + i * b.mul + u];
+void to_multiplicity_major(const std::vector<int32_t>& positions, const T* src, T* dst) {
+  for (size_t n = 0; n < positions.size(); ++n) dst[n] = src[positions[n]];
 }
 
 template <typename T>
-at::Tensor component_major(const std::vector<Block>& blocks, const at::Tensor& features) {
+at::Tensor component_major(const std::vector<int32_t>& positions, const at::Tensor& features) {
   const at::Tensor src = features.contiguous();
   at::Tensor dst = at::empty_like(src);
   const int64_t rows = src.size(0), width = src.size(1);
   const T* s = src.data_ptr<T>();
   T* d = dst.data_ptr<T>();
   at::parallel_for(0, rows, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t n = begin; n < end; ++n) to_component_major(blocks, s + n * width, d + n * width);
+    for (int64_t n = begin; n < end; ++n) to_component_major(positions, s + n * width, d + n * width);
   });
   return dst;
 }
@@ -177,24 +246,32 @@ c10::intrusive_ptr<Grouping> group_edges(const int64_t* node_of_edge, int64_t nu
 #define KLAY_AVX2_ENTRY __attribute__((target("avx2,fma")))
 #endif
 
-// One row of `mul` copies held while the loops run: in vector registers when the width is a
-// compile-time multiple of the 32-byte vector (GCC vector extensions: AVX2 registers in the
-// AVX2 entry points, pairs of SSE2 registers in the baseline ones), else in a scratch row.
+// One row of `mul` copies held while the loops run: in registers when the width is known at
+// compile time (GCC vector extensions, as many of the widest vectors as divide the row: 32-byte
+// AVX2 registers in the AVX2 entry points, pairs of SSE2 registers in the baseline ones; 16 or 8
+// bytes for the small widths, single lanes for odd ones), else in a scratch row. Summing a row of
+// a few copies through memory instead chains each update on the store of the previous one.
 // The vector type only lives inside always-inline bodies and the entry points compiled for one
 // target; no function with a vector argument crosses a target boundary, which -Wpsabi warns about.
 #pragma GCC diagnostic ignored "-Wpsabi"
-template <typename T>
-struct Vector32 {
-  typedef T type __attribute__((vector_size(32)));
+template <typename T, int Bytes>
+struct VectorOf {
+  typedef T type __attribute__((vector_size(Bytes)));
 };
 
-template <typename T, int Mul, bool InRegisters = (Mul > 0 && Mul % (32 / sizeof(T)) == 0)>
+template <typename T, int Mul>
+constexpr int vector_bytes() {
+  constexpr int row = Mul * static_cast<int>(sizeof(T));
+  return row % 32 == 0 ? 32 : row % 16 == 0 ? 16 : row % 8 == 0 ? 8 : static_cast<int>(sizeof(T));
+}
+
+template <typename T, int Mul, bool InRegisters = (Mul > 0)>
 struct Copies;
 
 template <typename T, int Mul>
 struct Copies<T, Mul, true> {
-  using V = typename Vector32<T>::type;
-  static constexpr int kLanes = 32 / sizeof(T), kVectors = Mul / kLanes;
+  using V = typename VectorOf<T, vector_bytes<T, Mul>()>::type;
+  static constexpr int kLanes = sizeof(V) / sizeof(T), kVectors = Mul / kLanes;
   V v[kVectors];
 
   explicit Copies(T*) {}
@@ -215,6 +292,10 @@ struct Copies<T, Mul, true> {
   // v += c·x
   KLAY_KERNEL_BODY void add_scaled(T c, const T* x, int64_t) {
     for (int i = 0; i < kVectors; ++i) v[i] += c * load(x + i * kLanes);
+  }
+  // out = a·v
+  KLAY_KERNEL_BODY void store_product_to(T* out, const T* a, int64_t) const {
+    for (int i = 0; i < kVectors; ++i) store(out + i * kLanes, load(a + i * kLanes) * v[i]);
   }
   // out += a·v
   KLAY_KERNEL_BODY void add_product_to(T* out, const T* a, int64_t) const {
@@ -242,6 +323,9 @@ struct Copies<T, Mul, false> {
   }
   KLAY_KERNEL_BODY void add_scaled(T c, const T* __restrict x, int64_t mul) {
     for (int64_t u = 0; u < mul; ++u) v[u] += c * x[u];
+  }
+  KLAY_KERNEL_BODY void store_product_to(T* __restrict out, const T* __restrict a, int64_t mul) const {
+    for (int64_t u = 0; u < mul; ++u) out[u] = a[u] * v[u];
   }
   KLAY_KERNEL_BODY void add_product_to(T* __restrict out, const T* __restrict a, int64_t mul) const {
     for (int64_t u = 0; u < mul; ++u) out[u] += a[u] * v[u];
@@ -289,7 +373,7 @@ KLAY_KERNEL_BODY void forward_rows(const ForwardArgs<T>& a, int64_t begin, int64
         }
       }
     }
-    to_multiplicity_major(plan.out_blocks, acc, a.out + r * plan.dim_out);
+    to_multiplicity_major(plan.out_positions, acc, a.out + r * plan.dim_out);
   }
 }
 
@@ -325,7 +409,6 @@ KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int
       const T* ye = a.sh + e * plan.dim_sh;
       const T* we = a.w + e * plan.weight_numel;
       T* gwe = a.grad_w ? a.grad_w + e * plan.weight_numel : nullptr;
-      if (gwe) std::fill(gwe, gwe + plan.weight_numel, T(0));
       std::fill(gy_copies, gy_copies + plan.dim_sh * stride, T(0));
       for (const Plan::Path& p : plan.paths) {
         const int64_t mul = Mul > 0 ? Mul : p.mul;
@@ -343,7 +426,9 @@ KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int
             if (gxs) wg.add_scaled_to(gxs + p.in_offset + entries[n].i * mul, c, mul);
             wg.add_scaled_product_to(gyp + entries[n].j * stride, v, xi, mul);
           }
-          if (gwe) t.add_product_to(gwe + p.weight_offset, gk, mul);
+          // The path's weight gradient is written by its first output component, then summed into.
+          if (gwe && k == 0) t.store_product_to(gwe + p.weight_offset, gk, mul);
+          if (gwe && k > 0) t.add_product_to(gwe + p.weight_offset, gk, mul);
         }
       }
       if (a.grad_sh) {
@@ -393,7 +478,8 @@ using ForwardRows = void (*)(const ForwardArgs<T>&, int64_t, int64_t, T*, T*);
 template <typename T>
 using BackwardRows = void (*)(const BackwardArgs<T>&, int64_t, int64_t, T*, T*);
 
-// The entry point for this CPU and the plan's multiplicity (one compiled width, or the general loop).
+// The entry point for this CPU and the plan's multiplicity: one compiled width (the small ones of
+// the conformance and example models, the powers of two of larger ones) or the general loop.
 template <typename T, int Mul>
 std::pair<ForwardRows<T>, BackwardRows<T>> entry_points() {
 #ifdef KLAY_HAVE_AVX2_ENTRY
@@ -405,6 +491,9 @@ std::pair<ForwardRows<T>, BackwardRows<T>> entry_points() {
 template <typename T>
 std::pair<ForwardRows<T>, BackwardRows<T>> entry_points_for(const Plan& plan) {
   switch (plan.uniform_mul) {
+    case 2: return entry_points<T, 2>();
+    case 3: return entry_points<T, 3>();
+    case 4: return entry_points<T, 4>();
     case 8: return entry_points<T, 8>();
     case 16: return entry_points<T, 16>();
     case 32: return entry_points<T, 32>();
@@ -416,8 +505,7 @@ std::pair<ForwardRows<T>, BackwardRows<T>> entry_points_for(const Plan& plan) {
 template <typename T>
 void forward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const int64_t* sender,
                     const Grouping& by_receiver, T* out) {
-  const std::vector<T> value = plan.values<T>();
-  const ForwardArgs<T> args{&plan, value.data(), x, sh, w, sender, &by_receiver, out};
+  const ForwardArgs<T> args{&plan, plan.values<T>(), x, sh, w, sender, &by_receiver, out};
   const auto rows = entry_points_for<T>(plan).first;
   const int64_t num_receivers = static_cast<int64_t>(by_receiver.start.size()) - 1;
   at::parallel_for(0, num_receivers, kNodesPerTask, [&](int64_t begin, int64_t end) {
@@ -432,8 +520,7 @@ void forward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const
 template <typename T>
 void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const T* g, const int64_t* sender,
                      const Grouping& by_receiver, int64_t num_senders, T* grad_x, T* grad_sh, T* grad_w) {
-  const std::vector<T> value = plan.values<T>();
-  const BackwardArgs<T> args{&plan, value.data(), x, sh, w, g, sender, &by_receiver, grad_sh, grad_w};
+  const BackwardArgs<T> args{&plan, plan.values<T>(), x, sh, w, g, sender, &by_receiver, grad_sh, grad_w};
   const auto rows = entry_points_for<T>(plan).second;
   const int64_t num_receivers = static_cast<int64_t>(by_receiver.start.size()) - 1;
   std::mutex mutex;
@@ -446,11 +533,30 @@ void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, cons
     accumulators.emplace(begin, std::move(gx));
   });
   if (!grad_x) return;
-  std::vector<T> total(num_senders * plan.dim_in, T(0));
-  for (const auto& [first_receiver, part] : accumulators)
-    for (size_t i = 0; i < total.size(); ++i) total[i] += part[i];
+  std::vector<T> total = accumulators.empty() ? std::vector<T>(num_senders * plan.dim_in, T(0))
+                                              : std::move(accumulators.begin()->second);
+  for (auto part = std::next(accumulators.begin(), accumulators.empty() ? 0 : 1); part != accumulators.end(); ++part)
+    for (size_t i = 0; i < total.size(); ++i) total[i] += part->second[i];
   for (int64_t s = 0; s < num_senders; ++s)
-    to_multiplicity_major(plan.in_blocks, total.data() + s * plan.dim_in, grad_x + s * plan.dim_in);
+    to_multiplicity_major(plan.in_positions, total.data() + s * plan.dim_in, grad_x + s * plan.dim_in);
+}
+
+// A large result the kernel writes in full, on transparent huge pages where the system offers them
+// on request (THP "madvise" mode): glibc maps each allocation above its mmap threshold fresh, and
+// first touching it costs a page fault per 4 KiB (at 30,000 edges x 32 channels, 84 MB of weight
+// gradient: nearly half of the backward). Only the 2 MiB pages inside the allocation are asked for,
+// which it fills anyway, and they go back to the system with it.
+at::Tensor empty_written_in_full(const at::Tensor& like) {
+  at::Tensor t = at::empty_like(like, at::MemoryFormat::Contiguous);
+#ifdef MADV_HUGEPAGE
+  constexpr uintptr_t kHugePage = uintptr_t(2) << 20;
+  if (t.nbytes() >= 8 * kHugePage) {
+    const uintptr_t data = reinterpret_cast<uintptr_t>(t.data_ptr());
+    const uintptr_t begin = (data + kHugePage - 1) & ~(kHugePage - 1), end = (data + t.nbytes()) & ~(kHugePage - 1);
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+  }
+#endif
+  return t;
 }
 
 using torch::autograd::AutogradContext;
@@ -460,7 +566,7 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& sh, const at::Tensor& w,
                             const at::Tensor& sender, const at::Tensor& receiver, int64_t num_receivers,
-                            const c10::intrusive_ptr<Plan>& plan) {
+                            const c10::intrusive_ptr<Plan>& plan, const c10::intrusive_ptr<TensorProductRef>& tp) {
     ++g_calls.forward;
     const at::Tensor shc = sh.contiguous(), wc = w.contiguous(), sc = sender.contiguous(), rc = receiver.contiguous();
     const int64_t num_edges = sc.size(0);
@@ -469,12 +575,13 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
         group_edges(rc.data_ptr<int64_t>(), num_edges, num_receivers, "receiver");
     at::Tensor out = at::empty({num_receivers, plan->dim_out}, x.options()), xm;
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_convolution_forward", [&] {
-      xm = component_major<scalar_t>(plan->in_blocks, x);
+      xm = component_major<scalar_t>(plan->in_positions, x);
       forward_kernel<scalar_t>(*plan, xm.data_ptr<scalar_t>(), shc.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(),
                                sc.data_ptr<int64_t>(), *by_receiver, out.data_ptr<scalar_t>());
     });
     ctx->save_for_backward({x, sh, w, sender, receiver});
     ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    ctx->saved_data["tp"] = c10::IValue::make_capsule(tp);
     ctx->saved_data["num_receivers"] = num_receivers;
     // What the first-order backward reads again: the edges by receiver and x component-major.
     ctx->saved_data["by_receiver"] = c10::IValue::make_capsule(by_receiver);
@@ -488,14 +595,15 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
     const auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
     const int64_t num_receivers = ctx->saved_data["num_receivers"].toInt();
     const at::Tensor& g = grad_outputs[0];
-    variable_list grads(7);
+    variable_list grads(8);  // one per argument of forward
     const bool want[3] = {ctx->needs_input_grad(0), ctx->needs_input_grad(1), ctx->needs_input_grad(2)};
     if (!g.defined() || !(want[0] || want[1] || want[2])) return grads;
 
     if (at::GradMode::is_enabled()) {
       ++g_calls.composite_backward;
+      const auto tp = c10::static_intrusive_pointer_cast<TensorProductRef>(ctx->saved_data["tp"].toCapsule());
       const auto composite = [&](const std::vector<at::Tensor>& v) {
-        return convolution_scatter_composite(*plan->tp, v[0], v[1], v[2], sender, receiver, num_receivers,
+        return convolution_scatter_composite(*tp->tp, v[0], v[1], v[2], sender, receiver, num_receivers,
                                              plan->scale);
       };
       return composite_partials({x, sh, w}, {want[0], want[1], want[2]}, composite, g, grads.size());
@@ -506,11 +614,11 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
     const auto by_receiver = c10::static_intrusive_pointer_cast<Grouping>(ctx->saved_data["by_receiver"].toCapsule());
     const at::Tensor xm = ctx->saved_data["x_component_major"].toTensor();
     at::Tensor grad_x = want[0] ? at::empty_like(x, at::MemoryFormat::Contiguous) : at::Tensor();
-    // The kernel writes every row of grad_sh and zeroes every row of grad_w before summing into it.
+    // The kernel writes every row of grad_sh and grad_w.
     at::Tensor grad_sh = want[1] ? at::empty_like(shc) : at::Tensor();
-    at::Tensor grad_w = want[2] ? at::empty_like(wc) : at::Tensor();
+    at::Tensor grad_w = want[2] ? empty_written_in_full(wc) : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_convolution_backward", [&] {
-      const at::Tensor gm = component_major<scalar_t>(plan->out_blocks, g);
+      const at::Tensor gm = component_major<scalar_t>(plan->out_positions, g);
       auto ptr = [](at::Tensor& t) { return t.defined() ? t.data_ptr<scalar_t>() : nullptr; };
       backward_kernel<scalar_t>(*plan, xm.data_ptr<scalar_t>(), shc.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(),
                                 gm.data_ptr<scalar_t>(), sc.data_ptr<int64_t>(), *by_receiver, x.size(0),
@@ -578,7 +686,7 @@ at::Tensor convolution_scatter(const e3nn::TensorProductImpl& tp, const at::Tens
     return convolution_scatter_composite(tp, node_features, edge_attrs, weight, sender, receiver, num_receivers,
                                          scale);
   return FusedConvolution::apply(node_features, edge_attrs, weight, sender, receiver, num_receivers,
-                                 make_plan(tp, scale));
+                                 plan_cache().get(tp, scale), c10::make_intrusive<TensorProductRef>(shared_product(tp)));
 }
 
 ConvolutionFlops convolution_flops(const e3nn::TensorProductImpl& tp, int64_t num_edges) {

@@ -84,9 +84,14 @@ e3nn::TensorProduct convolution(const std::string& node_irreps, int sh_lmax, con
 
 // The tensor products of the convolution layers: NequIP after a first layer (mixed blocks, l = 2
 // inputs in the order a ConvNetLayer outputs them), MACE's (scalars into sh lmax 3), several
-// blocks of one irrep, and the single-path case.
+// blocks of one irrep, the single-path case, and every multiplicity the kernels compile a width
+// for (2, 3 and 4 as in the conformance layers, 8 to 64).
 std::vector<e3nn::TensorProduct> layer_tensor_products() {
   return {convolution("4x0e+3x2e+5x1o", 2, "1x0e+1x1o+1x2e+1x1e+1x2o+1x0o"),
+          convolution("2x0e+2x1o+2x2e", 2, "1x0e+1x1o+1x2e"),
+          convolution("3x0e+3x1o+3x1e", 1, "1x0e+1x1o+1x1e+1x0o"),
+          convolution("4x0e+4x0o+4x1e+4x1o", 1, "1x0e+1x0o+1x1e+1x1o"),
+          convolution("64x0e+64x1o", 1, "1x0e+1x1o"),
           convolution("6x0e", 3, "1x0e+1x1o+1x2e+1x3o"),
           convolution("2x0e+3x1o+2x0e+1x1o", 1, "1x0e+1x1o+1x1e"),
           convolution("16x0e", 0, "1x0e"),
@@ -166,18 +171,22 @@ TEST(UvuConvolution, Float32AgreesWithFloat64ToSinglePrecision) {
 // Messages and edge gradients are computed per receiver and per edge whatever the threads; the
 // node-feature gradient is summed per thread and then over threads, so it agrees to rounding.
 TEST(UvuConvolution, ResultsDoNotDependOnTheThreadCount) {
-  const e3nn::TensorProduct tp = layer_tensor_products()[0];
-  const Graph g = random_graph(*tp, 300, 300, 3000, 11);
-  const int threads = at::get_num_threads();
-  at::set_num_threads(1);
-  const Derivatives one = derivatives(true, *tp, g, at::kDouble, false);
-  at::set_num_threads(2);
-  const Derivatives two = derivatives(true, *tp, g, at::kDouble, false);
-  at::set_num_threads(threads);
-  EXPECT_TRUE(at::equal(one.out, two.out));
-  EXPECT_LE(relative_error(one.grad_x, two.grad_x), 1e-14);
-  EXPECT_TRUE(at::equal(one.grad_sh, two.grad_sh));
-  EXPECT_TRUE(at::equal(one.grad_w, two.grad_w));
+  const std::vector<e3nn::TensorProduct> tps = layer_tensor_products();
+  // The general loop, widths 3 and 4, and a width of whole AVX2 vectors.
+  for (const e3nn::TensorProduct& tp : {tps[0], tps[2], tps[3], tps[8]}) {
+    SCOPED_TRACE(tp->irreps_in1().to_string());
+    const Graph g = random_graph(*tp, 300, 300, 3000, 11);
+    const int threads = at::get_num_threads();
+    at::set_num_threads(1);
+    const Derivatives one = derivatives(true, *tp, g, at::kDouble, false);
+    at::set_num_threads(2);
+    const Derivatives two = derivatives(true, *tp, g, at::kDouble, false);
+    at::set_num_threads(threads);
+    EXPECT_TRUE(at::equal(one.out, two.out));
+    EXPECT_LE(relative_error(one.grad_x, two.grad_x), 1e-14);
+    EXPECT_TRUE(at::equal(one.grad_sh, two.grad_sh));
+    EXPECT_TRUE(at::equal(one.grad_w, two.grad_w));
+  }
 }
 
 TEST(UvuConvolution, BaselineAndWideVectorCodeAgree) {
@@ -189,6 +198,44 @@ TEST(UvuConvolution, BaselineAndWideVectorCodeAgree) {
     set_wide_vector_units_enabled(true);
     expect_close(baseline, derivatives(true, *tp, g, at::kDouble, false), 1e-14);
   }
+}
+
+// Plans are kept per product and scale; each must still describe the product it is used with.
+TEST(UvuConvolution, AProductAtTheAddressOfAFreedOneGetsItsOwnPlan) {
+  // Two products alike but for their path weights, each made right after the other is freed, so
+  // that the allocator may hand the second the first's block: the first's plan would be wrong.
+  const e3nn::TensorProduct prototype = convolution("4x0e+4x1o", 1, "1x0e+1x1o");
+  const auto product = [&](double path_weight) {
+    std::vector<e3nn::TPInstruction> instructions = prototype->instructions();
+    for (e3nn::TPInstruction& ins : instructions) ins.path_weight = path_weight;
+    return e3nn::TensorProduct(prototype->irreps_in1(), prototype->irreps_in2(), prototype->irreps_out(),
+                               instructions, /*internal_weights=*/false);
+  };
+  const Graph g = random_graph(*prototype, 9, 9, 40, 21);
+  e3nn::TensorProduct tp{nullptr};
+  for (double path_weight : {1.0, 4.0, 1.0, 4.0}) {
+    tp = nullptr;
+    tp = product(path_weight);
+    expect_close(derivatives(true, *tp, g, at::kDouble, false), derivatives(false, *tp, g, at::kDouble, false),
+                 1e-13);
+  }
+}
+
+TEST(UvuConvolution, OneProductWithSeveralScalesAndNewWigner3jValues) {
+  const e3nn::TensorProduct tp = layer_tensor_products()[3];
+  const Graph g = random_graph(*tp, 13, 13, 60, 23);
+  for (double scale : {1.0, 0.5, 1.0, 0.25})
+    expect_close(derivatives(true, *tp, g, at::kDouble, false, scale),
+                 derivatives(false, *tp, g, at::kDouble, false, scale), 1e-13);
+  // Values loaded in place (as a state_dict is) are what the next call uses.
+  {
+    at::NoGradGuard no_grad;
+    for (const auto& path : tp->paths()) path.w3j.mul_(1.5);
+  }
+  const Derivatives fused = derivatives(true, *tp, g, at::kDouble, false, 0.5);
+  expect_close(fused, derivatives(false, *tp, g, at::kDouble, false, 0.5), 1e-13);
+  EXPECT_GT(relative_error(fused.out, derivatives(true, *layer_tensor_products()[3], g, at::kDouble, false, 0.5).out),
+            0.1);
 }
 
 TEST(UvuConvolution, NoEdgesGiveZeroMessagesAndGradients) {
