@@ -120,6 +120,9 @@ TEST(LinearKernel, RestrictedForwardMatchesTheComposite) {
     const Derivatives kernel = derivatives(*linear, features, &only, true, false);
     EXPECT_EQ(linear_counters().forward_calls - before.forward_calls, 1);
     expect_same(kernel, derivatives(*linear, features, &only, false, false), 1e-12);
+    const Derivatives second = derivatives(*linear, features, &only, true, true);
+    EXPECT_LE(relative_error(second.second_weight, derivatives(*linear, features, &only, false, true).second_weight),
+              1e-12);
   }
 }
 
