@@ -27,6 +27,8 @@
 #include "bench_common.hpp"
 #include "klay.h"
 #include "e3nn/irreps.hpp"
+#include "e3nn/linear.hpp"
+#include "kernels/linear.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
 #include "base/error.hpp"
@@ -403,6 +405,42 @@ void print_kernel_table(const Workload& w, const Sizes& sizes, const Options& op
               "# path (tp on gathered features + scatter_sum) time over the kernel's, forward+backward.\n");
 }
 
+// The o3.Linear kernel (src/kernels/linear.cpp) against the module's composite forward, per atom
+// features of `mul` channels for every l up to lmax (what the convolutions' linear_1/linear_2 map).
+void print_linear_table(int64_t atoms, int64_t lmax, const Options& options) {
+  std::printf("\no3.Linear kernel against the composite forward (%ld atoms, lmax %ld, same irreps in and out):\n",
+              static_cast<long>(atoms), static_cast<long>(lmax));
+  std::printf("%-24s  %9s %9s %7s  %9s %9s %7s\n", "irreps", "fw ms", "ATen fw", "ATen/k", "f+b ms", "ATen f+b",
+              "ATen/k");
+  for (int64_t mul : {2, 4, 8, 16, 32, 64}) {
+    const e3nn::Irreps irreps(irreps_text(mul, lmax));
+    at::manual_seed(1);
+    const e3nn::Linear linear(irreps, irreps);
+    const at::Tensor features = at::randn({atoms, irreps.dim()}, at::kDouble);
+    auto forward = [&](bool fused) {
+      kernels::set_fused_kernels_enabled(fused);
+      at::NoGradGuard no_grad;
+      kernels::linear(*linear, features);
+      kernels::set_fused_kernels_enabled(true);
+    };
+    auto forward_backward = [&](bool fused) {
+      kernels::set_fused_kernels_enabled(fused);
+      const at::Tensor x = features.detach().requires_grad_();
+      torch::autograd::grad({kernels::linear(*linear, x).sum()}, {x, linear->weight});
+      kernels::set_fused_kernels_enabled(true);
+    };
+    const double fw = time_median([&] { forward(true); }, options).median_ms;
+    const double aten_fw = time_median([&] { forward(false); }, options).median_ms;
+    const double fb = time_median([&] { forward_backward(true); }, options).median_ms;
+    const double aten_fb = time_median([&] { forward_backward(false); }, options).median_ms;
+    std::printf("%-24s  %9s %9s %6.2fx  %9s %9s %6.2fx\n", irreps_text(mul, lmax).c_str(), format_ms(fw).c_str(),
+                format_ms(aten_fw).c_str(), aten_fw / fw, format_ms(fb).c_str(), format_ms(aten_fb).c_str(),
+                aten_fb / fb);
+  }
+  std::printf("# f+b: forward and the gradients with respect to the features and the weight. ATen/k: the\n"
+              "# composite forward's time over the kernel's.\n");
+}
+
 int run(int argc, char** argv) {
   const Options options = parse_options(
       argc, argv, "bench_layers: forward and forward+backward time of each implemented KLay layer (float64, CPU)");
@@ -453,6 +491,8 @@ int run(int argc, char** argv) {
   print_table(rows);
   if (options.filter.empty() || std::string("kernel").find(options.filter) != std::string::npos)
     print_kernel_table(workload, sizes, options, matmul_gflops);
+  if (options.filter.empty() || std::string("linear").find(options.filter) != std::string::npos)
+    print_linear_table(sizes.atoms, sizes.lmax, options);
   return failures ? 1 : 0;
 }
 

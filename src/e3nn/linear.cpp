@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <numeric>
 
 #include "base/error.hpp"
 
@@ -86,22 +85,37 @@ LinearImpl::LinearImpl(Irreps irreps_in, Irreps irreps_out, at::TensorOptions op
   register_buffer("output_mask", mask.empty() ? at::empty({0}, options) : at::cat(mask));
 }
 
-at::Tensor LinearImpl::forward(const at::Tensor& features) const { return forward_groups(features, nullptr); }
+at::Tensor LinearImpl::forward(const at::Tensor& features) const { return forward_with_weight(features, weight, nullptr); }
 
 at::Tensor LinearImpl::forward(const at::Tensor& features, const std::vector<Irrep>& only) const {
-  return forward_groups(features, &only);
+  return forward_with_weight(features, weight, &only);
 }
 
-at::Tensor LinearImpl::forward_groups(const at::Tensor& features, const std::vector<Irrep>* only) const {
+bool LinearImpl::computes(const Irrep& ir, const std::vector<Irrep>* only) {
+  return !only || std::find(only->begin(), only->end(), ir) != only->end();
+}
+
+LinearImpl::InputColumns LinearImpl::input_columns(const std::vector<Irrep>* only) const {
+  InputColumns columns;
+  for (const MulIrrep& entry : irreps_in_) {
+    columns.first.push_back(computes(entry.ir, only) ? columns.width : -1);
+    if (computes(entry.ir, only)) columns.width += entry.dim();
+  }
+  return columns;
+}
+
+at::Tensor LinearImpl::forward_with_weight(const at::Tensor& features, const at::Tensor& weight,
+                                           const std::vector<Irrep>* only) const {
   // The input's blocks: every entry of irreps_in, or only those of the irreps in `only`.
+  const InputColumns input = input_columns(only);
   std::vector<int64_t> widths;
   std::vector<int> block_of(irreps_in_.size(), -1);
   for (size_t i = 0; i < irreps_in_.size(); ++i)
-    if (!only || std::find(only->begin(), only->end(), irreps_in_[i].ir) != only->end()) {
+    if (input.first[i] >= 0) {
       block_of[i] = static_cast<int>(widths.size());
       widths.push_back(irreps_in_[i].dim());
     }
-  const int64_t width = std::accumulate(widths.begin(), widths.end(), int64_t{0});
+  const int64_t width = input.width;
   if (features.dim() < 1 || features.size(-1) != width)
     throw Error("o3.Linear(" + irreps_in_.to_string() + " -> " + irreps_out_.to_string() + "): input has width " +
                 std::to_string(features.dim() ? features.size(-1) : 0) + ", expected " + std::to_string(width));
@@ -112,7 +126,7 @@ at::Tensor LinearImpl::forward_groups(const at::Tensor& features, const std::vec
 
   std::vector<at::Tensor> pieces(irreps_out_.size());
   for (const IrrepGroup& g : groups_) {
-    if (only && std::find(only->begin(), only->end(), g.ir) == only->end()) continue;
+    if (!computes(g.ir, only)) continue;
     std::vector<at::Tensor> inputs;
     for (int i : g.inputs)
       inputs.push_back(blocks[block_of[i]].reshape({n, irreps_in_[i].mul, g.d}));

@@ -33,13 +33,17 @@ class LinearImpl : public torch::nn::Module {
   // (Irreps::keeping), since the others would never be read.
   at::Tensor forward(const at::Tensor& features, const std::vector<Irrep>& only) const;
 
+  // The forward (restricted to the irreps in `only` unless it is null) with `weight` in place of the
+  // module's own: the fused kernel (src/kernels/linear.hpp) differentiates it for second derivatives.
+  at::Tensor forward_with_weight(const at::Tensor& features, const at::Tensor& weight,
+                                 const std::vector<Irrep>* only) const;
+
   const Irreps& irreps_in() const { return irreps_in_; }
   const Irreps& irreps_out() const { return irreps_out_; }
   int64_t weight_numel() const { return weight_numel_; }
 
   at::Tensor weight;
 
- private:
   // All instructions between entries of one irrep act as a single matmul of the concatenated
   // inputs [·, Σ mul_in] with a block matrix [Σ mul_in, Σ mul_out] gathered from `weight`.
   struct IrrepGroup {
@@ -52,8 +56,19 @@ class LinearImpl : public torch::nn::Module {
     at::Tensor weight_index;  // [rows·cols] int64 positions in `weight`
     at::Tensor coefficient;   // [rows, cols] 1/√F(o) per column
   };
+  const std::vector<IrrepGroup>& groups() const { return groups_; }
 
-  at::Tensor forward_groups(const at::Tensor& features, const std::vector<Irrep>* only) const;
+  // Where each entry of irreps_in sits in a forward's features: its first column, or -1 for the
+  // entries a restricted forward does not read (irrep not in `only`); and the features' width.
+  struct InputColumns {
+    std::vector<int64_t> first;
+    int64_t width = 0;
+  };
+  InputColumns input_columns(const std::vector<Irrep>* only) const;
+  // True when a forward restricted to `only` (null: unrestricted) computes the outputs of `ir`.
+  static bool computes(const Irrep& ir, const std::vector<Irrep>* only);
+
+ private:
 
   Irreps irreps_in_, irreps_out_;
   int64_t weight_numel_ = 0;

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "e3nn/linear.hpp"
+#include "kernels/linear.hpp"
 #include "layers/equivariant_layer.hpp"
 #include "layers/gated_atomwise_linear.hpp"
 #include "layers/irreps_config.hpp"
@@ -28,7 +29,7 @@ class AtomwiseLinear : public EquivariantLayer {
     declare_output(linear_->irreps_out());
   }
 
-  c10::IValue call(const CallArgs& call) override { return linear_->forward(features_input(call, 0, "h")); }
+  c10::IValue call(const CallArgs& call) override { return kernels::linear(*linear_, features_input(call, 0, "h")); }
 
   // o3.Linear maps each irrep to itself: inputs of irreps it does not output are never read.
   Columns columns_read(int port, const Columns& read) const override {

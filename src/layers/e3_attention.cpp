@@ -9,6 +9,7 @@
 #include "e3nn/linear.hpp"
 #include "e3nn/scatter.hpp"
 #include "e3nn/tensor_product.hpp"
+#include "kernels/linear.hpp"
 #include "layers/equivariant_layer.hpp"
 #include "layers/gated_atomwise_linear.hpp"
 #include "layers/irreps_config.hpp"
@@ -98,7 +99,7 @@ class E3Attention : public EquivariantLayer {
     const at::Tensor dst = edge_index[1];
     const at::Tensor f_dst = f.index_select(0, dst);
 
-    const at::Tensor query = h_q_->forward(f).index_select(0, dst);
+    const at::Tensor query = kernels::linear(*h_q_, f).index_select(0, dst);
     const at::Tensor key = tp_k_->forward(f_dst, edge_sh, fc_k_->forward(embeddings));
     const at::Tensor value = tp_v_->forward(f.index_select(0, src), edge_sh, fc_v_->forward(embeddings));
 

@@ -28,6 +28,7 @@
 #include "e3nn/spherical_harmonics.hpp"
 #include "e3nn/symmetric_contraction.hpp"
 #include "e3nn/tensor_product.hpp"
+#include "kernels/linear.hpp"
 #include "kernels/symmetric_contraction.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
@@ -150,15 +151,15 @@ class MaceLayer : public EquivariantLayer {
     // MACE divides linear(m) by avg_num_neighbors; the Linear has no bias, so the division is
     // folded into the convolution.
     const at::Tensor summed_messages =
-        kernels::convolution_scatter(*conv_tp_, linear_up_->forward(node_feats), edge_sh,
+        kernels::convolution_scatter(*conv_tp_, kernels::linear(*linear_up_, node_feats), edge_sh,
                                      conv_tp_weights_->forward(edge_feats), sender, receiver, n_nodes,
                                      1.0 / avg_num_neighbors_);
-    const at::Tensor aggregated = linear_->forward(summed_messages);
+    const at::Tensor aggregated = kernels::linear(*linear_, summed_messages);
     const at::Tensor coupled = aggregated.index_select(1, coupling_columns_.to(aggregated.device()))
                                    .view({n_nodes, num_features_, coupling_dim_});
 
-    at::Tensor out = product_linear_->forward(
-        symmetric_contractions_->forward(coupled, node_attrs, kernels::sparse_contraction_step));
+    at::Tensor out = kernels::linear(
+        *product_linear_, symmetric_contractions_->forward(coupled, node_attrs, kernels::sparse_contraction_step));
     if (use_sc_) out = out + skip_tp_->forward(node_feats, node_attrs);
     return out;
   }

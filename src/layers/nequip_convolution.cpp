@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "e3nn/gate.hpp"
+#include "kernels/linear.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
 #include "layers/irreps_config.hpp"
@@ -111,10 +112,11 @@ at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
   // Python: h.div(avg_num_neighbors**0.5) after the sum, here folded into the convolution.
   const double scale = settings_.avg_num_neighbors ? 1.0 / std::pow(*settings_.avg_num_neighbors, 0.5) : 1.0;
   const at::Tensor aggregated = kernels::convolution_scatter(
-      only ? *only->tp.tp : *tp_, linear_1_->forward(h), edge_sh, weight, /*sender=*/edge_index[1],
+      only ? *only->tp.tp : *tp_, kernels::linear(*linear_1_, h), edge_sh, weight, /*sender=*/edge_index[1],
       /*receiver=*/edge_index[0], h.size(0), scale);
 
-  at::Tensor out = only ? linear_2_->forward(aggregated, only->irreps) : linear_2_->forward(aggregated);
+  at::Tensor out =
+      only ? kernels::linear(*linear_2_, aggregated, only->irreps) : kernels::linear(*linear_2_, aggregated);
   if (sc_ && !only) out = out + sc_->forward(h, x);
   if (only && only->sc.tp)
     out = out + only->sc.tp->forward(h, x, sc_->weight.index_select(0, only->sc.weight_columns));

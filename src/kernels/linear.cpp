@@ -1,0 +1,254 @@
+// o3.Linear as a kernel (see the header for what it computes).
+#include "kernels/linear.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/accumulate.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <vector>
+
+#include "kernels/kernel_autograd.hpp"
+#include "kernels/uvu_convolution.hpp"
+
+namespace klay::kernels {
+namespace {
+
+KernelCallCounts g_calls;
+
+// Feature rows handed to a thread at a time by the gathers and scatters.
+constexpr int64_t kRowsPerTask = 256;
+
+// One entry of an irrep group, in the features and in the group's weight block.
+struct Block {
+  int64_t column;  // first column of the entry in the features (input) or the result (output)
+  int64_t mul;
+  int64_t first;   // first row (input) or column (output) of the entry in the weight block
+};
+
+// What a forward computes: the groups of the irreps it reads, their entries and weight blocks.
+struct Plan : torch::CustomClassHolder {
+  struct Group {
+    int64_t d = 1, rows = 0, cols = 0;
+    std::vector<Block> inputs, outputs;
+    at::Tensor weight_index, coefficient;  // e3nn::LinearImpl::IrrepGroup's
+  };
+  // The module outlives the graphs built from its forwards, as the tensor product of a
+  // convolution does (kernels/uvu_convolution.cpp).
+  const e3nn::LinearImpl* linear = nullptr;
+  bool restricted = false;
+  std::vector<e3nn::Irrep> only;
+  int64_t width_in = 0, width_out = 0;
+  std::vector<Group> groups;
+  // Whether the groups cover every input column (else the features' gradient starts from zeros)
+  // and every output column (else the result does; outputs without a path are zero).
+  bool reads_every_input = true, writes_every_output = true;
+
+  const std::vector<e3nn::Irrep>* only_or_null() const { return restricted ? &only : nullptr; }
+};
+
+c10::intrusive_ptr<Plan> make_plan(const e3nn::LinearImpl& linear, const std::vector<e3nn::Irrep>* only) {
+  auto plan = c10::make_intrusive<Plan>();
+  plan->linear = &linear;
+  plan->restricted = only != nullptr;
+  if (only) plan->only = *only;
+  const e3nn::Irreps &irreps_in = linear.irreps_in(), &irreps_out = linear.irreps_out();
+  const e3nn::LinearImpl::InputColumns input = linear.input_columns(only);
+  const std::vector<int64_t> output_columns = irreps_out.offsets();
+  plan->width_in = input.width;
+  plan->width_out = irreps_out.dim();
+  std::vector<bool> read(irreps_in.size(), false), written(irreps_out.size(), false);
+  for (const e3nn::LinearImpl::IrrepGroup& g : linear.groups()) {
+    if (!e3nn::LinearImpl::computes(g.ir, only)) continue;
+    Plan::Group group{g.d, g.rows, g.cols, {}, {}, g.weight_index, g.coefficient};
+    int64_t row = 0;
+    for (int i : g.inputs) {
+      group.inputs.push_back({input.first[i], irreps_in[i].mul, row});
+      row += irreps_in[i].mul;
+      read[i] = true;
+    }
+    for (size_t k = 0; k < g.outputs.size(); ++k) {
+      const int o = g.outputs[k];
+      group.outputs.push_back({output_columns[o], irreps_out[o].mul, g.output_columns[k]});
+      written[o] = true;
+    }
+    plan->groups.push_back(std::move(group));
+  }
+  for (size_t i = 0; i < irreps_in.size(); ++i)
+    if (input.first[i] >= 0 && irreps_in[i].dim() > 0 && !read[i]) plan->reads_every_input = false;
+  for (size_t o = 0; o < irreps_out.size(); ++o)
+    if (irreps_out[o].dim() > 0 && !written[o]) plan->writes_every_output = false;
+  return plan;
+}
+
+// Scalar entries side by side in the features are already the group's matrix (a strided view).
+bool in_place(const std::vector<Block>& blocks, int64_t d) {
+  if (d != 1) return false;
+  for (const Block& b : blocks)
+    if (b.column != blocks.front().column + b.first) return false;
+  return true;
+}
+
+// The entries of features [n, width] as the group's component-major matrix [n·d, total]:
+// row a·d + k, column b.first + u holds features[a, b.column + u·d + k].
+template <typename T>
+at::Tensor group_matrix(const at::Tensor& features, const std::vector<Block>& blocks, int64_t d, int64_t total) {
+  if (in_place(blocks, d)) return features.narrow(1, blocks.front().column, total);
+  const int64_t n = features.size(0), width = features.size(1);
+  at::Tensor matrix = at::empty({n * d, total}, features.options());
+  const T* src = features.data_ptr<T>();
+  T* dst = matrix.data_ptr<T>();
+  at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
+    for (int64_t a = begin; a < end; ++a)
+      for (const Block& b : blocks) {
+        const T* s = src + a * width + b.column;
+        T* t = dst + a * d * total + b.first;
+        for (int64_t u = 0; u < b.mul; ++u)
+          for (int64_t k = 0; k < d; ++k) t[k * total + u] = s[u * d + k];
+      }
+  });
+  return matrix;
+}
+
+// The product a·b [n·d, total] written to the entries of target [n, width] (the inverse of
+// group_matrix).
+template <typename T>
+void product_into(const at::Tensor& a, const at::Tensor& b, at::Tensor& target, const std::vector<Block>& blocks,
+                  int64_t d, int64_t total) {
+  if (in_place(blocks, d)) {
+    at::Tensor view = target.narrow(1, blocks.front().column, total);
+    at::mm_out(view, a, b);
+    return;
+  }
+  const at::Tensor product = at::mm(a, b);
+  const int64_t n = target.size(0), width = target.size(1);
+  const T* src = product.data_ptr<T>();
+  T* dst = target.data_ptr<T>();
+  at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      for (const Block& blk : blocks) {
+        const T* s = src + r * d * total + blk.first;
+        T* t = dst + r * width + blk.column;
+        for (int64_t u = 0; u < blk.mul; ++u)
+          for (int64_t k = 0; k < d; ++k) t[u * d + k] = s[k * total + u];
+      }
+  });
+}
+
+// The group's scaled weight block [rows, cols]: weight[index] · 1/√F(o), as the composite forms it
+// (the coefficients converted to the weight's type first).
+template <typename T>
+at::Tensor weight_block(const Plan::Group& g, const at::Tensor& weight) {
+  at::Tensor block = at::empty({g.rows, g.cols}, weight.options());
+  const at::Tensor coefficient = g.coefficient.to(weight.scalar_type()).contiguous();
+  const int64_t* index = g.weight_index.data_ptr<int64_t>();
+  const T* w = weight.data_ptr<T>();
+  const T* c = coefficient.data_ptr<T>();
+  T* out = block.data_ptr<T>();
+  for (int64_t j = 0; j < g.rows * g.cols; ++j) out[j] = w[index[j]] * c[j];
+  return block;
+}
+
+// d(block)/d(weight) applied to the block's gradient [rows, cols]: every weight entry sits in one
+// place of one block.
+template <typename T>
+void add_weight_gradient(const Plan::Group& g, const at::Tensor& block_gradient, at::Tensor& grad_weight) {
+  const at::Tensor gb = block_gradient.contiguous();
+  const at::Tensor coefficient = g.coefficient.to(grad_weight.scalar_type()).contiguous();
+  const int64_t* index = g.weight_index.data_ptr<int64_t>();
+  const T* d = gb.data_ptr<T>();
+  const T* c = coefficient.data_ptr<T>();
+  T* out = grad_weight.data_ptr<T>();
+  for (int64_t j = 0; j < g.rows * g.cols; ++j) out[index[j]] += d[j] * c[j];
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+class FusedLinear : public torch::autograd::Function<FusedLinear> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const c10::intrusive_ptr<Plan>& plan) {
+    ++g_calls.forward;
+    const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
+    const int64_t n = xc.size(0);
+    at::Tensor out = plan->writes_every_output ? at::empty({n, plan->width_out}, x.options())
+                                               : at::zeros({n, plan->width_out}, x.options());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_linear_forward", [&] {
+      for (const Plan::Group& g : plan->groups)
+        product_into<scalar_t>(group_matrix<scalar_t>(xc, g.inputs, g.d, g.rows), weight_block<scalar_t>(g, wc), out,
+                               g.outputs, g.d, g.cols);
+    });
+    ctx->save_for_backward({xc, wc});
+    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &weight = saved[1];
+    const auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
+    const at::Tensor& g = grad_outputs[0];
+    variable_list grads(3);
+    const bool want[2] = {ctx->needs_input_grad(0), ctx->needs_input_grad(1)};
+    if (!g.defined() || !(want[0] || want[1])) return grads;
+
+    if (at::GradMode::is_enabled()) {
+      ++g_calls.composite_backward;
+      const auto composite = [&](const std::vector<at::Tensor>& v) {
+        return plan->linear->forward_with_weight(v[0], v[1], plan->only_or_null());
+      };
+      return composite_partials({x, weight}, {want[0], want[1]}, composite, g, grads.size());
+    }
+
+    ++g_calls.backward;
+    const at::Tensor gc = g.contiguous();
+    at::Tensor grad_x;
+    if (want[0]) grad_x = plan->reads_every_input ? at::empty_like(x) : at::zeros_like(x);
+    at::Tensor grad_weight = want[1] ? at::zeros_like(weight) : at::Tensor();
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_linear_backward", [&] {
+      for (const Plan::Group& group : plan->groups) {
+        const at::Tensor grad_block = group_matrix<scalar_t>(gc, group.outputs, group.d, group.cols);
+        if (want[0])
+          product_into<scalar_t>(grad_block, weight_block<scalar_t>(group, weight).t(), grad_x, group.inputs, group.d,
+                                 group.rows);
+        if (want[1])
+          add_weight_gradient<scalar_t>(
+              group, at::mm(group_matrix<scalar_t>(x, group.inputs, group.d, group.rows).t(), grad_block), grad_weight);
+      }
+    });
+    grads[0] = grad_x;
+    grads[1] = grad_weight;
+    return grads;
+  }
+};
+
+at::Tensor run(const e3nn::LinearImpl& linear, const at::Tensor& features, const std::vector<e3nn::Irrep>* only) {
+  const at::ScalarType dtype = features.scalar_type();
+  const bool fusable = fused_kernels_enabled() && features.device().is_cpu() && linear.weight.device().is_cpu() &&
+                       (dtype == at::kDouble || dtype == at::kFloat) && linear.weight.scalar_type() == dtype;
+  if (!fusable) return linear.forward_with_weight(features, linear.weight, only);
+  const c10::intrusive_ptr<Plan> plan = make_plan(linear, only);
+  // The composite forward reports features of the wrong width.
+  if (features.dim() < 1 || features.size(-1) != plan->width_in)
+    return linear.forward_with_weight(features, linear.weight, only);
+  if (features.dim() == 2) return FusedLinear::apply(features, linear.weight, plan);
+  std::vector<int64_t> shape(features.sizes().begin(), features.sizes().end() - 1);
+  const at::Tensor x = features.reshape({c10::multiply_integers(shape), plan->width_in});
+  shape.push_back(plan->width_out);
+  return FusedLinear::apply(x, linear.weight, plan).view(shape);
+}
+
+}  // namespace
+
+KernelCounters linear_counters() { return g_calls.snapshot(); }
+
+at::Tensor linear(const e3nn::LinearImpl& linear, const at::Tensor& features) {
+  return run(linear, features, nullptr);
+}
+
+at::Tensor linear(const e3nn::LinearImpl& linear, const at::Tensor& features, const std::vector<e3nn::Irrep>& only) {
+  return run(linear, features, &only);
+}
+
+}  // namespace klay::kernels
