@@ -43,11 +43,10 @@ void for_each_element(const at::Tensor& t, const F& f) {
 
 // Replaces the pre-activations z (contiguous) by f(z), unscaled (the normalize2mom constant is
 // folded into the next layer's weights). Where `derivative` is defined it receives f'(z), the
-// derivatives ATen's backward of each function computes. The transcendental part runs as ATen's
-// vectorized operator, the rest in one pass.
+// derivatives ATen's backward of each function computes. The transcendental parts run as ATen's
+// vectorized operators, the rest in one pass.
 template <typename T>
 void activate(Kind kind, at::Tensor& z, at::Tensor derivative) {
-  const T log2 = static_cast<T>(std::log(2.0));
   if (!derivative.defined()) {
     switch (kind) {
       case Kind::silu: at::silu_(z); return;
@@ -68,18 +67,12 @@ void activate(Kind kind, at::Tensor& z, at::Tensor derivative) {
         x *= s;
       });
       return;
-    case Kind::ssp:  // softplus with beta 1, threshold 20, less log 2
-      at::exp_out(derivative, z);
-      for_each_element<T>(z, [d, log2](T& x, int64_t i) {
-        if (x > 20) {
-          d[i] = 1;
-          x -= log2;
-        } else {
-          const T e = d[i];
-          d[i] = e / (e + 1);
-          x = std::log1p(e) - log2;
-        }
+    case Kind::ssp:  // softplus with beta 1 and threshold 20 (linear above it), less log 2
+      at::sigmoid_out(derivative, z);
+      for_each_element<T>(z, [d](T& x, int64_t i) {
+        if (x > 20) d[i] = 1;
       });
+      at::softplus_out(z, z, 1, 20).sub_(std::log(2.0));
       return;
     case Kind::tanh:
       z.tanh_();
