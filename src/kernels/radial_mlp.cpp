@@ -50,7 +50,7 @@ void activate(Kind kind, at::Tensor& z, at::Tensor derivative) {
   if (!derivative.defined()) {
     switch (kind) {
       case Kind::silu: at::silu_(z); return;
-      case Kind::ssp: z = at::softplus(z, 1, 20).sub_(std::log(2.0)); return;
+      case Kind::ssp: at::softplus_out(z, z, 1, 20).sub_(std::log(2.0)); return;
       case Kind::tanh: z.tanh_(); return;
       case Kind::abs: z.abs_(); return;
       case Kind::sigmoid: z.sigmoid_(); return;

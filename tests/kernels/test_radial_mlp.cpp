@@ -146,6 +146,19 @@ TEST(RadialMlp, GradientOfTheInputAloneAndNoGradient) {
   EXPECT_LE(relative_error(inference, module_out), 1e-12);
 }
 
+TEST(RadialMlp, InferenceMatchesTheCompositeNetForEveryActivation) {
+  for (const std::string& activation : kActivations) {
+    SCOPED_TRACE(activation);
+    e3nn::FullyConnectedNet net = make_net({8, 16, 12, 20}, activation);
+    const at::Tensor x = make_input(53, 8, 21);
+    at::NoGradGuard no_grad;
+    const KernelCounters before = radial_mlp_counters();
+    const at::Tensor out = radial_mlp(*net, x);
+    EXPECT_EQ(radial_mlp_counters().forward_calls - before.forward_calls, 1);
+    EXPECT_LE(relative_error(out, net->forward(x)), 1e-12);
+  }
+}
+
 TEST(RadialMlp, SwitchedOffRunsTheCompositeNet) {
   e3nn::FullyConnectedNet net = make_net({8, 16, 20}, "ssp");
   const at::Tensor x = make_input(17, 8, 1);
