@@ -29,6 +29,8 @@
 #include "e3nn/irreps.hpp"
 #include "e3nn/linear.hpp"
 #include "kernels/linear.hpp"
+#include "e3nn/activations.hpp"
+#include "kernels/radial_mlp.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
 #include "base/error.hpp"
@@ -439,6 +441,79 @@ void print_linear_table(int64_t atoms, int64_t lmax, const Options& options) {
   }
   std::printf("# f+b: forward and the gradients with respect to the features and the weight. ATen/k: the\n"
               "# composite forward's time over the kernel's.\n");
+// The radial MLP kernel (src/kernels/radial_mlp.cpp) against the composite FullyConnectedNet
+// (KLAY_FUSED_KERNELS=0's path) on the edges' radial basis, the two called alternately in every
+// round so both see the same load.
+void print_radial_mlp_table(const Workload& w, const Sizes& sizes, const Options& options, double matmul_gflops) {
+  const e3nn::Irreps hidden(irreps_text(sizes.channels, sizes.lmax));
+  const int64_t width =
+      convolution_tensor_product(hidden, e3nn::Irreps::spherical_harmonics(static_cast<int>(sizes.lmax)), hidden)
+          ->weight_numel();
+  struct Net {
+    std::string name;
+    std::vector<int64_t> sizes;
+    std::string activation;
+  };
+  const std::vector<Net> nets = {{"MACE_layer", {kRadialBasis, 64, 64, 64, width}, "silu"},
+                                 {"InteractionBlock", {kRadialBasis, 64, 64, width}, "ssp"}};
+  std::printf("\nradial MLP kernel against the composite net (alternated), matmul %.1f GFLOP/s:\n", matmul_gflops);
+  std::printf("%-32s %6s  %8s %8s %6s  %8s %8s %6s %7s %5s  %8s %8s %6s\n", "net", "edges", "fw ms", "ATen fw", "ATen/k",
+              "d/dx ms", "ATen", "ATen/k", "GFLOP/s", "%mm", "d/dxW ms", "ATen", "ATen/k");
+  // The workload's edges, and as many as a conformance case's 1,000 atoms have (overheads show).
+  const int64_t all_edges = w.at("radial").size(0);
+  for (const Net& net : nets)
+    for (const int64_t e : {all_edges, std::min<int64_t>(all_edges, 2400)}) {
+      const at::Tensor radial = w.at("radial").narrow(0, 0, e);
+      at::manual_seed(2);
+      e3nn::FullyConnectedNet fc(net.sizes, net.activation);
+      std::vector<at::Tensor> weights = fc->parameters();
+      // a gradient of the per-edge weights as the convolution kernel hands it back
+      const at::Tensor grad_out = at::randn({e, net.sizes.back()}, at::kDouble);
+      const auto run = [&](bool fused, bool wrt_x, bool wrt_weights) {
+        kernels::set_fused_kernels_enabled(fused);
+        for (at::Tensor& p : weights) p.requires_grad_(wrt_weights);
+        const at::Tensor x = radial.detach().requires_grad_(wrt_x);
+        if (!wrt_x && !wrt_weights) {
+          at::NoGradGuard no_grad;
+          kernels::radial_mlp(*fc, x);
+        } else {
+          std::vector<at::Tensor> wrt;
+          if (wrt_x) wrt.push_back(x);
+          if (wrt_weights) wrt.insert(wrt.end(), weights.begin(), weights.end());
+          torch::autograd::grad({kernels::radial_mlp(*fc, x)}, wrt, {grad_out});
+        }
+        kernels::set_fused_kernels_enabled(true);
+      };
+      // kernel and composite: forward, d/d(input) (MD's forces), d/d(input, weights) (training)
+      const std::vector<std::function<void()>> ways = {
+          [&] { run(true, false, false); },  [&] { run(false, false, false); }, [&] { run(true, true, false); },
+          [&] { run(false, true, false); }, [&] { run(true, true, true); },    [&] { run(false, true, true); }};
+      std::vector<std::vector<double>> samples(ways.size());
+      double round_ms = 0;
+      for (int warmup = 0; warmup < (options.quick ? 0 : 2); ++warmup) {
+        round_ms = 0;
+        for (const auto& way : ways) round_ms += time_once_ms(way);
+      }
+      Options shared = options;
+      shared.budget_s = options.budget_s * static_cast<double>(ways.size());
+      for (int r = 0, rounds = repeats_for(round_ms, shared); r < rounds; ++r)
+        for (size_t k = 0; k < ways.size(); ++k) samples[k].push_back(time_once_ms(ways[k]));
+      std::vector<double> ms;
+      for (const auto& s : samples) ms.push_back(median_ms(s));
+      double layer_flops = 0;  // a multiply-add is 2
+      for (size_t k = 0; k + 1 < net.sizes.size(); ++k) layer_flops += 2.0 * e * net.sizes[k] * net.sizes[k + 1];
+      const double md_rate = 2 * layer_flops / (ms[2] * 1e6);
+      std::string sizes_text;
+      for (int64_t h : net.sizes) sizes_text += (sizes_text.empty() ? "" : ",") + std::to_string(h);
+      std::printf("%-32s %6ld  %8s %8s %5.2fx  %8s %8s %5.2fx %7.1f %4.0f%%  %8s %8s %5.2fx\n",
+                  (net.name + " [" + sizes_text + "] " + net.activation).substr(0, 32).c_str(), static_cast<long>(e),
+                  format_ms(ms[0]).c_str(), format_ms(ms[1]).c_str(), ms[1] / ms[0], format_ms(ms[2]).c_str(), format_ms(ms[3]).c_str(),
+                  ms[3] / ms[2], md_rate, 100 * md_rate / matmul_gflops, format_ms(ms[4]).c_str(),
+                  format_ms(ms[5]).c_str(), ms[5] / ms[4]);
+    }
+  std::printf("# fw: inference; d/dx: forward with autograd and the gradient with respect to the radial basis\n"
+              "# (what MD's forces take; GFLOP/s and %%mm: its matmuls' arithmetic per millisecond, against\n"
+              "# the 1024x1024 float64 matmul rate above); d/dxW: also every weight (training).\n");
 }
 
 int run(int argc, char** argv) {
@@ -493,6 +568,8 @@ int run(int argc, char** argv) {
     print_kernel_table(workload, sizes, options, matmul_gflops);
   if (options.filter.empty() || std::string("linear").find(options.filter) != std::string::npos)
     print_linear_table(sizes.atoms, sizes.lmax, options);
+  if (options.filter.empty() || std::string("radial_mlp").find(options.filter) != std::string::npos)
+    print_radial_mlp_table(workload, sizes, options, matmul_gflops);
   return failures ? 1 : 0;
 }
 

@@ -72,12 +72,18 @@ FullyConnectedNetImpl::FullyConnectedNetImpl(std::vector<int64_t> hs, const std:
 at::Tensor FullyConnectedNetImpl::forward(const at::Tensor& input) const { return forward(input, at::Tensor()); }
 
 at::Tensor FullyConnectedNetImpl::forward(const at::Tensor& input, const at::Tensor& columns) const {
+  if (!columns.defined()) return fully_connected_net(input, weights_, act_);
+  std::vector<at::Tensor> weights = weights_;
+  weights.back() = weights.back().index_select(1, columns);
+  return fully_connected_net(input, weights, act_);
+}
+
+at::Tensor fully_connected_net(const at::Tensor& input, const std::vector<at::Tensor>& weights,
+                               const ScalarActivation& act) {
   at::Tensor x = input;
-  for (size_t k = 0; k < weights_.size(); ++k) {
-    const bool last = k + 1 == weights_.size();
-    const at::Tensor& w = last && columns.defined() ? weights_[k].index_select(1, columns) : weights_[k];
-    x = at::matmul(x, w / std::sqrt(static_cast<double>(hs_[k])));
-    if (!last) x = act_(x);
+  for (size_t k = 0; k < weights.size(); ++k) {
+    x = at::matmul(x, weights[k] / std::sqrt(static_cast<double>(weights[k].size(0))));
+    if (k + 1 < weights.size()) x = act(x);
   }
   return x;
 }

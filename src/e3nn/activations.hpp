@@ -41,6 +41,12 @@ class ScalarActivation {
 // The hard-coded normalize2mom constant of a named activation (docs/layers.md#normalize2mom).
 double normalize2mom_constant(const std::string& name);
 
+// FullyConnectedNet's computation with the given layer weights W_k [h_k, h_{k+1}]: x @ (W_k / √h_k),
+// `act` after every layer but the last. The net's forward, and the composite path that the radial
+// MLP kernel (src/kernels/) falls back to and is tested against.
+at::Tensor fully_connected_net(const at::Tensor& x, const std::vector<at::Tensor>& weights,
+                               const ScalarActivation& act);
+
 class FullyConnectedNetImpl : public torch::nn::Module {
  public:
   // hs = [h0, h1, …, hL]: L layers; act (normalize2mom-scaled) after every layer but the last.
@@ -53,6 +59,8 @@ class FullyConnectedNetImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& columns) const;
 
   const std::vector<int64_t>& hidden_sizes() const { return hs_; }
+  const std::vector<at::Tensor>& weights() const { return weights_; }
+  const ScalarActivation& activation() const { return act_; }
 
  private:
   std::vector<int64_t> hs_;

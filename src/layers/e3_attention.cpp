@@ -10,6 +10,7 @@
 #include "e3nn/scatter.hpp"
 #include "e3nn/tensor_product.hpp"
 #include "kernels/linear.hpp"
+#include "kernels/radial_mlp.hpp"
 #include "layers/equivariant_layer.hpp"
 #include "layers/gated_atomwise_linear.hpp"
 #include "layers/irreps_config.hpp"
@@ -100,8 +101,8 @@ class E3Attention : public EquivariantLayer {
     const at::Tensor f_dst = f.index_select(0, dst);
 
     const at::Tensor query = kernels::linear(*h_q_, f).index_select(0, dst);
-    const at::Tensor key = tp_k_->forward(f_dst, edge_sh, fc_k_->forward(embeddings));
-    const at::Tensor value = tp_v_->forward(f.index_select(0, src), edge_sh, fc_v_->forward(embeddings));
+    const at::Tensor key = tp_k_->forward(f_dst, edge_sh, kernels::radial_mlp(*fc_k_, embeddings));
+    const at::Tensor value = tp_v_->forward(f.index_select(0, src), edge_sh, kernels::radial_mlp(*fc_v_, embeddings));
 
     const at::Tensor cutoff = soft_unit_step(10.0 * (1.0 - edge_lengths / max_radius_));
     const at::Tensor exp_logits = cutoff.unsqueeze(1) * at::exp(dot_->forward(query, key));  // [E, 1]

@@ -29,6 +29,7 @@
 #include "e3nn/symmetric_contraction.hpp"
 #include "e3nn/tensor_product.hpp"
 #include "kernels/linear.hpp"
+#include "kernels/radial_mlp.hpp"
 #include "kernels/symmetric_contraction.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
@@ -152,7 +153,7 @@ class MaceLayer : public EquivariantLayer {
     // folded into the convolution.
     const at::Tensor summed_messages =
         kernels::convolution_scatter(*conv_tp_, kernels::linear(*linear_up_, node_feats), edge_sh,
-                                     conv_tp_weights_->forward(edge_feats), sender, receiver, n_nodes,
+                                     kernels::radial_mlp(*conv_tp_weights_, edge_feats), sender, receiver, n_nodes,
                                      1.0 / avg_num_neighbors_);
     const at::Tensor aggregated = kernels::linear(*linear_, summed_messages);
     const at::Tensor coupled = aggregated.index_select(1, coupling_columns_.to(aggregated.device()))

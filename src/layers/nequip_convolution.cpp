@@ -8,6 +8,7 @@
 
 #include "e3nn/gate.hpp"
 #include "kernels/linear.hpp"
+#include "kernels/radial_mlp.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
 #include "layers/irreps_config.hpp"
@@ -105,8 +106,7 @@ at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
                                      const at::Tensor& edge_length_embeddings, const at::Tensor& edge_sh,
                                      const at::Tensor& edge_index, const at::Tensor& edge_scale,
                                      const Restriction* only) const {
-  at::Tensor weight =
-      only ? fc_->forward(edge_length_embeddings, only->tp.weight_columns) : fc_->forward(edge_length_embeddings);
+  at::Tensor weight = kernels::radial_mlp(*fc_, edge_length_embeddings, only ? only->tp.weight_columns : at::Tensor());
   // The message is linear in its weights, so scaling them scales the message.
   if (edge_scale.defined()) weight = weight * edge_scale;
   // Python: h.div(avg_num_neighbors**0.5) after the sum, here folded into the convolution.
