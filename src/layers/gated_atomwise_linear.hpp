@@ -9,6 +9,7 @@
 #include "e3nn/gate.hpp"
 #include "e3nn/irreps.hpp"
 #include "e3nn/linear.hpp"
+#include "kernels/gate.hpp"
 #include "layers/equivariant_layer.hpp"
 
 namespace klay {
@@ -34,7 +35,7 @@ class GatedAtomwiseLinear : public EquivariantLayer {
                       const e3nn::Irreps& irreps_out);
 
   // h [..., irreps_in.dim()] → [..., irreps_out.dim()]
-  at::Tensor forward(const at::Tensor& h) const { return lin2_->forward(gate_->forward(lin1_->forward(h))); }
+  at::Tensor forward(const at::Tensor& h) const { return lin2_->forward(kernels::gate(*gate_, lin1_->forward(h))); }
 
   const e3nn::Irreps& irreps_in() const { return lin1_->irreps_in(); }
   const e3nn::Irreps& irreps_out() const { return lin2_->irreps_out(); }

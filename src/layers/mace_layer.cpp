@@ -28,6 +28,7 @@
 #include "e3nn/spherical_harmonics.hpp"
 #include "e3nn/symmetric_contraction.hpp"
 #include "e3nn/tensor_product.hpp"
+#include "kernels/self_connection.hpp"
 #include "kernels/symmetric_contraction.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
@@ -159,7 +160,7 @@ class MaceLayer : public EquivariantLayer {
 
     at::Tensor out = product_linear_->forward(
         symmetric_contractions_->forward(coupled, node_attrs, kernels::sparse_contraction_step));
-    if (use_sc_) out = out + skip_tp_->forward(node_feats, node_attrs);
+    if (use_sc_) out = out + kernels::self_connection(*skip_tp_, node_feats, node_attrs);
     return out;
   }
 

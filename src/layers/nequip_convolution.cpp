@@ -7,6 +7,8 @@
 #include <cmath>
 
 #include "e3nn/gate.hpp"
+#include "kernels/gate.hpp"
+#include "kernels/self_connection.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
 #include "layers/irreps_config.hpp"
@@ -115,9 +117,9 @@ at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
       /*receiver=*/edge_index[0], h.size(0), scale);
 
   at::Tensor out = only ? linear_2_->forward(aggregated, only->irreps) : linear_2_->forward(aggregated);
-  if (sc_ && !only) out = out + sc_->forward(h, x);
+  if (sc_ && !only) out = out + kernels::self_connection(*sc_, h, x);
   if (only && only->sc.tp)
-    out = out + only->sc.tp->forward(h, x, sc_->weight.index_select(0, only->sc.weight_columns));
+    out = out + kernels::self_connection(*only->sc.tp, h, x, sc_->weight.index_select(0, only->sc.weight_columns));
   return out;
 }
 
@@ -240,7 +242,7 @@ class ConvNetLayer : public EquivariantLayer {
   c10::IValue call(const CallArgs& call) override {
     const std::vector<at::Tensor> in = conv_->common_inputs(call);
     const at::Tensor h = conv_->forward(in[0], in[1], in[2], in[3], in[4]);
-    return gate_ ? gate_->forward(h) : norm_->forward(h);
+    return gate_ ? kernels::gate(*gate_, h) : norm_->forward(h);
   }
 
   // Readers of the activated scalars only (an energy readout) need neither the gated irreps nor
@@ -261,7 +263,7 @@ class ConvNetLayerScalars : public Layer {
 
   c10::IValue call(const CallArgs& call) override {
     const std::vector<at::Tensor> in = conv_->common_inputs(call);
-    return gate_->forward_scalars(conv_->forward(in[0], in[1], in[2], in[3], in[4], {}, &only_));
+    return kernels::gate_scalars(*gate_, conv_->forward(in[0], in[1], in[2], in[3], in[4], {}, &only_));
   }
 
  private:
