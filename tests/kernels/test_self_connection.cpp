@@ -117,7 +117,8 @@ TEST(SelfConnection, RestrictedProductsMatchTheirForward) {
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.in + " x " + c.attrs + " -> " + c.out);
     const e3nn::TensorProduct tp = self_connection_product(c, 5);
-    for (const std::vector<Irrep>& kept : {std::vector<Irrep>{Irrep{0, 1}}, std::vector<Irrep>{Irrep{1, -1}, Irrep{2, 1}}}) {
+    const std::vector<std::vector<Irrep>> restrictions{{Irrep{0, 1}}, {Irrep{1, -1}, Irrep{2, 1}}};
+    for (const std::vector<Irrep>& kept : restrictions) {
       const e3nn::RestrictedTensorProduct restricted = e3nn::restrict_outputs(*tp, kept, /*compact=*/false);
       if (!restricted.tp) continue;
       const Inputs in = random_inputs(*tp, 23, true, 9);
