@@ -73,6 +73,12 @@ class NormActivationImpl : public torch::nn::Module {
   const Irreps& irreps_in() const { return irreps_; }
   const Irreps& irreps_out() const { return irreps_; }
 
+  // What the fused norm activation (src/kernels/norm_activation.hpp) evaluates.
+  const ScalarActivation& activation() const { return act_; }
+  double epsilon() const { return epsilon_; }
+  const TensorProductImpl& squared_norms() const { return *norm_tp_; }
+  const TensorProductImpl& scalar_multiplier() const { return *scalar_multiplier_; }
+
  private:
   Irreps irreps_;
   ScalarActivation act_;

@@ -8,6 +8,7 @@
 
 #include "e3nn/gate.hpp"
 #include "kernels/gate.hpp"
+#include "kernels/norm_activation.hpp"
 #include "kernels/self_connection.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
@@ -242,7 +243,7 @@ class ConvNetLayer : public EquivariantLayer {
   c10::IValue call(const CallArgs& call) override {
     const std::vector<at::Tensor> in = conv_->common_inputs(call);
     const at::Tensor h = conv_->forward(in[0], in[1], in[2], in[3], in[4]);
-    return gate_ ? kernels::gate(*gate_, h) : norm_->forward(h);
+    return gate_ ? kernels::gate(*gate_, h) : kernels::norm_activation(*norm_, h);
   }
 
   // Readers of the activated scalars only (an energy readout) need neither the gated irreps nor
