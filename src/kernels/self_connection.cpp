@@ -92,23 +92,24 @@ struct Rows {
   T* operator[](int64_t n) const { return data + n * stride; }
 };
 
-// z[(n, k), column + u·mul2 + v] = x[n, in1 + u·d + k]·a[n, in2 + v]
+// z[(n, k), column + u·mul2 + v] = x[n, in1 + u·d + k]·a[n, in2 + v], written row by row of z.
 template <typename T>
 void fill_products(const OutputGroup& group, int64_t rows, Rows<const T> x, Rows<const T> a, T* z) {
   const int64_t d = group.d, width = group.width;
   at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
-    for (int64_t n = first; n < last; ++n) {
-      T* zn = z + n * d * width;
-      for (const OutputGroup::Path& p : group.paths) {
-        const T* xp = x[n] + p.in1;
-        const T* ap = a[n] + p.in2;
-        for (int64_t u = 0; u < p.mul1; ++u)
-          for (int64_t v = 0; v < p.mul2; ++v) {
-            const int64_t column = p.column + u * p.mul2 + v;
-            for (int64_t k = 0; k < d; ++k) zn[k * width + column] = xp[u * d + k] * ap[v];
+    for (int64_t n = first; n < last; ++n)
+      for (int64_t k = 0; k < d; ++k) {
+        T* zr = z + (n * d + k) * width;
+        for (const OutputGroup::Path& p : group.paths) {
+          const T* xp = x[n] + p.in1;
+          const T* ap = a[n] + p.in2;
+          for (int64_t u = 0; u < p.mul1; ++u) {
+            const T xv = xp[u * d + k];
+            T* zu = zr + p.column + u * p.mul2;
+            for (int64_t v = 0; v < p.mul2; ++v) zu[v] = xv * ap[v];
           }
+        }
       }
-    }
   });
 }
 
@@ -132,30 +133,34 @@ void gather_output(const OutputGroup& group, int64_t rows, Rows<const T> g, T* y
   });
 }
 
-// From gz[(n, k), (p, u, v)], the gradient of z: grad_x += Σ_v gz·a and grad_a += Σ_{u,k} gz·x.
+// From gz[(n, k), (p, u, v)], the gradient of z: grad_x += Σ_v gz·a and grad_a += Σ_{u,k} gz·x,
+// reading gz row by row.
 template <typename T>
 void products_backward(const OutputGroup& group, int64_t rows, Rows<const T> x, Rows<const T> a, const T* gz,
                        Rows<T> grad_x, Rows<T> grad_a) {
   const int64_t d = group.d, width = group.width;
   at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
-    for (int64_t n = first; n < last; ++n) {
-      const T* gzn = gz + n * d * width;
-      for (const OutputGroup::Path& p : group.paths) {
-        const T* xp = x[n] + p.in1;
-        const T* ap = a[n] + p.in2;
-        for (int64_t u = 0; u < p.mul1; ++u)
-          for (int64_t v = 0; v < p.mul2; ++v) {
-            const int64_t column = p.column + u * p.mul2 + v;
-            T sum_a = 0;
-            for (int64_t k = 0; k < d; ++k) {
-              const T g = gzn[k * width + column];
-              if (grad_x.data) grad_x[n][p.in1 + u * d + k] += g * ap[v];
-              sum_a += g * xp[u * d + k];
+    for (int64_t n = first; n < last; ++n)
+      for (int64_t k = 0; k < d; ++k) {
+        const T* gr = gz + (n * d + k) * width;
+        for (const OutputGroup::Path& p : group.paths) {
+          const T* xp = x[n] + p.in1;
+          const T* ap = a[n] + p.in2;
+          for (int64_t u = 0; u < p.mul1; ++u) {
+            const T* gu = gr + p.column + u * p.mul2;
+            if (grad_x.data) {
+              T sum_x = 0;
+              for (int64_t v = 0; v < p.mul2; ++v) sum_x += gu[v] * ap[v];
+              grad_x[n][p.in1 + u * d + k] += sum_x;
             }
-            if (grad_a.data) grad_a[n][p.in2 + v] += sum_a;
+            if (grad_a.data) {
+              const T xv = xp[u * d + k];
+              T* ga = grad_a[n] + p.in2;
+              for (int64_t v = 0; v < p.mul2; ++v) ga[v] += gu[v] * xv;
+            }
           }
+        }
       }
-    }
   });
 }
 
