@@ -134,33 +134,35 @@ void gather_output(const OutputGroup& group, int64_t rows, Rows<const T> g, T* y
 }
 
 // From gz[(n, k), (p, u, v)], the gradient of z: grad_x += Σ_v gz·a and grad_a += Σ_{u,k} gz·x,
-// reading gz row by row.
+// reading gz row by row. Each sum is kept in a register: summing into grad_a[v] element by element
+// chained every step through memory (a load, add and store of the same address).
 template <typename T>
 void products_backward(const OutputGroup& group, int64_t rows, Rows<const T> x, Rows<const T> a, const T* gz,
                        Rows<T> grad_x, Rows<T> grad_a) {
   const int64_t d = group.d, width = group.width;
   at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
-    for (int64_t n = first; n < last; ++n)
-      for (int64_t k = 0; k < d; ++k) {
-        const T* gr = gz + (n * d + k) * width;
-        for (const OutputGroup::Path& p : group.paths) {
-          const T* xp = x[n] + p.in1;
-          const T* ap = a[n] + p.in2;
-          for (int64_t u = 0; u < p.mul1; ++u) {
-            const T* gu = gr + p.column + u * p.mul2;
-            if (grad_x.data) {
-              T sum_x = 0;
-              for (int64_t v = 0; v < p.mul2; ++v) sum_x += gu[v] * ap[v];
-              grad_x[n][p.in1 + u * d + k] += sum_x;
+    for (int64_t n = first; n < last; ++n) {
+      const T* gn = gz + n * d * width;
+      for (const OutputGroup::Path& p : group.paths) {
+        const T* xp = x[n] + p.in1;
+        const T* ap = a[n] + p.in2;
+        if (grad_x.data)
+          for (int64_t k = 0; k < d; ++k)
+            for (int64_t u = 0; u < p.mul1; ++u) {
+              const T* gu = gn + k * width + p.column + u * p.mul2;
+              T sum = 0;
+              for (int64_t v = 0; v < p.mul2; ++v) sum += gu[v] * ap[v];
+              grad_x[n][p.in1 + u * d + k] += sum;
             }
-            if (grad_a.data) {
-              const T xv = xp[u * d + k];
-              T* ga = grad_a[n] + p.in2;
-              for (int64_t v = 0; v < p.mul2; ++v) ga[v] += gu[v] * xv;
-            }
+        if (grad_a.data)
+          for (int64_t v = 0; v < p.mul2; ++v) {
+            T sum = 0;
+            for (int64_t k = 0; k < d; ++k)
+              for (int64_t u = 0; u < p.mul1; ++u) sum += gn[k * width + p.column + u * p.mul2 + v] * xp[u * d + k];
+            grad_a[n][p.in2 + v] += sum;
           }
-        }
       }
+    }
   });
 }
 
