@@ -24,16 +24,16 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include "base/error.hpp"
 #include "bench_common.hpp"
-#include "klay.h"
+#include "e3nn/activations.hpp"
 #include "e3nn/irreps.hpp"
 #include "e3nn/linear.hpp"
 #include "kernels/linear.hpp"
-#include "e3nn/activations.hpp"
 #include "kernels/radial_mlp.hpp"
 #include "kernels/uvu_convolution.hpp"
+#include "klay.h"
 #include "layers/convolution_tensor_product.hpp"
-#include "base/error.hpp"
 #include "layers/layer.hpp"
 #include "runtime/model.hpp"
 

@@ -81,6 +81,8 @@ class Activation {
 
   const Irreps& irreps_in() const { return irreps_in_; }
   const Irreps& irreps_out() const { return irreps_out_; }
+  // One per entry of irreps_in(); std::nullopt leaves the entry unchanged.
+  const std::vector<std::optional<ScalarActivation>>& activations() const { return acts_; }
 
  private:
   Irreps irreps_in_, irreps_out_;

@@ -41,6 +41,15 @@ class GateImpl : public torch::nn::Module {
   int64_t scalars_width() const { return act_scalars_.irreps_out().dim(); }
   std::vector<Irrep> scalar_irreps() const;
 
+  // What the fused gate (src/kernels/gate.hpp) evaluates: each group's input columns (int64), the
+  // activations, and the product that multiplies the gated irreps by their activated gates.
+  const at::Tensor& scalars_columns() const { return scalars_columns_; }
+  const at::Tensor& gates_columns() const { return gates_columns_; }
+  const at::Tensor& gated_columns() const { return gated_columns_; }
+  const Activation& scalars_activation() const { return act_scalars_; }
+  const Activation& gates_activation() const { return act_gates_; }
+  const TensorProductImpl& gated_product() const { return *mul_; }
+
  private:
   // Activation(S) of the input's scalars, after checking the input's width.
   at::Tensor activated_scalars(const at::Tensor& features) const;
@@ -63,6 +72,12 @@ class NormActivationImpl : public torch::nn::Module {
 
   const Irreps& irreps_in() const { return irreps_; }
   const Irreps& irreps_out() const { return irreps_; }
+
+  // What the fused norm activation (src/kernels/norm_activation.hpp) evaluates.
+  const ScalarActivation& activation() const { return act_; }
+  double epsilon() const { return epsilon_; }
+  const TensorProductImpl& squared_norms() const { return *norm_tp_; }
+  const TensorProductImpl& scalar_multiplier() const { return *scalar_multiplier_; }
 
  private:
   Irreps irreps_;

@@ -155,6 +155,8 @@ at::Tensor contract_irrep_axis(const at::Tensor& a, const at::Tensor& t) {
   return s;
 }
 
+}  // namespace
+
 // W[0,0,0] when a [d1, 1, d3] Wigner-3j block is that number times the identity (l2 = 0, as e3nn
 // computes it), read from the buffer itself since loading weights may overwrite it; else nothing.
 std::optional<double> scalar_coupling(const at::Tensor& w3j) {
@@ -167,8 +169,6 @@ std::optional<double> scalar_coupling(const at::Tensor& w3j) {
       if (v[i * d + k] != (i == k ? v[0] : 0.0)) return std::nullopt;
   return v[0];
 }
-}  // namespace
-
 // a [n, mul1, d1], b [n, mul2, d2], w [n or 1, weight_size] → [n, mul_out, d3] (without the coefficient).
 at::Tensor TensorProductImpl::path_output(const Path& p, const at::Tensor& a, const at::Tensor& b,
                                           const at::Tensor& w) const {
@@ -207,15 +207,20 @@ at::Tensor TensorProductImpl::path_output(const Path& p, const at::Tensor& a, co
 }
 
 at::Tensor TensorProductImpl::forward(const at::Tensor& x1, const at::Tensor& x2, const at::Tensor& ext_weight) const {
+  return forward_with_weight(x1, x2, internal_weights_ ? weight : ext_weight);
+}
+
+at::Tensor TensorProductImpl::forward_with_weight(const at::Tensor& x1, const at::Tensor& x2,
+                                                  const at::Tensor& given_weight) const {
   auto where = [&] { return "TensorProduct(" + irreps_in1_.to_string() + " x " + irreps_in2_.to_string() + ")"; };
   if (x1.dim() < 1 || x1.size(-1) != irreps_in1_.dim() || x2.dim() < 1 || x2.size(-1) != irreps_in2_.dim())
     throw Error(where() + ": inputs must have widths " + std::to_string(irreps_in1_.dim()) + " and " +
                 std::to_string(irreps_in2_.dim()));
   at::Tensor w = weight;
-  if (!internal_weights_ && weight_numel_ > 0) {
-    if (!ext_weight.defined() || ext_weight.dim() < 1 || ext_weight.size(-1) != weight_numel_)
+  if (weight_numel_ > 0) {
+    if (!given_weight.defined() || given_weight.dim() < 1 || given_weight.size(-1) != weight_numel_)
       throw Error(where() + ": needs an external weight of width " + std::to_string(weight_numel_));
-    w = ext_weight;
+    w = given_weight;
   }
   const bool shared = w.dim() <= 1;
   std::vector<int64_t> batch(x1.sizes().begin(), x1.sizes().end() - 1);

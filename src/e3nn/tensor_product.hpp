@@ -15,6 +15,7 @@
 // The forward reads those buffers, so Python's values (docs/layers.md#tp-state) are used once copied in place.
 #pragma once
 #include <map>
+#include <optional>
 #include <tuple>
 #include <vector>
 
@@ -48,6 +49,9 @@ class TensorProductImpl : public torch::nn::Module {
   // x1 [..., dim1], x2 [..., dim2], weight (external only) [..., weight_numel] or [weight_numel];
   // leading dimensions broadcast. Returns [..., irreps_out.dim()].
   at::Tensor forward(const at::Tensor& x1, const at::Tensor& x2, const at::Tensor& weight = {}) const;
+  // The same with `weight` in place of the internal ones, if any (a fused kernel's backward with
+  // create_graph differentiates the product with respect to its weights).
+  at::Tensor forward_with_weight(const at::Tensor& x1, const at::Tensor& x2, const at::Tensor& weight) const;
 
   const Irreps& irreps_in1() const { return irreps_in1_; }
   const Irreps& irreps_in2() const { return irreps_in2_; }
@@ -93,6 +97,10 @@ struct RestrictedTensorProduct {
   at::Tensor weight_columns;
 };
 RestrictedTensorProduct restrict_outputs(const TensorProductImpl& tp, const std::vector<Irrep>& irreps, bool compact);
+
+// W[0,0,0] when a [d1, 1, d3] Wigner-3j block is that number times the identity (l2 = 0, as e3nn
+// computes it), read from the buffer itself since loading weights may overwrite it; else nothing.
+std::optional<double> scalar_coupling(const at::Tensor& w3j);
 
 // All (i1, i2, o, "uvw", weighted) with irreps_out[o].ir ∈ irreps1[i1].ir ⊗ irreps2[i2].ir,
 // enumerated i1, then i2, then o. internal_weights=false is e3nn's shared_weights=False.

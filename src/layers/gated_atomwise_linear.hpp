@@ -9,6 +9,7 @@
 #include "e3nn/gate.hpp"
 #include "e3nn/irreps.hpp"
 #include "e3nn/linear.hpp"
+#include "kernels/gate.hpp"
 #include "kernels/linear.hpp"
 #include "layers/equivariant_layer.hpp"
 
@@ -36,7 +37,7 @@ class GatedAtomwiseLinear : public EquivariantLayer {
 
   // h [..., irreps_in.dim()] → [..., irreps_out.dim()]
   at::Tensor forward(const at::Tensor& h) const {
-    return kernels::linear(*lin2_, gate_->forward(kernels::linear(*lin1_, h)));
+    return kernels::linear(*lin2_, kernels::gate(*gate_, kernels::linear(*lin1_, h)));
   }
 
   const e3nn::Irreps& irreps_in() const { return lin1_->irreps_in(); }

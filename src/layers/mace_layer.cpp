@@ -23,6 +23,7 @@
 // root).
 #include <ATen/ATen.h>
 
+#include "base/error.hpp"
 #include "e3nn/activations.hpp"
 #include "e3nn/linear.hpp"
 #include "e3nn/spherical_harmonics.hpp"
@@ -30,12 +31,12 @@
 #include "e3nn/tensor_product.hpp"
 #include "kernels/linear.hpp"
 #include "kernels/radial_mlp.hpp"
+#include "kernels/self_connection.hpp"
 #include "kernels/symmetric_contraction.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
 #include "layers/equivariant_layer.hpp"
 #include "layers/irreps_config.hpp"
-#include "base/error.hpp"
 
 namespace klay {
 namespace {
@@ -161,7 +162,7 @@ class MaceLayer : public EquivariantLayer {
 
     at::Tensor out = kernels::linear(
         *product_linear_, symmetric_contractions_->forward(coupled, node_attrs, kernels::sparse_contraction_step));
-    if (use_sc_) out = out + skip_tp_->forward(node_feats, node_attrs);
+    if (use_sc_) out = out + kernels::self_connection(*skip_tp_, node_feats, node_attrs);
     return out;
   }
 

@@ -7,8 +7,11 @@
 #include <cmath>
 
 #include "e3nn/gate.hpp"
+#include "kernels/gate.hpp"
 #include "kernels/linear.hpp"
+#include "kernels/norm_activation.hpp"
 #include "kernels/radial_mlp.hpp"
+#include "kernels/self_connection.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
 #include "layers/irreps_config.hpp"
@@ -117,9 +120,9 @@ at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
 
   at::Tensor out =
       only ? kernels::linear(*linear_2_, aggregated, only->irreps) : kernels::linear(*linear_2_, aggregated);
-  if (sc_ && !only) out = out + sc_->forward(h, x);
+  if (sc_ && !only) out = out + kernels::self_connection(*sc_, h, x);
   if (only && only->sc.tp)
-    out = out + only->sc.tp->forward(h, x, sc_->weight.index_select(0, only->sc.weight_columns));
+    out = out + kernels::self_connection(*only->sc.tp, h, x, sc_->weight.index_select(0, only->sc.weight_columns));
   return out;
 }
 
@@ -242,7 +245,7 @@ class ConvNetLayer : public EquivariantLayer {
   c10::IValue call(const CallArgs& call) override {
     const std::vector<at::Tensor> in = conv_->common_inputs(call);
     const at::Tensor h = conv_->forward(in[0], in[1], in[2], in[3], in[4]);
-    return gate_ ? gate_->forward(h) : norm_->forward(h);
+    return gate_ ? kernels::gate(*gate_, h) : kernels::norm_activation(*norm_, h);
   }
 
   // Readers of the activated scalars only (an energy readout) need neither the gated irreps nor
@@ -263,7 +266,7 @@ class ConvNetLayerScalars : public Layer {
 
   c10::IValue call(const CallArgs& call) override {
     const std::vector<at::Tensor> in = conv_->common_inputs(call);
-    return gate_->forward_scalars(conv_->forward(in[0], in[1], in[2], in[3], in[4], {}, &only_));
+    return kernels::gate_scalars(*gate_, conv_->forward(in[0], in[1], in[2], in[3], in[4], {}, &only_));
   }
 
  private:

@@ -12,13 +12,15 @@
 #include <random>
 #include <string>
 
-#include "testing/diamond_frames.hpp"
+#include "kernels/gate.hpp"
 #include "kernels/radial_mlp.hpp"
+#include "kernels/self_connection.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "md/md_model.hpp"
-#include "runtime/model.hpp"
 #include "md/structure_eval.hpp"
 #include "md/xyz.hpp"
+#include "runtime/model.hpp"
+#include "testing/diamond_frames.hpp"
 
 namespace {
 
@@ -124,6 +126,28 @@ void expect_fused_kernels_exact(const std::string& example) {
 
 TEST(ExampleModels, SiliconNequipRunsTheFusedKernelsExactly) { expect_fused_kernels_exact("si"); }
 TEST(ExampleModels, SiliconMaceRunsTheFusedKernelsExactly) { expect_fused_kernels_exact("mace_si"); }
+
+// The same evaluations also gate and self-connect through their kernels: the NequIP model's two
+// ConvNetLayers (the second restricted to the scalars its energy reads), the MACE model's two skip
+// products. The first layer's self-connection reads only the elements (no gradient to positions),
+// so one self-connection backward. expect_fused_kernels_exact compares them with the composite.
+TEST(ExampleModels, SiliconModelsGateAndSelfConnectThroughTheirKernels) {
+  for (const std::string example : {"si", "mace_si"}) {
+    const std::string dir = std::string(KLAY_EXAMPLES_DIR) + "/" + example;
+    auto model = klay::md::MdModel::load(dir + "/model.yaml", dir + "/model.pth");
+    std::mt19937_64 generator(3);
+    const klay::md::Structure structure = diamond::distorted_cell(2, {1.0, 1.02, 0.99}, generator, 0.1);
+    const klay::kernels::KernelCounters gates = klay::kernels::gate_counters();
+    const klay::kernels::KernelCounters self_connections = klay::kernels::self_connection_counters();
+    klay::md::evaluate_structure(*model, structure);
+    const int64_t gate_calls = example == "si" ? 2 : 0;
+    EXPECT_EQ(klay::kernels::gate_counters().forward_calls - gates.forward_calls, gate_calls) << example;
+    EXPECT_EQ(klay::kernels::gate_counters().backward_calls - gates.backward_calls, gate_calls) << example;
+    EXPECT_EQ(klay::kernels::self_connection_counters().forward_calls - self_connections.forward_calls, 2) << example;
+    EXPECT_EQ(klay::kernels::self_connection_counters().backward_calls - self_connections.backward_calls, 1)
+        << example;
+  }
+}
 
 // An energy model's last convolution feeds only its scalars to the readout: MD computes only those
 // (one restricted layer call per evaluation) and gets the energy and forces of the whole model.

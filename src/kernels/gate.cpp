@@ -1,0 +1,218 @@
+// The gate kernel (see the header for what it computes).
+#include "kernels/gate.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "kernels/scalar_activation.hpp"
+#include "kernels/uvu_convolution.hpp"
+
+namespace klay::kernels {
+namespace {
+
+KernelCallCounts g_calls;
+
+// Rows handed to a thread at a time.
+constexpr int64_t kRowsPerTask = 64;
+
+struct Plan : torch::CustomClassHolder {
+  struct Activated {  // an output column, or a gate: the activation of one input column
+    int64_t input;
+    ScaledActivation act;
+  };
+  struct Gated {  // an output column: input column times activated gate times scale
+    int64_t input, gate;
+    double scale;
+  };
+  int64_t dim_in = 0, dim_out = 0;
+  std::vector<Activated> scalars, gates;
+  std::vector<Gated> gated;
+  std::shared_ptr<const e3nn::GateImpl> module;  // for the composite (double-backward) path
+};
+
+// The activated columns of `columns` (int64), entry by entry of the activation's irreps.
+bool add_activated(const e3nn::Activation& activation, const at::Tensor& columns,
+                   std::vector<Plan::Activated>& out) {
+  const at::Tensor c = columns.to(at::kLong).contiguous();
+  const int64_t* column = c.data_ptr<int64_t>();
+  int64_t j = 0;
+  for (size_t e = 0; e < activation.irreps_in().size(); ++e) {
+    const std::optional<ScaledActivation> act = scaled_activation(activation.activations()[e]);
+    if (!act) return false;
+    for (int64_t i = 0; i < activation.irreps_in()[e].dim(); ++i, ++j) {
+      if (j >= c.numel()) return false;
+      out.push_back({column[j], *act});
+    }
+  }
+  return j == c.numel();
+}
+
+c10::intrusive_ptr<Plan> make_plan(const e3nn::GateImpl& gate) {
+  auto plan = c10::make_intrusive<Plan>();
+  plan->dim_in = gate.irreps_in().dim();
+  plan->dim_out = gate.irreps_out().dim();
+  if (!add_activated(gate.scalars_activation(), gate.scalars_columns(), plan->scalars) ||
+      !add_activated(gate.gates_activation(), gate.gates_columns(), plan->gates))
+    return {};
+  // The elementwise product: gated copy u of entry i times gate u of entry i, a uuu path l ⊗ 0 → l.
+  const e3nn::TensorProductImpl& product = gate.gated_product();
+  const at::Tensor gated_columns = gate.gated_columns().to(at::kLong).contiguous();
+  const int64_t* gated_column = gated_columns.data_ptr<int64_t>();
+  const std::vector<int64_t> offsets1 = product.irreps_in1().offsets(), offsets2 = product.irreps_in2().offsets(),
+                             offsets_out = product.irreps_out().offsets();
+  const int64_t width = product.irreps_out().dim();
+  if (gated_columns.numel() != product.irreps_in1().dim() ||
+      static_cast<int64_t>(plan->gates.size()) != product.irreps_in2().dim() ||
+      plan->dim_out != static_cast<int64_t>(plan->scalars.size()) + width)
+    return {};
+  plan->gated.assign(width, Plan::Gated{-1, -1, 0.0});
+  for (const e3nn::TensorProductImpl::Path& p : product.paths()) {
+    const std::optional<double> coupling = e3nn::scalar_coupling(p.w3j);
+    if (p.ins.mode != e3nn::ConnectionMode::uuu || p.d2 != 1 || !coupling) return {};
+    for (int64_t u = 0; u < p.mul1; ++u)
+      for (int64_t k = 0; k < p.d1; ++k)
+        plan->gated[offsets_out[p.ins.i_out] + u * p.d3 + k] = {gated_column[offsets1[p.ins.i_in1] + u * p.d1 + k],
+                                                                offsets2[p.ins.i_in2] + u,
+                                                                p.coefficient * *coupling};
+  }
+  for (const Plan::Gated& g : plan->gated)
+    if (g.input < 0) return {};
+  plan->module = std::dynamic_pointer_cast<const e3nn::GateImpl>(gate.shared_from_this());
+  return plan;
+}
+
+template <typename T>
+void forward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T* x, T* out) {
+  const int64_t S = static_cast<int64_t>(plan.scalars.size());
+  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
+    std::vector<T> gates(plan.gates.size());
+    for (int64_t n = first; n < last; ++n) {
+      const T* xn = x + n * plan.dim_in;
+      T* on = out + n * plan.dim_out;
+      for (int64_t j = 0; j < S; ++j) on[j] = plan.scalars[j].act.value(xn[plan.scalars[j].input]);
+      if (scalars_only) {
+        std::fill(on + S, on + plan.dim_out, T(0));
+        continue;
+      }
+      for (size_t t = 0; t < gates.size(); ++t) gates[t] = plan.gates[t].act.value(xn[plan.gates[t].input]);
+      for (size_t j = 0; j < plan.gated.size(); ++j) {
+        const Plan::Gated& g = plan.gated[j];
+        on[S + j] = xn[g.input] * gates[g.gate] * static_cast<T>(g.scale);
+      }
+    }
+  });
+}
+
+// Every input column is a scalar, a gate or a gated component, so each row of grad_x is written whole.
+template <typename T>
+void backward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T* x, const T* g, T* grad_x) {
+  const int64_t S = static_cast<int64_t>(plan.scalars.size());
+  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
+    std::vector<T> gates(plan.gates.size()), grad_gates(plan.gates.size());
+    for (int64_t n = first; n < last; ++n) {
+      const T* xn = x + n * plan.dim_in;
+      const T* gn = g + n * plan.dim_out;
+      T* grad = grad_x + n * plan.dim_in;
+      std::fill(grad, grad + plan.dim_in, T(0));
+      for (int64_t j = 0; j < S; ++j) {
+        const Plan::Activated& s = plan.scalars[j];
+        grad[s.input] = gn[j] * s.act.derivative(xn[s.input]);
+      }
+      if (scalars_only) continue;
+      for (size_t t = 0; t < gates.size(); ++t) {
+        gates[t] = plan.gates[t].act.value(xn[plan.gates[t].input]);
+        grad_gates[t] = 0;
+      }
+      for (size_t j = 0; j < plan.gated.size(); ++j) {
+        const Plan::Gated& d = plan.gated[j];
+        const T scaled = gn[S + j] * static_cast<T>(d.scale);
+        grad[d.input] = scaled * gates[d.gate];
+        grad_gates[d.gate] += scaled * xn[d.input];
+      }
+      for (size_t t = 0; t < gates.size(); ++t) {
+        const Plan::Activated& a = plan.gates[t];
+        grad[a.input] = grad_gates[t] * a.act.derivative(xn[a.input]);
+      }
+    }
+  });
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+class FusedGate : public torch::autograd::Function<FusedGate> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& features, bool scalars_only,
+                            const c10::intrusive_ptr<Plan>& plan) {
+    ++g_calls.forward;
+    const at::Tensor x = features.contiguous();
+    at::Tensor out = at::empty({x.size(0), plan->dim_out}, x.options());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gate_forward", [&] {
+      forward_kernel<scalar_t>(*plan, scalars_only, x.size(0), x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>());
+    });
+    ctx->save_for_backward({x});
+    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    ctx->saved_data["scalars_only"] = scalars_only;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const at::Tensor x = ctx->get_saved_variables()[0];
+    const auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
+    const bool scalars_only = ctx->saved_data["scalars_only"].toBool();
+    const at::Tensor& g = grad_outputs[0];
+    variable_list grads(3);
+    if (!g.defined() || !ctx->needs_input_grad(0)) return grads;
+
+    if (at::GradMode::is_enabled()) {
+      ++g_calls.composite_backward;
+      const auto composite = [&](const std::vector<at::Tensor>& v) {
+        return scalars_only ? plan->module->forward_scalars(v[0]) : plan->module->forward(v[0]);
+      };
+      return composite_partials({x}, {true}, composite, g, grads.size());
+    }
+
+    ++g_calls.backward;
+    const at::Tensor gc = g.contiguous();
+    at::Tensor grad_x = at::empty_like(x);
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gate_backward", [&] {
+      backward_kernel<scalar_t>(*plan, scalars_only, x.size(0), x.data_ptr<scalar_t>(), gc.data_ptr<scalar_t>(),
+                                grad_x.data_ptr<scalar_t>());
+    });
+    grads[0] = grad_x;
+    return grads;
+  }
+};
+
+at::Tensor fused_or_module(const e3nn::GateImpl& module, const at::Tensor& features, bool scalars_only) {
+  const at::ScalarType dtype = features.scalar_type();
+  const bool fusable = fused_kernels_enabled() && features.dim() >= 1 &&
+                       features.size(-1) == module.irreps_in().dim() && features.device().is_cpu() &&
+                       (dtype == at::kDouble || dtype == at::kFloat);
+  const c10::intrusive_ptr<Plan> plan = fusable ? make_plan(module) : c10::intrusive_ptr<Plan>();
+  if (!plan) return scalars_only ? module.forward_scalars(features) : module.forward(features);
+  std::vector<int64_t> shape = features.sizes().vec();
+  shape.back() = plan->dim_out;
+  return FusedGate::apply(features.reshape({-1, plan->dim_in}), scalars_only, plan).view(shape);
+}
+
+}  // namespace
+
+at::Tensor gate(const e3nn::GateImpl& module, const at::Tensor& features) {
+  return fused_or_module(module, features, false);
+}
+
+at::Tensor gate_scalars(const e3nn::GateImpl& module, const at::Tensor& features) {
+  return fused_or_module(module, features, true);
+}
+
+bool gate_kernel_supports(const e3nn::GateImpl& module) { return static_cast<bool>(make_plan(module)); }
+
+KernelCounters gate_counters() { return g_calls.snapshot(); }
+
+}  // namespace klay::kernels

@@ -1,0 +1,78 @@
+// A named scalar activation (e3nn::ScalarActivation) as the kernels evaluate it per element: f
+// times its scale, and f' as ATen's backward computes it, so fused kernels agree with the
+// composite path to rounding.
+#pragma once
+#include <cmath>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "e3nn/activations.hpp"
+
+namespace klay::kernels {
+
+// A scalar activation f times its normalize2mom constant, with f' as ATen's backward computes it.
+struct ScaledActivation {
+  enum class Kind { identity, silu, ssp, tanh, abs, sigmoid, relu } kind = Kind::identity;
+  double scale = 1.0;
+
+  template <typename T>
+  T value(T x) const {
+    return unscaled(x) * static_cast<T>(scale);
+  }
+  template <typename T>
+  T derivative(T x) const {
+    switch (kind) {
+      case Kind::identity: return T(1);
+      case Kind::silu: {
+        const T s = T(1) / (T(1) + std::exp(-x));
+        return s * (T(1) + x * (T(1) - s)) * static_cast<T>(scale);
+      }
+      case Kind::ssp: {  // softplus with threshold 20
+        const T z = std::exp(x);
+        return (x > T(20) ? T(1) : z / (z + T(1))) * static_cast<T>(scale);
+      }
+      case Kind::tanh: {
+        const T t = std::tanh(x);
+        return (T(1) - t * t) * static_cast<T>(scale);
+      }
+      case Kind::abs: return (x > T(0) ? T(1) : x < T(0) ? T(-1) : T(0)) * static_cast<T>(scale);
+      case Kind::sigmoid: {
+        const T s = T(1) / (T(1) + std::exp(-x));
+        return (T(1) - s) * s * static_cast<T>(scale);
+      }
+      case Kind::relu: return (x > T(0) ? T(1) : T(0)) * static_cast<T>(scale);
+    }
+    return T(0);
+  }
+
+ private:
+  template <typename T>
+  T unscaled(T x) const {
+    switch (kind) {
+      case Kind::identity: return x;
+      case Kind::silu: return x / (T(1) + std::exp(-x));
+      case Kind::ssp: return (x > T(20) ? x : std::log1p(std::exp(x))) - static_cast<T>(std::log(2.0));
+      case Kind::tanh: return std::tanh(x);
+      case Kind::abs: return std::abs(x);
+      case Kind::sigmoid: return T(1) / (T(1) + std::exp(-x));
+      case Kind::relu: return x > T(0) ? x : T(0);
+    }
+    return x;
+  }
+};
+
+// The kernels' form of `act` (identity for none); std::nullopt for an activation they do not know.
+inline std::optional<ScaledActivation> scaled_activation(const std::optional<e3nn::ScalarActivation>& act) {
+  using Kind = ScaledActivation::Kind;
+  if (!act) return ScaledActivation{};
+  static const std::vector<std::pair<std::string, Kind>> known = {
+      {"silu", Kind::silu}, {"ssp", Kind::ssp},         {"tanh", Kind::tanh},
+      {"abs", Kind::abs},   {"sigmoid", Kind::sigmoid}, {"relu", Kind::relu}};
+  for (const auto& [name, kind] : known)
+    if (act->name() == name) return ScaledActivation{kind, act->scale()};
+  return std::nullopt;
+}
+
+}  // namespace klay::kernels

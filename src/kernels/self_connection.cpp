@@ -1,0 +1,276 @@
+// The self-connection kernel (see the header for what it computes).
+#include "kernels/self_connection.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "kernels/uvu_convolution.hpp"
+
+namespace klay::kernels {
+namespace {
+
+KernelCallCounts g_calls;
+
+// Rows handed to a thread at a time.
+constexpr int64_t kRowsPerTask = 64;
+
+// The paths into one output irrep entry, as columns of z and rows of its stacked weights.
+struct OutputGroup {
+  struct Path {
+    int64_t in1, in2;   // first column of the entry in x and in the attributes
+    int64_t mul1, mul2;
+    int64_t weight_offset;  // of W_p [mul1, mul2, mul_out] in the flat weights
+    double scale;       // path coefficient times the Wigner-3j diagonal
+    int64_t column;     // first column of z, (u, v) row-major
+  };
+  int64_t out_offset = 0, mul_out = 0, d = 1, width = 0;
+  std::vector<Path> paths;
+};
+
+struct Plan : torch::CustomClassHolder {
+  std::vector<OutputGroup> groups;
+  bool writes_every_output = true;  // else the outputs no path reaches are zero
+  std::shared_ptr<const e3nn::TensorProductImpl> tp;  // for the composite (double-backward) path
+};
+
+c10::intrusive_ptr<Plan> make_plan(const e3nn::TensorProductImpl& tp) {
+  for (const e3nn::MulIrrep& entry : tp.irreps_in2())
+    if (entry.ir.l != 0) return {};
+  const std::vector<int64_t> offsets1 = tp.irreps_in1().offsets(), offsets2 = tp.irreps_in2().offsets(),
+                             offsets_out = tp.irreps_out().offsets();
+  std::vector<OutputGroup> by_output(tp.irreps_out().size());
+  for (size_t o = 0; o < by_output.size(); ++o) {
+    by_output[o].out_offset = offsets_out[o];
+    by_output[o].mul_out = tp.irreps_out()[o].mul;
+    by_output[o].d = tp.irreps_out()[o].ir.dim();
+  }
+  int64_t weight_offset = 0;
+  for (const e3nn::TensorProductImpl::Path& p : tp.paths()) {
+    if (p.ins.mode != e3nn::ConnectionMode::uvw || !p.ins.has_weight) return {};
+    const std::optional<double> coupling = e3nn::scalar_coupling(p.w3j);
+    if (!coupling) return {};
+    if (p.mul1 > 0 && p.mul2 > 0 && p.mul_out > 0) {
+      OutputGroup& group = by_output[p.ins.i_out];
+      group.paths.push_back({offsets1[p.ins.i_in1], offsets2[p.ins.i_in2], p.mul1, p.mul2, weight_offset,
+                             p.coefficient * *coupling, group.width});
+      group.width += p.mul1 * p.mul2;
+    }
+    weight_offset += p.weight_size;
+  }
+  auto plan = c10::make_intrusive<Plan>();
+  for (OutputGroup& group : by_output) {
+    if (group.paths.empty()) {
+      plan->writes_every_output &= group.mul_out == 0;
+      continue;
+    }
+    plan->groups.push_back(std::move(group));
+  }
+  plan->tp = std::dynamic_pointer_cast<const e3nn::TensorProductImpl>(tp.shared_from_this());
+  return plan;
+}
+
+// The group's paths' weights stacked [width, mul_out], each scaled by its path's scale.
+at::Tensor stacked_weights(const OutputGroup& group, const at::Tensor& weight) {
+  std::vector<at::Tensor> blocks;
+  for (const OutputGroup::Path& p : group.paths)
+    blocks.push_back(weight.narrow(0, p.weight_offset, p.mul1 * p.mul2 * group.mul_out)
+                         .view({p.mul1 * p.mul2, group.mul_out}) *
+                     p.scale);
+  return blocks.size() == 1 ? blocks[0] : at::cat(blocks);
+}
+
+// Rows of a [N, width] matrix (x, attributes, output) by their row length.
+template <typename T>
+struct Rows {
+  T* data;
+  int64_t stride;
+  T* operator[](int64_t n) const { return data + n * stride; }
+};
+
+// z[(n, k), column + u·mul2 + v] = x[n, in1 + u·d + k]·a[n, in2 + v], written row by row of z.
+template <typename T>
+void fill_products(const OutputGroup& group, int64_t rows, Rows<const T> x, Rows<const T> a, T* z) {
+  const int64_t d = group.d, width = group.width;
+  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
+    for (int64_t n = first; n < last; ++n)
+      for (int64_t k = 0; k < d; ++k) {
+        T* zr = z + (n * d + k) * width;
+        for (const OutputGroup::Path& p : group.paths) {
+          const T* xp = x[n] + p.in1;
+          const T* ap = a[n] + p.in2;
+          for (int64_t u = 0; u < p.mul1; ++u) {
+            const T xv = xp[u * d + k];
+            T* zu = zr + p.column + u * p.mul2;
+            for (int64_t v = 0; v < p.mul2; ++v) zu[v] = xv * ap[v];
+          }
+        }
+      }
+  });
+}
+
+// Between the output layout out[n, offset + w·d + k] and y[(n, k), w].
+template <typename T>
+void scatter_output(const OutputGroup& group, int64_t rows, const T* y, Rows<T> out) {
+  const int64_t d = group.d, mul = group.mul_out;
+  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
+    for (int64_t n = first; n < last; ++n)
+      for (int64_t k = 0; k < d; ++k)
+        for (int64_t w = 0; w < mul; ++w) out[n][group.out_offset + w * d + k] = y[(n * d + k) * mul + w];
+  });
+}
+template <typename T>
+void gather_output(const OutputGroup& group, int64_t rows, Rows<const T> g, T* y) {
+  const int64_t d = group.d, mul = group.mul_out;
+  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
+    for (int64_t n = first; n < last; ++n)
+      for (int64_t k = 0; k < d; ++k)
+        for (int64_t w = 0; w < mul; ++w) y[(n * d + k) * mul + w] = g[n][group.out_offset + w * d + k];
+  });
+}
+
+// From gz[(n, k), (p, u, v)], the gradient of z: grad_x += Σ_v gz·a and grad_a += Σ_{u,k} gz·x,
+// reading gz row by row. Each sum is kept in a register: summing into grad_a[v] element by element
+// chained every step through memory (a load, add and store of the same address).
+template <typename T>
+void products_backward(const OutputGroup& group, int64_t rows, Rows<const T> x, Rows<const T> a, const T* gz,
+                       Rows<T> grad_x, Rows<T> grad_a) {
+  const int64_t d = group.d, width = group.width;
+  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
+    for (int64_t n = first; n < last; ++n) {
+      const T* gn = gz + n * d * width;
+      for (const OutputGroup::Path& p : group.paths) {
+        const T* xp = x[n] + p.in1;
+        const T* ap = a[n] + p.in2;
+        if (grad_x.data)
+          for (int64_t k = 0; k < d; ++k)
+            for (int64_t u = 0; u < p.mul1; ++u) {
+              const T* gu = gn + k * width + p.column + u * p.mul2;
+              T sum = 0;
+              for (int64_t v = 0; v < p.mul2; ++v) sum += gu[v] * ap[v];
+              grad_x[n][p.in1 + u * d + k] += sum;
+            }
+        if (grad_a.data)
+          for (int64_t v = 0; v < p.mul2; ++v) {
+            T sum = 0;
+            for (int64_t k = 0; k < d; ++k)
+              for (int64_t u = 0; u < p.mul1; ++u) sum += gn[k * width + p.column + u * p.mul2 + v] * xp[u * d + k];
+            grad_a[n][p.in2 + v] += sum;
+          }
+      }
+    }
+  });
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+class SelfConnection : public torch::autograd::Function<SelfConnection> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& attrs,
+                            const at::Tensor& weight, const c10::intrusive_ptr<Plan>& plan) {
+    ++g_calls.forward;
+    const at::Tensor xc = x.contiguous(), ac = attrs.contiguous(), wc = weight.contiguous();
+    const int64_t rows = xc.size(0), dim_out = plan->tp->irreps_out().dim();
+    at::Tensor out = plan->writes_every_output ? at::empty({rows, dim_out}, x.options())
+                                               : at::zeros({rows, dim_out}, x.options());
+    for (const OutputGroup& group : plan->groups) {
+      const at::Tensor z = at::empty({rows * group.d, group.width}, x.options());
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "self_connection_products", [&] {
+        fill_products<scalar_t>(group, rows, {xc.data_ptr<scalar_t>(), xc.size(1)},
+                                {ac.data_ptr<scalar_t>(), ac.size(1)}, z.data_ptr<scalar_t>());
+      });
+      const at::Tensor y = at::mm(z, stacked_weights(group, wc));
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "self_connection_output", [&] {
+        scatter_output<scalar_t>(group, rows, y.data_ptr<scalar_t>(), {out.data_ptr<scalar_t>(), dim_out});
+      });
+    }
+    ctx->save_for_backward({xc, ac, wc});
+    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &attrs = saved[1], &weight = saved[2];
+    const auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
+    const at::Tensor& g = grad_outputs[0];
+    variable_list grads(4);
+    const bool want[3] = {ctx->needs_input_grad(0), ctx->needs_input_grad(1), ctx->needs_input_grad(2)};
+    if (!g.defined() || !(want[0] || want[1] || want[2])) return grads;
+
+    if (at::GradMode::is_enabled()) {
+      ++g_calls.composite_backward;
+      const auto composite = [&](const std::vector<at::Tensor>& v) {
+        return plan->tp->forward_with_weight(v[0], v[1], v[2]);
+      };
+      return composite_partials({x, attrs, weight}, {want[0], want[1], want[2]}, composite, g, grads.size());
+    }
+
+    ++g_calls.backward;
+    const at::Tensor gc = g.contiguous();
+    const int64_t rows = x.size(0);
+    at::Tensor grad_x = want[0] ? at::zeros_like(x) : at::Tensor();
+    at::Tensor grad_a = want[1] ? at::zeros_like(attrs) : at::Tensor();
+    at::Tensor grad_w = want[2] ? at::zeros_like(weight) : at::Tensor();
+    for (const OutputGroup& group : plan->groups) {
+      const at::Tensor gy = at::empty({rows * group.d, group.mul_out}, x.options());
+      at::Tensor z;
+      if (want[2]) z = at::empty({rows * group.d, group.width}, x.options());
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "self_connection_backward_gather", [&] {
+        gather_output<scalar_t>(group, rows, {gc.data_ptr<scalar_t>(), gc.size(1)}, gy.data_ptr<scalar_t>());
+        if (z.defined())
+          fill_products<scalar_t>(group, rows, {x.data_ptr<scalar_t>(), x.size(1)},
+                                  {attrs.data_ptr<scalar_t>(), attrs.size(1)}, z.data_ptr<scalar_t>());
+      });
+      if (want[0] || want[1]) {
+        const at::Tensor gz = at::mm(gy, stacked_weights(group, weight).t());
+        AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "self_connection_backward_products", [&] {
+          auto rows_of = [](at::Tensor& t) {
+            return Rows<scalar_t>{t.defined() ? t.data_ptr<scalar_t>() : nullptr, t.defined() ? t.size(1) : 0};
+          };
+          products_backward<scalar_t>(group, rows, {x.data_ptr<scalar_t>(), x.size(1)},
+                                      {attrs.data_ptr<scalar_t>(), attrs.size(1)}, gz.data_ptr<scalar_t>(),
+                                      rows_of(grad_x), rows_of(grad_a));
+        });
+      }
+      if (want[2]) {
+        const at::Tensor gw = at::mm(z.t(), gy);  // [width, mul_out]
+        for (const OutputGroup::Path& p : group.paths)
+          grad_w.narrow(0, p.weight_offset, p.mul1 * p.mul2 * group.mul_out)
+              .copy_(gw.narrow(0, p.column, p.mul1 * p.mul2).reshape(-1) * p.scale);
+      }
+    }
+    grads[0] = grad_x;
+    grads[1] = grad_a;
+    grads[2] = grad_w;
+    return grads;
+  }
+};
+
+}  // namespace
+
+bool self_connection_supports(const e3nn::TensorProductImpl& tp) { return static_cast<bool>(make_plan(tp)); }
+
+KernelCounters self_connection_counters() { return g_calls.snapshot(); }
+
+at::Tensor self_connection(const e3nn::TensorProductImpl& tp, const at::Tensor& x, const at::Tensor& attrs,
+                           const at::Tensor& weight) {
+  const at::Tensor& w = tp.internal_weights() ? tp.weight : weight;
+  const at::ScalarType dtype = x.scalar_type();
+  const bool fitting = x.dim() == 2 && attrs.dim() == 2 && x.size(0) == attrs.size(0) &&
+                       x.size(1) == tp.irreps_in1().dim() && attrs.size(1) == tp.irreps_in2().dim() &&
+                       w.defined() && w.dim() == 1 && w.size(0) == tp.weight_numel();
+  const bool fusable = fused_kernels_enabled() && fitting && x.device().is_cpu() &&
+                       (dtype == at::kDouble || dtype == at::kFloat) && attrs.scalar_type() == dtype &&
+                       w.scalar_type() == dtype && w.device().is_cpu();
+  const c10::intrusive_ptr<Plan> plan = fusable ? make_plan(tp) : c10::intrusive_ptr<Plan>();
+  if (!plan) return tp.forward(x, attrs, weight);
+  return SelfConnection::apply(x, attrs, w, plan);
+}
+
+}  // namespace klay::kernels
