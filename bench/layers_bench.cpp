@@ -441,6 +441,8 @@ void print_linear_table(int64_t atoms, int64_t lmax, const Options& options) {
   }
   std::printf("# f+b: forward and the gradients with respect to the features and the weight. ATen/k: the\n"
               "# composite forward's time over the kernel's.\n");
+}
+
 // The radial MLP kernel (src/kernels/radial_mlp.cpp) against the composite FullyConnectedNet
 // (KLAY_FUSED_KERNELS=0's path) on the edges' radial basis, the two called alternately in every
 // round so both see the same load.
