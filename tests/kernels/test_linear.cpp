@@ -14,6 +14,7 @@
 #include "e3nn/irreps.hpp"
 #include "e3nn/linear.hpp"
 #include "kernels/linear.hpp"
+#include "kernels/relative_error.hpp"
 #include "kernels/uvu_convolution.hpp"
 
 namespace klay::kernels {
@@ -21,11 +22,6 @@ namespace {
 
 using e3nn::Irrep;
 using e3nn::Irreps;
-
-double relative_error(const at::Tensor& a, const at::Tensor& b) {
-  const double scale = b.abs().max().item<double>();
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>() / (scale > 0 ? scale : 1.0);
-}
 
 struct Pair {
   std::string in, out;

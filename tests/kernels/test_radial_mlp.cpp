@@ -13,15 +13,11 @@
 #include "base/error.hpp"
 #include "e3nn/activations.hpp"
 #include "kernels/radial_mlp.hpp"
+#include "kernels/relative_error.hpp"
 #include "kernels/uvu_convolution.hpp"
 
 namespace klay::kernels {
 namespace {
-
-double relative_error(const at::Tensor& a, const at::Tensor& b) {
-  const double scale = b.abs().max().item<double>();
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>() / (scale > 0 ? scale : 1.0);
-}
 
 const std::vector<std::string> kActivations{"silu", "ssp", "tanh", "abs", "sigmoid", "relu"};
 

@@ -8,22 +8,18 @@
 
 #include <vector>
 
+#include "base/error.hpp"
 #include "e3nn/irreps.hpp"
 #include "e3nn/symmetric_contraction.hpp"
+#include "kernels/relative_error.hpp"
 #include "kernels/symmetric_contraction.hpp"
 #include "kernels/uvu_convolution.hpp"
-#include "base/error.hpp"
 
 namespace klay::kernels {
 namespace {
 
 using e3nn::Irrep;
 using e3nn::Irreps;
-
-double relative_error(const at::Tensor& a, const at::Tensor& b) {
-  const double scale = b.abs().max().item<double>();
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>() / (scale > 0 ? scale : 1.0);
-}
 
 // One step's inputs: features x [R, L], element weights θ [R, P], the previous step b [R, A·L] (or
 // none, the first step), and a probe of the result.

@@ -11,21 +11,17 @@
 #include <string>
 #include <vector>
 
+#include "base/error.hpp"
 #include "e3nn/irreps.hpp"
 #include "e3nn/tensor_product.hpp"
+#include "kernels/relative_error.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
-#include "base/error.hpp"
 
 namespace klay::kernels {
 namespace {
 
 using e3nn::Irreps;
-
-double relative_error(const at::Tensor& a, const at::Tensor& b) {
-  const double scale = b.abs().max().item<double>();
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>() / (scale > 0 ? scale : 1.0);
-}
 
 struct Graph {
   at::Tensor x, sh, w, sender, receiver, probe;
