@@ -6,7 +6,7 @@
 #   bench/issue14.sh              # results in bench/results/issue14/
 #   OUT=DIR BUILD=DIR bench/issue14.sh
 #
-# Parts (about 10 minutes on a 2-core machine):
+# Parts (about 2 minutes on this project's 2-core machine):
 #   speed_threads1   klay bench speed, examples/si, 512/4,096/32,768 atoms, float64 and float32,
 #                    1 rank, 1 thread, Stillinger-Weber baseline
 #   speed_threads2   the same at 512 and 4,096 atoms, float64, 2 threads
