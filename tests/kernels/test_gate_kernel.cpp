@@ -13,6 +13,7 @@
 #include "e3nn/gate.hpp"
 #include "e3nn/irreps.hpp"
 #include "kernels/gate.hpp"
+#include "kernels/one_input_derivatives.hpp"
 #include "kernels/relative_error.hpp"
 #include "kernels/uvu_convolution.hpp"
 
@@ -54,25 +55,11 @@ at::Tensor random_features(const e3nn::GateImpl& g, int64_t rows, uint64_t seed)
   return at::randn({2, rows, g.irreps_in().dim()}, at::kDouble) * 8.0;
 }
 
-struct Derivatives {
-  at::Tensor out, grad, second;
-};
-
 // The gate, d(probe·out)/d(features), and d/d(features) of a probe of that gradient.
 Derivatives derivatives(bool fused, const e3nn::GateImpl& g, const at::Tensor& features, at::ScalarType dtype,
                         bool scalars_only, bool second_order) {
-  set_fused_kernels_enabled(fused);
-  const at::Tensor x = features.to(dtype).requires_grad_();
-  const at::Tensor out = scalars_only ? gate_scalars(g, x) : gate(g, x);
-  const at::Tensor probe = at::sin(at::arange(out.numel(), out.options())).view_as(out);
-  const at::Tensor grad = torch::autograd::grad({(out * probe).sum()}, {x}, {}, true, second_order)[0];
-  Derivatives d{out.detach(), grad.detach(), {}};
-  if (second_order) {
-    const at::Tensor probe_x = at::cos(at::arange(grad.numel(), grad.options())).view_as(grad);
-    d.second = torch::autograd::grad({(grad * probe_x).sum()}, {x})[0].detach();
-  }
-  set_fused_kernels_enabled(true);
-  return d;
+  return one_input_derivatives([&](const at::Tensor& x) { return scalars_only ? gate_scalars(g, x) : gate(g, x); },
+                               fused, features, dtype, second_order);
 }
 
 TEST(GateKernel, MatchesTheGateAndItsGradient) {

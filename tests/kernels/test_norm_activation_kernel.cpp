@@ -13,6 +13,7 @@
 #include "e3nn/gate.hpp"
 #include "e3nn/irreps.hpp"
 #include "kernels/norm_activation.hpp"
+#include "kernels/one_input_derivatives.hpp"
 #include "kernels/relative_error.hpp"
 #include "kernels/uvu_convolution.hpp"
 
@@ -40,24 +41,10 @@ at::Tensor random_features(const e3nn::NormActivationImpl& module, int64_t rows,
   return x;
 }
 
-struct Derivatives {
-  at::Tensor out, grad, second;
-};
-
 Derivatives derivatives(bool fused, const e3nn::NormActivationImpl& module, const at::Tensor& features,
                         at::ScalarType dtype, bool second_order) {
-  set_fused_kernels_enabled(fused);
-  const at::Tensor x = features.to(dtype).requires_grad_();
-  const at::Tensor out = norm_activation(module, x);
-  const at::Tensor probe = at::sin(at::arange(out.numel(), out.options())).view_as(out);
-  const at::Tensor grad = torch::autograd::grad({(out * probe).sum()}, {x}, {}, true, second_order)[0];
-  Derivatives d{out.detach(), grad.detach(), {}};
-  if (second_order) {
-    const at::Tensor probe_x = at::cos(at::arange(grad.numel(), grad.options())).view_as(grad);
-    d.second = torch::autograd::grad({(grad * probe_x).sum()}, {x})[0].detach();
-  }
-  set_fused_kernels_enabled(true);
-  return d;
+  return one_input_derivatives([&](const at::Tensor& x) { return norm_activation(module, x); }, fused, features,
+                               dtype, second_order);
 }
 
 TEST(NormActivationKernel, MatchesTheModuleAndItsGradient) {
