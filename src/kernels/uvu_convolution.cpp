@@ -348,12 +348,48 @@ struct ForwardArgs {
   T* out;
 };
 
+// One path of one edge into its receiver's accumulator (component-major):
+// acc[k][u] += w_e[u] · Σ_{i,j} c_ijk sh_e[j] x[i][u].
+template <typename T, int Mul>
+KLAY_KERNEL_BODY void forward_path(const Plan::Path& p, const Plan::Entry* entries, const T* value, const T* xe,
+                                   const T* ye, const T* we, T* acc, T* scratch) {
+  Copies<T, Mul> t(scratch);
+  const int64_t mul = Mul > 0 ? Mul : p.mul;
+  const T* xp = xe + p.in_offset;
+  const T* yp = ye + p.sh_offset;
+  for (int64_t k = 0; k < p.d3; ++k) {
+    t.zero(mul);
+    for (int64_t n = p.k_begin[k]; n < p.k_begin[k + 1]; ++n)
+      t.add_scaled(value[n] * yp[entries[n].j], xp + entries[n].i * mul, mul);
+    t.add_product_to(acc + p.out_offset + k * mul, we + p.weight_offset, mul);
+  }
+}
+
+// A path's multiplicity as a compile-time width where one is compiled (Mul = 0: the plan's paths
+// differ in multiplicity, so each path picks its own), else the general loop.
+#define KLAY_FOR_PATH_WIDTH(Mul, p, CALL)        \
+  do {                                             \
+    if constexpr (Mul > 0) {                       \
+      CALL(Mul);                                   \
+    } else {                                       \
+      switch ((p).mul) {                           \
+        case 1: CALL(1); break;                    \
+        case 2: CALL(2); break;                    \
+        case 3: CALL(3); break;                    \
+        case 4: CALL(4); break;                    \
+        case 8: CALL(8); break;                    \
+        case 16: CALL(16); break;                  \
+        case 32: CALL(32); break;                  \
+        default: CALL(0); break;                   \
+      }                                            \
+    }                                              \
+  } while (0)
+
 // out[r] = Σ over r's edges e of Σ_paths w_e[u] · Σ_{i,j} c_ijk sh_e[j] x[sender_e][i][u].
 template <typename T, int Mul>
 KLAY_KERNEL_BODY void forward_rows(const ForwardArgs<T>& a, int64_t begin, int64_t end, T* acc, T* scratch) {
   const Plan& plan = *a.plan;
   const Plan::Entry* entries = plan.entries.data();
-  Copies<T, Mul> t(scratch);
   for (int64_t r = begin; r < end; ++r) {
     std::fill(acc, acc + plan.dim_out, T(0));
     for (int64_t q = a.by_receiver->start[r]; q < a.by_receiver->start[r + 1]; ++q) {
@@ -362,15 +398,9 @@ KLAY_KERNEL_BODY void forward_rows(const ForwardArgs<T>& a, int64_t begin, int64
       const T* ye = a.sh + e * plan.dim_sh;
       const T* we = a.w + e * plan.weight_numel;
       for (const Plan::Path& p : plan.paths) {
-        const int64_t mul = Mul > 0 ? Mul : p.mul;
-        const T* xp = xe + p.in_offset;
-        const T* yp = ye + p.sh_offset;
-        for (int64_t k = 0; k < p.d3; ++k) {
-          t.zero(mul);
-          for (int64_t n = p.k_begin[k]; n < p.k_begin[k + 1]; ++n)
-            t.add_scaled(a.value[n] * yp[entries[n].j], xp + entries[n].i * mul, mul);
-          t.add_product_to(acc + p.out_offset + k * mul, we + p.weight_offset, mul);
-        }
+#define KLAY_FORWARD_PATH(Width) forward_path<T, Width>(p, entries, a.value, xe, ye, we, acc, scratch)
+        KLAY_FOR_PATH_WIDTH(Mul, p, KLAY_FORWARD_PATH);
+#undef KLAY_FORWARD_PATH
       }
     }
     to_multiplicity_major(plan.out_positions, acc, a.out + r * plan.dim_out);
@@ -387,6 +417,35 @@ struct BackwardArgs {
   T *grad_sh, *grad_w;  // each may be null: not wanted
 };
 
+// One path of one edge: its share of the sender's feature gradient (into gxs, or none), of the
+// edge-attribute gradient per copy (into gy_copies, [dim_sh][stride]) and the path's weight
+// gradient (into gwe, or none), from the receiver's output gradient ge.
+template <typename T, int Mul>
+KLAY_KERNEL_BODY void backward_path(const Plan::Path& p, const Plan::Entry* entries, const T* value, const T* xs,
+                                    T* gxs, const T* ye, const T* we, T* gwe, const T* ge, T* gy_copies,
+                                    int64_t stride, T* scratch, int64_t max_mul) {
+  Copies<T, Mul> t(scratch), wg(scratch + max_mul);
+  const int64_t mul = Mul > 0 ? Mul : p.mul;
+  const T* xp = xs + p.in_offset;
+  const T* yp = ye + p.sh_offset;
+  T* gyp = gy_copies + p.sh_offset * stride;
+  for (int64_t k = 0; k < p.d3; ++k) {
+    const T* gk = ge + p.out_offset + k * mul;
+    wg.set_product(we + p.weight_offset, gk, mul);
+    t.zero(mul);
+    for (int64_t n = p.k_begin[k]; n < p.k_begin[k + 1]; ++n) {
+      const T v = value[n], c = v * yp[entries[n].j];
+      const T* xi = xp + entries[n].i * mul;
+      t.add_scaled(c, xi, mul);
+      if (gxs) wg.add_scaled_to(gxs + p.in_offset + entries[n].i * mul, c, mul);
+      wg.add_scaled_product_to(gyp + entries[n].j * stride, v, xi, mul);
+    }
+    // The path's weight gradient is written by its first output component, then summed into.
+    if (gwe && k == 0) t.store_product_to(gwe + p.weight_offset, gk, mul);
+    if (gwe && k > 0) t.add_product_to(gwe + p.weight_offset, gk, mul);
+  }
+}
+
 // Gradients of Σ g·out with respect to the edge attributes and the weights (one row per edge) and,
 // into `gx` (component-major [N_s][dim_in], this thread's own accumulator, or null), the node
 // features. Edges are grouped by receiver so that the receiver's gradient row, the widest operand,
@@ -395,7 +454,6 @@ template <typename T, int Mul>
 KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
   const Plan& plan = *a.plan;
   const Plan::Entry* entries = plan.entries.data();
-  Copies<T, Mul> t(scratch), wg(scratch + plan.max_mul);
   // Per edge, the edge-attribute gradient Σ_u x·(w g) is kept per copy u and summed over u once
   // per edge: one horizontal sum per attribute instead of one per 3j entry.
   T* __restrict gy_copies = scratch + 2 * plan.max_mul;  // [dim_sh][stride]
@@ -411,25 +469,11 @@ KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int
       T* gwe = a.grad_w ? a.grad_w + e * plan.weight_numel : nullptr;
       std::fill(gy_copies, gy_copies + plan.dim_sh * stride, T(0));
       for (const Plan::Path& p : plan.paths) {
-        const int64_t mul = Mul > 0 ? Mul : p.mul;
-        const T* xp = xs + p.in_offset;
-        const T* yp = ye + p.sh_offset;
-        T* gyp = gy_copies + p.sh_offset * stride;
-        for (int64_t k = 0; k < p.d3; ++k) {
-          const T* gk = ge + p.out_offset + k * mul;
-          wg.set_product(we + p.weight_offset, gk, mul);
-          t.zero(mul);
-          for (int64_t n = p.k_begin[k]; n < p.k_begin[k + 1]; ++n) {
-            const T v = a.value[n], c = v * yp[entries[n].j];
-            const T* xi = xp + entries[n].i * mul;
-            t.add_scaled(c, xi, mul);
-            if (gxs) wg.add_scaled_to(gxs + p.in_offset + entries[n].i * mul, c, mul);
-            wg.add_scaled_product_to(gyp + entries[n].j * stride, v, xi, mul);
-          }
-          // The path's weight gradient is written by its first output component, then summed into.
-          if (gwe && k == 0) t.store_product_to(gwe + p.weight_offset, gk, mul);
-          if (gwe && k > 0) t.add_product_to(gwe + p.weight_offset, gk, mul);
-        }
+#define KLAY_BACKWARD_PATH(Width)                                                                          \
+  backward_path<T, Width>(p, entries, a.value, xs, gxs, ye, we, gwe, ge, gy_copies, stride, scratch, \
+                          plan.max_mul)
+        KLAY_FOR_PATH_WIDTH(Mul, p, KLAY_BACKWARD_PATH);
+#undef KLAY_BACKWARD_PATH
       }
       if (a.grad_sh) {
         T* gye = a.grad_sh + e * plan.dim_sh;
