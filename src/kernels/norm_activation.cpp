@@ -93,47 +93,62 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::NormActivationImpl& module) {
   return plan;
 }
 
+// out_k = c₂·φ(r)·x_k with φ = f(r)/r, r = √(c₁ Σ x²) unless clipped at ε (then r is constant).
+// Per row and copy the backward needs c₂·φ and c₂·(dφ/dr)·c₁/r (0 when clipped): the forward
+// keeps them in `factors` when its input requires grad (else no backward follows), so the
+// backward evaluates no activation.
 template <typename T>
-void forward_kernel(const Plan& plan, int64_t rows, const T* x, T* out) {
+inline void copy_factors(const Plan& plan, const Plan::Copy& copy, T s, T& phi, T* radial) {
+  s *= static_cast<T>(copy.norm_scale);
+  const bool clipped = s < static_cast<T>(plan.floor);
+  const T r = std::sqrt(clipped ? static_cast<T>(plan.floor) : s);
+  const T c2 = static_cast<T>(copy.out_scale);
+  if (!radial) {
+    phi = plan.act.value(r) / r * c2;
+    return;
+  }
+  T f, df;
+  plan.act.value_and_derivative(r, f, df);
+  phi = f / r * c2;
+  // dφ/dr · dr/dx_k / x_k = (f'(r)/r − f(r)/r²) · c₁/r
+  *radial = clipped ? T(0) : (df / r - f / (r * r)) * static_cast<T>(copy.norm_scale) / r * c2;
+}
+
+template <typename T>
+void forward_kernel(const Plan& plan, int64_t rows, const T* x, T* out, T* factors) {
+  const int64_t copies = static_cast<int64_t>(plan.copies.size());
   at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
     for (int64_t n = first; n < last; ++n)
-      for (const Plan::Copy& copy : plan.copies) {
+      for (int64_t t = 0; t < copies; ++t) {
+        const Plan::Copy& copy = plan.copies[t];
         const T* xc = x + n * plan.dim + copy.offset;
         T* oc = out + n * plan.dim + copy.offset;
         T s = 0;
         for (int64_t k = 0; k < copy.d; ++k) s += xc[k] * xc[k];
-        s *= static_cast<T>(copy.norm_scale);
-        const T r = std::sqrt(s < static_cast<T>(plan.floor) ? static_cast<T>(plan.floor) : s);
-        const T factor = plan.act.value(r) / r * static_cast<T>(copy.out_scale);
-        for (int64_t k = 0; k < copy.d; ++k) oc[k] = xc[k] * factor;
+        T phi;
+        T* kept = factors ? factors + 2 * (n * copies + t) : nullptr;
+        copy_factors(plan, copy, s, phi, kept ? kept + 1 : nullptr);
+        if (kept) kept[0] = phi;
+        for (int64_t k = 0; k < copy.d; ++k) oc[k] = xc[k] * phi;
       }
   });
 }
 
-// out_k = c₂·φ(r)·x_k with φ = f(r)/r, r = √(c₁ Σ x²) unless clipped at ε (then r is constant).
+// grad_k = c₂·(φ·g_k + (Σ_j g_j x_j)·(dφ/dr)·(c₁/r)·x_k), from the forward's factors.
 template <typename T>
-void backward_kernel(const Plan& plan, int64_t rows, const T* x, const T* g, T* grad_x) {
+void backward_kernel(const Plan& plan, int64_t rows, const T* x, const T* g, const T* factors, T* grad_x) {
+  const int64_t copies = static_cast<int64_t>(plan.copies.size());
   at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
     for (int64_t n = first; n < last; ++n)
-      for (const Plan::Copy& copy : plan.copies) {
+      for (int64_t t = 0; t < copies; ++t) {
+        const Plan::Copy& copy = plan.copies[t];
         const T* xc = x + n * plan.dim + copy.offset;
         const T* gc = g + n * plan.dim + copy.offset;
         T* grad = grad_x + n * plan.dim + copy.offset;
-        T s = 0, gx = 0;
-        for (int64_t k = 0; k < copy.d; ++k) {
-          s += xc[k] * xc[k];
-          gx += gc[k] * xc[k];
-        }
-        s *= static_cast<T>(copy.norm_scale);
-        const bool clipped = s < static_cast<T>(plan.floor);
-        const T r = std::sqrt(clipped ? static_cast<T>(plan.floor) : s);
-        const T c2 = static_cast<T>(copy.out_scale);
-        const T phi = plan.act.value(r) / r;
-        // dφ/dr · dr/dx_k / x_k = (f'(r)/r − f(r)/r²) · c₁/r
-        const T radial = clipped ? T(0)
-                                 : (plan.act.derivative(r) / r - plan.act.value(r) / (r * r)) *
-                                       static_cast<T>(copy.norm_scale) / r;
-        for (int64_t k = 0; k < copy.d; ++k) grad[k] = c2 * (phi * gc[k] + gx * radial * xc[k]);
+        T gx = 0;
+        for (int64_t k = 0; k < copy.d; ++k) gx += gc[k] * xc[k];
+        const T phi = factors[2 * (n * copies + t)], radial = factors[2 * (n * copies + t) + 1];
+        for (int64_t k = 0; k < copy.d; ++k) grad[k] = phi * gc[k] + gx * radial * xc[k];
       }
   });
 }
@@ -147,11 +162,17 @@ class FusedNormActivation : public torch::autograd::Function<FusedNormActivation
     ++g_calls.forward;
     const at::Tensor x = features.contiguous();
     at::Tensor out = at::empty_like(x);
+    const bool backward_follows = features.requires_grad();
+    at::Tensor factors = backward_follows
+                             ? at::empty({x.size(0), static_cast<int64_t>(plan->copies.size()), 2}, x.options())
+                             : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "norm_activation_forward", [&] {
-      forward_kernel<scalar_t>(*plan, x.size(0), x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>());
+      forward_kernel<scalar_t>(*plan, x.size(0), x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                               backward_follows ? factors.data_ptr<scalar_t>() : nullptr);
     });
     ctx->save_for_backward({x});
     ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    if (backward_follows) ctx->saved_data["factors"] = factors;
     return out;
   }
 
@@ -171,9 +192,10 @@ class FusedNormActivation : public torch::autograd::Function<FusedNormActivation
     ++g_calls.backward;
     const at::Tensor gc = g.contiguous();
     at::Tensor grad_x = at::empty_like(x);
+    const at::Tensor factors = ctx->saved_data["factors"].toTensor();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "norm_activation_backward", [&] {
       backward_kernel<scalar_t>(*plan, x.size(0), x.data_ptr<scalar_t>(), gc.data_ptr<scalar_t>(),
-                                grad_x.data_ptr<scalar_t>());
+                                factors.data_ptr<scalar_t>(), grad_x.data_ptr<scalar_t>());
     });
     grads[0] = grad_x;
     return grads;

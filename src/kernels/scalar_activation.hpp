@@ -47,6 +47,41 @@ struct ScaledActivation {
     return T(0);
   }
 
+  // value(x) and derivative(x), the same numbers, from one exponential where both need it.
+  template <typename T>
+  void value_and_derivative(T x, T& value, T& derivative) const {
+    const T scale_t = static_cast<T>(scale);
+    switch (kind) {
+      case Kind::silu: {
+        const T e = std::exp(-x), s = T(1) / (T(1) + e);
+        value = x / (T(1) + e) * scale_t;
+        derivative = s * (T(1) + x * (T(1) - s)) * scale_t;
+        return;
+      }
+      case Kind::ssp: {
+        const T z = std::exp(x);
+        value = ((x > T(20) ? x : std::log1p(z)) - static_cast<T>(std::log(2.0))) * scale_t;
+        derivative = (x > T(20) ? T(1) : z / (z + T(1))) * scale_t;
+        return;
+      }
+      case Kind::tanh: {
+        const T t = std::tanh(x);
+        value = t * scale_t;
+        derivative = (T(1) - t * t) * scale_t;
+        return;
+      }
+      case Kind::sigmoid: {
+        const T s = T(1) / (T(1) + std::exp(-x));
+        value = s * scale_t;
+        derivative = (T(1) - s) * s * scale_t;
+        return;
+      }
+      default:
+        value = this->value(x);
+        derivative = this->derivative(x);
+    }
+  }
+
  private:
   template <typename T>
   T unscaled(T x) const {
