@@ -114,23 +114,28 @@ inline void copy_factors(const Plan& plan, const Plan::Copy& copy, T s, T& phi, 
   *radial = clipped ? T(0) : (df / r - f / (r * r)) * static_cast<T>(copy.norm_scale) / r * c2;
 }
 
+// fn(n, t, copy) for every row n and irrep copy t, the rows split among the threads.
+template <typename Fn>
+void for_each_copy(const Plan& plan, int64_t rows, const Fn& fn) {
+  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
+    for (int64_t n = first; n < last; ++n)
+      for (size_t t = 0; t < plan.copies.size(); ++t) fn(n, static_cast<int64_t>(t), plan.copies[t]);
+  });
+}
+
 template <typename T>
 void forward_kernel(const Plan& plan, int64_t rows, const T* x, T* out, T* factors) {
   const int64_t copies = static_cast<int64_t>(plan.copies.size());
-  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
-    for (int64_t n = first; n < last; ++n)
-      for (int64_t t = 0; t < copies; ++t) {
-        const Plan::Copy& copy = plan.copies[t];
-        const T* xc = x + n * plan.dim + copy.offset;
-        T* oc = out + n * plan.dim + copy.offset;
-        T s = 0;
-        for (int64_t k = 0; k < copy.d; ++k) s += xc[k] * xc[k];
-        T phi;
-        T* kept = factors ? factors + 2 * (n * copies + t) : nullptr;
-        copy_factors(plan, copy, s, phi, kept ? kept + 1 : nullptr);
-        if (kept) kept[0] = phi;
-        for (int64_t k = 0; k < copy.d; ++k) oc[k] = xc[k] * phi;
-      }
+  for_each_copy(plan, rows, [&](int64_t n, int64_t t, const Plan::Copy& copy) {
+    const T* xc = x + n * plan.dim + copy.offset;
+    T* oc = out + n * plan.dim + copy.offset;
+    T s = 0;
+    for (int64_t k = 0; k < copy.d; ++k) s += xc[k] * xc[k];
+    T phi;
+    T* kept = factors ? factors + 2 * (n * copies + t) : nullptr;
+    copy_factors(plan, copy, s, phi, kept ? kept + 1 : nullptr);
+    if (kept) kept[0] = phi;
+    for (int64_t k = 0; k < copy.d; ++k) oc[k] = xc[k] * phi;
   });
 }
 
@@ -138,18 +143,14 @@ void forward_kernel(const Plan& plan, int64_t rows, const T* x, T* out, T* facto
 template <typename T>
 void backward_kernel(const Plan& plan, int64_t rows, const T* x, const T* g, const T* factors, T* grad_x) {
   const int64_t copies = static_cast<int64_t>(plan.copies.size());
-  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
-    for (int64_t n = first; n < last; ++n)
-      for (int64_t t = 0; t < copies; ++t) {
-        const Plan::Copy& copy = plan.copies[t];
-        const T* xc = x + n * plan.dim + copy.offset;
-        const T* gc = g + n * plan.dim + copy.offset;
-        T* grad = grad_x + n * plan.dim + copy.offset;
-        T gx = 0;
-        for (int64_t k = 0; k < copy.d; ++k) gx += gc[k] * xc[k];
-        const T phi = factors[2 * (n * copies + t)], radial = factors[2 * (n * copies + t) + 1];
-        for (int64_t k = 0; k < copy.d; ++k) grad[k] = phi * gc[k] + gx * radial * xc[k];
-      }
+  for_each_copy(plan, rows, [&](int64_t n, int64_t t, const Plan::Copy& copy) {
+    const T* xc = x + n * plan.dim + copy.offset;
+    const T* gc = g + n * plan.dim + copy.offset;
+    T* grad = grad_x + n * plan.dim + copy.offset;
+    T gx = 0;
+    for (int64_t k = 0; k < copy.d; ++k) gx += gc[k] * xc[k];
+    const T phi = factors[2 * (n * copies + t)], radial = factors[2 * (n * copies + t) + 1];
+    for (int64_t k = 0; k < copy.d; ++k) grad[k] = phi * gc[k] + gx * radial * xc[k];
   });
 }
 
