@@ -190,10 +190,8 @@ class FusedGate : public torch::autograd::Function<FusedGate> {
 };
 
 at::Tensor fused_or_module(const e3nn::GateImpl& module, const at::Tensor& features, bool scalars_only) {
-  const at::ScalarType dtype = features.scalar_type();
-  const bool fusable = fused_kernels_enabled() && features.dim() >= 1 &&
-                       features.size(-1) == module.irreps_in().dim() && features.device().is_cpu() &&
-                       (dtype == at::kDouble || dtype == at::kFloat);
+  const bool fusable =
+      kernels_take({features}) && features.dim() >= 1 && features.size(-1) == module.irreps_in().dim();
   const c10::intrusive_ptr<Plan> plan = fusable ? make_plan(module) : c10::intrusive_ptr<Plan>();
   if (!plan) return scalars_only ? module.forward_scalars(features) : module.forward(features);
   std::vector<int64_t> shape = features.sizes().vec();

@@ -2,7 +2,26 @@
 
 #include <torch/autograd.h>
 
+#include "base/environment.hpp"
+
 namespace klay::kernels {
+namespace {
+
+std::atomic<bool> g_enabled{switched_on_by_environment("KLAY_FUSED_KERNELS")};
+
+}  // namespace
+
+void set_fused_kernels_enabled(bool enabled) { g_enabled = enabled; }
+bool fused_kernels_enabled() { return g_enabled; }
+
+bool kernels_take(std::initializer_list<at::Tensor> tensors) {
+  if (!fused_kernels_enabled() || tensors.size() == 0) return false;
+  const at::ScalarType dtype = tensors.begin()->scalar_type();
+  if (dtype != at::kDouble && dtype != at::kFloat) return false;
+  for (const at::Tensor& t : tensors)
+    if (t.defined() && (!t.device().is_cpu() || t.scalar_type() != dtype)) return false;
+  return true;
+}
 
 std::vector<at::Tensor> composite_partials(const std::vector<at::Tensor>& inputs, const std::vector<bool>& wanted,
                                            const std::function<at::Tensor(const std::vector<at::Tensor>&)>& composite,

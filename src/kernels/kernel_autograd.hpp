@@ -1,14 +1,25 @@
-// What the kernels' autograd Functions share: call counters (tests prove a kernel ran) and the
-// backward with create_graph, which differentiates the kernel's composite path instead.
+// What the kernels share: the process-wide switch and which tensors a kernel takes, call counters
+// (tests prove a kernel ran) and the backward with create_graph, which differentiates the kernel's
+// composite path instead.
 #pragma once
 #include <ATen/core/Tensor.h>
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <vector>
 
 namespace klay::kernels {
+
+// Process-wide switch (tests and benchmarks compare both paths); on by default, or off when the
+// environment variable KLAY_FUSED_KERNELS is 0.
+void set_fused_kernels_enabled(bool enabled);
+bool fused_kernels_enabled();
+
+// True when the kernels are switched on and every defined tensor is on the CPU in float64 or
+// float32, all of one type: what each kernel needs; anything else runs the composite path.
+bool kernels_take(std::initializer_list<at::Tensor> tensors);
 
 // Calls of a kernel's forward and backward since the process started.
 struct KernelCounters {

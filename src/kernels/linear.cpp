@@ -224,10 +224,7 @@ class FusedLinear : public torch::autograd::Function<FusedLinear> {
 };
 
 at::Tensor run(const e3nn::LinearImpl& linear, const at::Tensor& features, const std::vector<e3nn::Irrep>* only) {
-  const at::ScalarType dtype = features.scalar_type();
-  const bool fusable = fused_kernels_enabled() && features.device().is_cpu() && linear.weight.device().is_cpu() &&
-                       (dtype == at::kDouble || dtype == at::kFloat) && linear.weight.scalar_type() == dtype;
-  if (!fusable) return linear.forward_with_weight(features, linear.weight, only);
+  if (!kernels_take({features, linear.weight})) return linear.forward_with_weight(features, linear.weight, only);
   const c10::intrusive_ptr<Plan> plan = make_plan(linear, only);
   // The composite forward reports features of the wrong width.
   if (features.dim() < 1 || features.size(-1) != plan->width_in)

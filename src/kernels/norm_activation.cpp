@@ -206,10 +206,8 @@ class FusedNormActivation : public torch::autograd::Function<FusedNormActivation
 }  // namespace
 
 at::Tensor norm_activation(const e3nn::NormActivationImpl& module, const at::Tensor& features) {
-  const at::ScalarType dtype = features.scalar_type();
-  const bool fusable = fused_kernels_enabled() && features.dim() >= 1 &&
-                       features.size(-1) == module.irreps_in().dim() && features.device().is_cpu() &&
-                       (dtype == at::kDouble || dtype == at::kFloat);
+  const bool fusable =
+      kernels_take({features}) && features.dim() >= 1 && features.size(-1) == module.irreps_in().dim();
   const c10::intrusive_ptr<Plan> plan = fusable ? make_plan(module) : c10::intrusive_ptr<Plan>();
   if (!plan) return module.forward(features);
   return FusedNormActivation::apply(features.reshape({-1, plan->dim}), plan).view(features.sizes());

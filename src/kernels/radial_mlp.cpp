@@ -219,11 +219,10 @@ at::Tensor radial_mlp(const e3nn::FullyConnectedNetImpl& fc, const at::Tensor& x
 
   const e3nn::ScalarActivation& act = fc.activation();
   const std::optional<Kind> kind = kind_of(act.name());
-  const at::ScalarType dtype = x.scalar_type();
-  bool fusable = fused_kernels_enabled() && kind && x.device().is_cpu() && (dtype == at::kDouble || dtype == at::kFloat);
+  bool fusable = kind && kernels_take({x});
   bool any_weight_grad = false;
   for (const at::Tensor& w : weights) {
-    fusable = fusable && w.device().is_cpu() && w.scalar_type() == dtype;
+    fusable = fusable && kernels_take({x, w});
     any_weight_grad = any_weight_grad || w.requires_grad();
   }
   if (!fusable) return e3nn::fully_connected_net(x, weights, act);

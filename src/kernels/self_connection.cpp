@@ -261,14 +261,10 @@ KernelCounters self_connection_counters() { return g_calls.snapshot(); }
 at::Tensor self_connection(const e3nn::TensorProductImpl& tp, const at::Tensor& x, const at::Tensor& attrs,
                            const at::Tensor& weight) {
   const at::Tensor& w = tp.internal_weights() ? tp.weight : weight;
-  const at::ScalarType dtype = x.scalar_type();
   const bool fitting = x.dim() == 2 && attrs.dim() == 2 && x.size(0) == attrs.size(0) &&
                        x.size(1) == tp.irreps_in1().dim() && attrs.size(1) == tp.irreps_in2().dim() &&
                        w.defined() && w.dim() == 1 && w.size(0) == tp.weight_numel();
-  const bool fusable = fused_kernels_enabled() && fitting && x.device().is_cpu() &&
-                       (dtype == at::kDouble || dtype == at::kFloat) && attrs.scalar_type() == dtype &&
-                       w.scalar_type() == dtype && w.device().is_cpu();
-  const c10::intrusive_ptr<Plan> plan = fusable ? make_plan(tp) : c10::intrusive_ptr<Plan>();
+  const c10::intrusive_ptr<Plan> plan = fitting && kernels_take({x, attrs, w}) ? make_plan(tp) : c10::intrusive_ptr<Plan>();
   if (!plan) return tp.forward(x, attrs, weight);
   return SelfConnection::apply(x, attrs, w, plan);
 }

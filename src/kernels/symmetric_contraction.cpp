@@ -191,10 +191,7 @@ at::Tensor sparse_contraction_step(const at::Tensor& x, const at::Tensor& theta,
   if (b.defined() && (b.dim() != 2 || b.size(0) != x.size(0) || b.size(1) != outputs * coupling))
     throw Error("symmetric contraction step: the previous step is " + c10::str(b.sizes()) + ", expected [" +
                 std::to_string(x.size(0)) + ", " + std::to_string(outputs * coupling) + "]");
-  const at::ScalarType dtype = x.scalar_type();
-  const bool fusable = fused_kernels_enabled() && x.device().is_cpu() && (dtype == at::kDouble || dtype == at::kFloat) &&
-                       theta.scalar_type() == dtype && (!b.defined() || b.scalar_type() == dtype);
-  if (!fusable) return e3nn::composite_contraction_step(x, theta, b, u);
+  if (!kernels_take({x, theta, b})) return e3nn::composite_contraction_step(x, theta, b, u);
   return SparseContractionStep::apply(x, theta, b.defined() ? b : at::empty({0}, x.options()), b.defined(), u,
                                      sparse_u(u, coupling, params));
 }

@@ -24,13 +24,11 @@
 
 #include "e3nn/scatter.hpp"
 #include "kernels/entry_values.hpp"
-#include "base/environment.hpp"
 #include "base/error.hpp"
 
 namespace klay::kernels {
 namespace {
 
-std::atomic<bool> g_enabled{switched_on_by_environment("KLAY_FUSED_KERNELS")};
 KernelCallCounts g_calls;
 
 // Receivers handed to a thread at a time.
@@ -702,8 +700,6 @@ bool fused_kernel_supports(const e3nn::TensorProductImpl& tp) { return plan_supp
 
 void set_wide_vector_units_enabled(bool enabled) { g_wide_vectors = enabled; }
 
-void set_fused_kernels_enabled(bool enabled) { g_enabled = enabled; }
-bool fused_kernels_enabled() { return g_enabled; }
 
 KernelCounters kernel_counters() {
   return g_calls.snapshot();
@@ -722,11 +718,7 @@ at::Tensor convolution_scatter(const e3nn::TensorProductImpl& tp, const at::Tens
                                const at::Tensor& edge_attrs, const at::Tensor& weight, const at::Tensor& sender,
                                const at::Tensor& receiver, int64_t num_receivers, double scale) {
   check_shapes(tp, node_features, edge_attrs, weight, sender, receiver);
-  const at::ScalarType dtype = node_features.scalar_type();
-  const bool fusable = fused_kernels_enabled() && plan_supports(tp) && node_features.device().is_cpu() &&
-                       (dtype == at::kDouble || dtype == at::kFloat) && edge_attrs.scalar_type() == dtype &&
-                       weight.scalar_type() == dtype;
-  if (!fusable)
+  if (!kernels_take({node_features, edge_attrs, weight}) || !plan_supports(tp))
     return convolution_scatter_composite(tp, node_features, edge_attrs, weight, sender, receiver, num_receivers,
                                          scale);
   return FusedConvolution::apply(node_features, edge_attrs, weight, sender, receiver, num_receivers,

@@ -40,11 +40,6 @@ at::Tensor convolution_scatter_composite(const e3nn::TensorProductImpl& tp, cons
 // True when convolution_scatter runs the fused kernel for this tensor product.
 bool fused_kernel_supports(const e3nn::TensorProductImpl& tp);
 
-// Process-wide switch (tests and benchmarks compare both paths); on by default, or off when the
-// environment variable KLAY_FUSED_KERNELS is 0.
-void set_fused_kernels_enabled(bool enabled);
-bool fused_kernels_enabled();
-
 // The kernels use AVX2+FMA where the CPU has them; tests switch that off to check the baseline
 // x86-64 code on the same machine.
 void set_wide_vector_units_enabled(bool enabled);
