@@ -264,7 +264,8 @@ at::Tensor self_connection(const e3nn::TensorProductImpl& tp, const at::Tensor& 
   const bool fitting = x.dim() == 2 && attrs.dim() == 2 && x.size(0) == attrs.size(0) &&
                        x.size(1) == tp.irreps_in1().dim() && attrs.size(1) == tp.irreps_in2().dim() &&
                        w.defined() && w.dim() == 1 && w.size(0) == tp.weight_numel();
-  const c10::intrusive_ptr<Plan> plan = fitting && kernels_take({x, attrs, w}) ? make_plan(tp) : c10::intrusive_ptr<Plan>();
+  const c10::intrusive_ptr<Plan> plan =
+      fitting && kernels_take({x, attrs, w}) ? make_plan(tp) : c10::intrusive_ptr<Plan>();
   if (!plan) return tp.forward(x, attrs, weight);
   return SelfConnection::apply(x, attrs, w, plan);
 }
