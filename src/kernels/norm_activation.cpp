@@ -95,8 +95,7 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::NormActivationImpl& module) {
 
 // out_k = c₂·φ(r)·x_k with φ = f(r)/r, r = √(c₁ Σ x²) unless clipped at ε (then r is constant).
 // Per row and copy the backward needs c₂·φ and c₂·(dφ/dr)·c₁/r (0 when clipped): the forward
-// keeps them in `factors` when its input requires grad (else no backward follows), so the
-// backward evaluates no activation.
+// keeps them in `factors` when autograd records the call, so the backward evaluates no activation.
 template <typename T>
 inline void copy_factors(const Plan& plan, const Plan::Copy& copy, T s, T& phi, T* radial) {
   s *= static_cast<T>(copy.norm_scale);
@@ -159,11 +158,13 @@ using torch::autograd::variable_list;
 
 class FusedNormActivation : public torch::autograd::Function<FusedNormActivation> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& features, const c10::intrusive_ptr<Plan>& plan) {
+  // backward_follows: autograd records this call (a Function's forward itself runs without grad
+  // mode, so the caller says).
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& features, const c10::intrusive_ptr<Plan>& plan,
+                            bool backward_follows) {
     ++g_calls.forward;
     const at::Tensor x = features.contiguous();
     at::Tensor out = at::empty_like(x);
-    const bool backward_follows = features.requires_grad();
     at::Tensor factors = backward_follows
                              ? at::empty({x.size(0), static_cast<int64_t>(plan->copies.size()), 2}, x.options())
                              : at::Tensor();
@@ -181,7 +182,7 @@ class FusedNormActivation : public torch::autograd::Function<FusedNormActivation
     const at::Tensor x = ctx->get_saved_variables()[0];
     const auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
     const at::Tensor& g = grad_outputs[0];
-    variable_list grads(2);
+    variable_list grads(3);
     if (!g.defined() || !ctx->needs_input_grad(0)) return grads;
 
     if (at::GradMode::is_enabled()) {
@@ -210,7 +211,8 @@ at::Tensor norm_activation(const e3nn::NormActivationImpl& module, const at::Ten
       kernels_take({features}) && features.dim() >= 1 && features.size(-1) == module.irreps_in().dim();
   const c10::intrusive_ptr<Plan> plan = fusable ? make_plan(module) : c10::intrusive_ptr<Plan>();
   if (!plan) return module.forward(features);
-  return FusedNormActivation::apply(features.reshape({-1, plan->dim}), plan).view(features.sizes());
+  const bool backward_follows = at::GradMode::is_enabled() && features.requires_grad();
+  return FusedNormActivation::apply(features.reshape({-1, plan->dim}), plan, backward_follows).view(features.sizes());
 }
 
 bool norm_activation_kernel_supports(const e3nn::NormActivationImpl& module) {

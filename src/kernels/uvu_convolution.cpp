@@ -364,7 +364,9 @@ KLAY_KERNEL_BODY void forward_path(const Plan::Path& p, const Plan::Entry* entri
 }
 
 // A path's multiplicity as a compile-time width where one is compiled (Mul = 0: the plan's paths
-// differ in multiplicity, so each path picks its own), else the general loop.
+// differ in multiplicity, so each path picks its own), else the general loop. A macro, not a
+// generic lambda: a lambda would not get the AVX2 entry points' target attribute, and the
+// always-inline path bodies could not be inlined into it.
 #define KLAY_FOR_PATH_WIDTH(Mul, p, CALL)        \
   do {                                             \
     if constexpr (Mul > 0) {                       \
