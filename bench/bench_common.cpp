@@ -17,6 +17,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "kernels/kernel_autograd.hpp"
+
 namespace klay::bench {
 
 namespace {
@@ -144,8 +146,8 @@ double print_machine(const Options& options) {
               first_line_with("/proc/cpuinfo", "model name").c_str(), sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("load:       %s (loadavg at start; > cores means the timings are from a shared, busy machine)\n",
               read_first_line("/proc/loadavg").c_str());
-  std::printf("torch:      %d intra-op threads, %d inter-op threads\n", at::get_num_threads(),
-              at::get_num_interop_threads());
+  std::printf("torch:      %d intra-op threads (the kernels' loops run on %d), %d inter-op threads\n",
+              at::get_num_threads(), kernels::kernel_loop_threads(), at::get_num_interop_threads());
   std::printf("BLAS:       %s\n", mapped_blas_libraries().c_str());
   if (const std::string details = openblas_details(); !details.empty()) std::printf("            %s\n", details.c_str());
   std::printf("matmul:     1024x1024 float64 %.1f GFLOP/s\n", matmul_gflops);

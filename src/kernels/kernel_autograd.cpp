@@ -1,6 +1,10 @@
 #include "kernels/kernel_autograd.hpp"
 
+#include <ATen/Parallel.h>
 #include <torch/autograd.h>
+
+#include <mutex>
+#include <set>
 
 #include "base/environment.hpp"
 
@@ -21,6 +25,17 @@ bool kernels_take(std::initializer_list<at::Tensor> tensors) {
   for (const at::Tensor& t : tensors)
     if (t.defined() && (!t.device().is_cpu() || t.scalar_type() != dtype)) return false;
   return true;
+}
+
+int kernel_loop_threads() {
+  const int64_t tasks = at::get_num_threads();
+  std::mutex mutex;
+  std::set<int> threads;
+  at::parallel_for(0, tasks, 1, [&](int64_t, int64_t) {
+    const std::lock_guard<std::mutex> lock(mutex);
+    threads.insert(at::get_thread_num());
+  });
+  return static_cast<int>(threads.size());
 }
 
 std::vector<at::Tensor> composite_partials(const std::vector<at::Tensor>& inputs, const std::vector<bool>& wanted,

@@ -21,6 +21,11 @@ bool fused_kernels_enabled();
 // float32, all of one type: what each kernel needs; anything else runs the composite path.
 bool kernels_take(std::initializer_list<at::Tensor> tensors);
 
+// How many threads a kernel's at::parallel_for loop runs on with ATen's current thread count: the
+// kernels are compiled with OpenMP so that this is at::get_num_threads(); 1 means that every kernel
+// runs serially whatever `threads` asks (benchmarks print it, a test checks it).
+int kernel_loop_threads();
+
 // Calls of a kernel's forward and backward since the process started.
 struct KernelCounters {
   int64_t forward_calls = 0;
