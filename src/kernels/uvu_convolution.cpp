@@ -31,8 +31,8 @@ namespace {
 
 KernelCallCounts g_calls;
 
-// Receivers handed to a thread at a time.
-constexpr int64_t kNodesPerTask = 16;
+// The fewest receivers worth a thread of their own.
+constexpr int64_t kFewestReceiversPerThread = 16;
 
 // Where each entry of a feature vector in e3nn's layout (copy u, component i of a block at
 // offset + u·(2l+1) + i) sits in the kernels' component-major layout (offset + i·mul + u).
@@ -546,30 +546,48 @@ std::pair<ForwardRows<T>, BackwardRows<T>> entry_points_for(const Plan& plan) {
   }
 }
 
+// Runs f(begin, end) on one range of receivers per thread, each range holding an equal share of
+// the edges: the first receivers (owned atoms) have full neighbour lists and the last (ghosts)
+// few or none, so ranges of equal numbers of receivers leave one thread most of the work.
+template <typename F>
+void for_each_thread_range(const Grouping& by_receiver, const F& f) {
+  const int64_t num_receivers = static_cast<int64_t>(by_receiver.start.size()) - 1;
+  const int64_t num_edges = by_receiver.start.back();
+  const int64_t ranges =
+      std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), num_receivers / kFewestReceiversPerThread));
+  std::vector<int64_t> bounds{0};
+  for (int64_t k = 1; k < ranges; ++k) {
+    const auto first = by_receiver.start.begin() + bounds.back(), last = by_receiver.start.end() - 1;
+    bounds.push_back(std::lower_bound(first, last, num_edges * k / ranges) - by_receiver.start.begin());
+  }
+  bounds.push_back(num_receivers);
+  at::parallel_for(0, ranges, 1, [&](int64_t first, int64_t last) {
+    for (int64_t k = first; k < last; ++k) f(bounds[k], bounds[k + 1]);
+  });
+}
+
 template <typename T>
 void forward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const int64_t* sender,
                     const Grouping& by_receiver, T* out) {
   const ForwardArgs<T> args{&plan, plan.values<T>(), x, sh, w, sender, &by_receiver, out};
   const auto rows = entry_points_for<T>(plan).first;
-  const int64_t num_receivers = static_cast<int64_t>(by_receiver.start.size()) - 1;
-  at::parallel_for(0, num_receivers, kNodesPerTask, [&](int64_t begin, int64_t end) {
+  for_each_thread_range(by_receiver, [&](int64_t begin, int64_t end) {
     std::vector<T> acc(plan.dim_out), scratch(2 * plan.max_mul);
     rows(args, begin, end, acc.data(), scratch.data());
   });
 }
 
-// Each task (one per thread: at::parallel_for hands a thread one contiguous range of receivers)
-// sums the node-feature gradient into an accumulator of its own; the accumulators are added in
-// the order of their ranges, so a given thread count always gives the same bits.
+// Each thread's range of receivers sums the node-feature gradient into an accumulator of its own;
+// the accumulators are added in the order of their ranges, so a given thread count always gives
+// the same bits.
 template <typename T>
 void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const T* g, const int64_t* sender,
                      const Grouping& by_receiver, int64_t num_senders, T* grad_x, T* grad_sh, T* grad_w) {
   const BackwardArgs<T> args{&plan, plan.values<T>(), x, sh, w, g, sender, &by_receiver, grad_sh, grad_w};
   const auto rows = entry_points_for<T>(plan).second;
-  const int64_t num_receivers = static_cast<int64_t>(by_receiver.start.size()) - 1;
   std::mutex mutex;
-  std::map<int64_t, std::vector<T>> accumulators;  // by the first receiver of the task
-  at::parallel_for(0, num_receivers, kNodesPerTask, [&](int64_t begin, int64_t end) {
+  std::map<int64_t, std::vector<T>> accumulators;  // by the first receiver of the range
+  for_each_thread_range(by_receiver, [&](int64_t begin, int64_t end) {
     std::vector<T> gx(grad_x ? num_senders * plan.dim_in : 0), scratch((2 + plan.dim_sh) * plan.max_mul);
     rows(args, begin, end, grad_x ? gx.data() : nullptr, scratch.data());
     if (!grad_x) return;
