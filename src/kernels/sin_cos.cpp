@@ -28,8 +28,9 @@ constexpr double kRoundToInteger = 0x1.8p52;
 
 constexpr double inverse_factorial(int n) { return n <= 1 ? 1.0 : inverse_factorial(n - 1) / n; }
 
+// True when some angle lies outside the range reduced here (or is not finite).
 KLAY_VECTOR_WIDTH_CLONES
-void reduced_sin_cos(const double* __restrict theta, double* __restrict sin_theta, double* __restrict cos_theta,
+bool reduced_sin_cos(const double* __restrict theta, double* __restrict sin_theta, double* __restrict cos_theta,
                      int64_t n) {
   // The Taylor coefficients ±1/k!, as constants of the loop.
   constexpr double s3 = -inverse_factorial(3), s5 = inverse_factorial(5), s7 = -inverse_factorial(7),
@@ -38,8 +39,10 @@ void reduced_sin_cos(const double* __restrict theta, double* __restrict sin_thet
   constexpr double c4 = inverse_factorial(4), c6 = -inverse_factorial(6), c8 = inverse_factorial(8),
                    c10 = -inverse_factorial(10), c12 = inverse_factorial(12), c14 = -inverse_factorial(14),
                    c16 = inverse_factorial(16);
+  int64_t outside = 0;
   for (int64_t i = 0; i < n; ++i) {
     const double x = theta[i];
+    outside |= static_cast<int64_t>(!(std::abs(x) <= kLargestReduced));
     const double q = (x * kTwoOverPi + kRoundToInteger) - kRoundToInteger;  // x ≈ q·π/2
     const double r = ((x - q * kHalfPiHigh) - q * kHalfPiMiddle) - q * kHalfPiLow;
     const double z = r * r;
@@ -55,12 +58,13 @@ void reduced_sin_cos(const double* __restrict theta, double* __restrict sin_thet
     sin_theta[i] = quadrant >= 2.0 ? -sin_part : sin_part;
     cos_theta[i] = (quadrant == 1.0) | (quadrant == 2.0) ? -cos_part : cos_part;
   }
+  return outside != 0;
 }
 
 }  // namespace
 
 void sin_cos(const double* theta, double* sin_theta, double* cos_theta, int64_t n) {
-  reduced_sin_cos(theta, sin_theta, cos_theta, n);
+  if (!reduced_sin_cos(theta, sin_theta, cos_theta, n)) return;
   for (int64_t i = 0; i < n; ++i)
     if (!(std::abs(theta[i]) <= kLargestReduced)) {
       sin_theta[i] = std::sin(theta[i]);

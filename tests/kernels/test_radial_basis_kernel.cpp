@@ -205,6 +205,21 @@ TEST(RadialBasisKernel, ZeroAndFarLengthsAsTheCompositePath) {
   }
 }
 
+// At a subnormal length 1/r overflows: sin(θ)/r must stay finite (≈ w/r_max), as the composite
+// path's division gives it.
+TEST(RadialBasisKernel, SubnormalLengthsAsTheCompositePath) {
+  const at::Tensor lengths = at::tensor({1e-310, 2.0}, at::kDouble), weights = trained_weights(18);
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const at::Tensor fused = c.radial(lengths, weights);
+    set_fused_kernels_enabled(false);
+    const at::Tensor composite = c.radial(lengths, weights);
+    set_fused_kernels_enabled(true);
+    EXPECT_TRUE(fused.isfinite().all().item<bool>());
+    EXPECT_LE(relative_error(fused, composite), 1e-12);
+  }
+}
+
 // Lengths of any shape, as the composite path takes them: [2, 3, E] → [2, 3, E(, n)].
 TEST(RadialBasisKernel, LengthsOfAnyShape) {
   const at::Tensor lengths = random_lengths(60, 14).view({2, 3, 10}).transpose(1, 2), weights = trained_weights(15);
