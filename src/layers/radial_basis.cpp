@@ -27,6 +27,7 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/radial_basis.hpp"
 #include "layers/named_layer.hpp"
 
 namespace klay {
@@ -53,45 +54,38 @@ int64_t read_num_radial_basis(const Config& config) {
 class PolynomialCutoff : public NamedLayer {
  public:
   PolynomialCutoff(const Config& config, double r_max, double degree)
-      : NamedLayer("PolynomialCutoff", config), inverse_r_max_(1.0 / r_max), p_(degree) {}
+      : NamedLayer("PolynomialCutoff", config), params_{1.0 / r_max, degree} {}
 
-  at::Tensor forward(const at::Tensor& r) const {
-    const double p = p_;
-    const at::Tensor u = r * inverse_r_max_;
-    at::Tensor f = 1.0 - ((p + 1.0) * (p + 2.0) / 2.0) * at::pow(u, p);
-    f = f + (p * (p + 2.0)) * at::pow(u, p + 1.0);
-    f = f - (p * (p + 1.0) / 2.0) * at::pow(u, p + 2.0);
-    return f * (u < 1.0);
+  const kernels::PolynomialCutoffParams& params() const { return params_; }
+
+  c10::IValue call(const CallArgs& call) override {
+    return kernels::polynomial_cutoff(tensor_input(call, 0, "x"), params_);
   }
-
-  c10::IValue call(const CallArgs& call) override { return forward(tensor_input(call, 0, "x")); }
   std::vector<RowInput> row_inputs() const override { return {{0, 0}}; }  // one length per row
 
  private:
-  double inverse_r_max_;
-  double p_;
+  kernels::PolynomialCutoffParams params_;
 };
 
 class BesselBasis : public NamedLayer {
  public:
   BesselBasis(const Config& config, double r_max, int64_t num_basis, bool trainable)
-      : NamedLayer("BesselBasis", config), r_max_(r_max), prefactor_(2.0 / r_max) {
+      : NamedLayer("BesselBasis", config), params_{r_max, 2.0 / r_max} {
     at::Tensor frequencies = at::arange(1, num_basis + 1, at::kDouble) * M_PI;
     bessel_weights_ = trainable ? register_parameter("bessel_weights", frequencies)
                                 : register_buffer("bessel_weights", frequencies);
   }
 
-  at::Tensor forward(const at::Tensor& r) const {
-    const at::Tensor column = r.unsqueeze(-1);
-    return prefactor_ * (at::sin(bessel_weights_ * column / r_max_) / column);
-  }
+  const kernels::BesselBasisParams& params() const { return params_; }
+  const at::Tensor& weights() const { return bessel_weights_; }
 
-  c10::IValue call(const CallArgs& call) override { return forward(tensor_input(call, 0, "x")); }
+  c10::IValue call(const CallArgs& call) override {
+    return kernels::bessel_basis(tensor_input(call, 0, "x"), bessel_weights_, params_);
+  }
   std::vector<RowInput> row_inputs() const override { return {{0, 0}}; }  // one length per row
 
  private:
-  double r_max_;
-  double prefactor_;
+  kernels::BesselBasisParams params_;
   at::Tensor bessel_weights_;
 };
 
@@ -115,8 +109,8 @@ class RadialBasisEdgeEncoding : public NamedLayer {
   }
 
   c10::IValue call(const CallArgs& call) override {
-    const at::Tensor r = tensor_input(call, 0, "edge_lengths");
-    return basis_->forward(r) * cutoff_->forward(r).unsqueeze(-1);
+    return kernels::radial_basis_edge_encoding(tensor_input(call, 0, "edge_lengths"), basis_->weights(),
+                                               basis_->params(), cutoff_->params());
   }
   std::vector<RowInput> row_inputs() const override { return {{0, 0}}; }  // one length per edge
 

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "kernels/gate.hpp"
+#include "kernels/radial_basis.hpp"
 #include "kernels/radial_mlp.hpp"
 #include "kernels/self_connection.hpp"
 #include "kernels/uvu_convolution.hpp"
@@ -122,6 +123,14 @@ void expect_fused_kernels_exact(const std::string& example) {
   EXPECT_LE(worst, 1e-12 * largest) << example;
 }
 
+// Energy and forces of the example's shipped model on a distorted 2x2x2 diamond cell.
+void evaluate_shipped_model(const std::string& example) {
+  const std::string dir = std::string(KLAY_EXAMPLES_DIR) + "/" + example;
+  auto model = klay::md::MdModel::load(dir + "/model.yaml", dir + "/model.pth");
+  std::mt19937_64 generator(3);
+  klay::md::evaluate_structure(*model, diamond::distorted_cell(2, {1.0, 1.02, 0.99}, generator, 0.1));
+}
+
 }  // namespace
 
 TEST(ExampleModels, SiliconNequipRunsTheFusedKernelsExactly) { expect_fused_kernels_exact("si"); }
@@ -133,19 +142,28 @@ TEST(ExampleModels, SiliconMaceRunsTheFusedKernelsExactly) { expect_fused_kernel
 // so one self-connection backward. expect_fused_kernels_exact compares them with the composite.
 TEST(ExampleModels, SiliconModelsGateAndSelfConnectThroughTheirKernels) {
   for (const std::string example : {"si", "mace_si"}) {
-    const std::string dir = std::string(KLAY_EXAMPLES_DIR) + "/" + example;
-    auto model = klay::md::MdModel::load(dir + "/model.yaml", dir + "/model.pth");
-    std::mt19937_64 generator(3);
-    const klay::md::Structure structure = diamond::distorted_cell(2, {1.0, 1.02, 0.99}, generator, 0.1);
     const klay::kernels::KernelCounters gates = klay::kernels::gate_counters();
     const klay::kernels::KernelCounters self_connections = klay::kernels::self_connection_counters();
-    klay::md::evaluate_structure(*model, structure);
+    evaluate_shipped_model(example);
     const int64_t gate_calls = example == "si" ? 2 : 0;
     EXPECT_EQ(klay::kernels::gate_counters().forward_calls - gates.forward_calls, gate_calls) << example;
     EXPECT_EQ(klay::kernels::gate_counters().backward_calls - gates.backward_calls, gate_calls) << example;
     EXPECT_EQ(klay::kernels::self_connection_counters().forward_calls - self_connections.forward_calls, 2) << example;
     EXPECT_EQ(klay::kernels::self_connection_counters().backward_calls - self_connections.backward_calls, 1)
         << example;
+  }
+}
+
+// Both models encode their edge lengths (one RadialBasisEdgeEncoding, evaluated once on the
+// largest staged graph's edges) through the radial basis kernel, forward and backward (forces);
+// expect_fused_kernels_exact compares it with the composite.
+TEST(ExampleModels, SiliconModelsEncodeEdgeLengthsThroughTheRadialBasisKernel) {
+  for (const std::string example : {"si", "mace_si"}) {
+    const klay::kernels::KernelCounters before = klay::kernels::radial_basis_edge_encoding_counters();
+    evaluate_shipped_model(example);
+    const klay::kernels::KernelCounters after = klay::kernels::radial_basis_edge_encoding_counters();
+    EXPECT_EQ(after.forward_calls - before.forward_calls, 1) << example;
+    EXPECT_EQ(after.backward_calls - before.backward_calls, 1) << example;
   }
 }
 
