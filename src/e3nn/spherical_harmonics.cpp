@@ -37,9 +37,10 @@ std::vector<at::Tensor> closed_form_blocks(int lmax, const at::Tensor& x, const 
   return blocks;
 }
 
-// Matrix A_l [2l+1, 3·(2l+3)] with Y^{l+1}_i = Σ_k v_k (Y^l A_l)[k·(2l+3) + i], i.e.
+}  // namespace
+
 // A_l[j, k, i] = c_l W(l+1, 1, l)[i, k, j], c_l > 0 fixed by |Y^{l+1}(0,1,0)| = √(2l+3).
-at::Tensor recursion_matrix(int l) {
+at::Tensor spherical_harmonics_recursion_matrix(int l) {
   static std::mutex mutex;
   static std::vector<at::Tensor> matrices;  // index l; undefined until needed
   static std::vector<at::Tensor> pole;      // Y^l(0,1,0), component normalisation
@@ -62,8 +63,6 @@ at::Tensor recursion_matrix(int l) {
   }
   return matrices[l];
 }
-
-}  // namespace
 
 at::Tensor vector_lengths(const at::Tensor& vectors) {
   const at::Tensor x = vectors.select(-1, 0), y = vectors.select(-1, 1), z = vectors.select(-1, 2);
@@ -89,7 +88,7 @@ at::Tensor spherical_harmonics(const std::vector<int>& ls, const at::Tensor& vec
 
   std::vector<at::Tensor> blocks = closed_form_blocks(std::min(lmax, 3), x, y, z);
   for (int l = 3; l < lmax; ++l) {
-    const at::Tensor terms = at::matmul(blocks[l], recursion_matrix(l).to(v.options())).view({v.size(0), 3, 2 * l + 3});
+    const at::Tensor terms = at::matmul(blocks[l], spherical_harmonics_recursion_matrix(l).to(v.options())).view({v.size(0), 3, 2 * l + 3});
     blocks.push_back((terms * v.unsqueeze(-1)).sum(1));
   }
 

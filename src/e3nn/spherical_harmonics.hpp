@@ -26,4 +26,9 @@ at::Tensor vector_lengths(const at::Tensor& vectors);
 at::Tensor spherical_harmonics(int lmax, const at::Tensor& vectors, bool normalize,
                                ShNormalization normalization = ShNormalization::component);
 
+// The recursion above the closed forms (l >= 3): float64 [2l+1, 3·(2l+3)] A_l with
+// Y^{l+1}_i = Σ_k v_k Σ_j Y^l_j A_l[j, k·(2l+3) + i] (component normalisation, v the unit vector).
+// Undefined for l < 3. Cached; the tensor must not be modified.
+at::Tensor spherical_harmonics_recursion_matrix(int l);
+
 }  // namespace klay::e3nn

@@ -12,6 +12,7 @@
 #include <ATen/ATen.h>
 
 #include "e3nn/spherical_harmonics.hpp"
+#include "kernels/spherical_harmonics.hpp"
 #include "layers/named_layer.hpp"
 
 namespace klay {
@@ -47,7 +48,7 @@ class SphericalHarmonicEdgeAttrs : public NamedLayer {
         pos.index_select(0, edge_index[1]) - pos.index_select(0, edge_index[0]) + shift;
     const at::Tensor edge_lengths = e3nn::vector_lengths(edge_vec);
     const at::Tensor edge_sh =
-        e3nn::spherical_harmonics(static_cast<int>(lmax_), edge_vec, /*normalize=*/true, normalization_);
+        kernels::spherical_harmonics(static_cast<int>(lmax_), edge_vec, /*normalize=*/true, normalization_);
     return c10::ivalue::Tuple::create({edge_vec, edge_lengths, edge_sh});
   }
 

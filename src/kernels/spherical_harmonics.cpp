@@ -1,0 +1,267 @@
+// The spherical harmonics kernel (see the header for what it computes).
+#include "kernels/spherical_harmonics.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace klay::kernels {
+namespace {
+
+KernelCallCounts g_calls;
+
+// Vectors handed to a thread at a time.
+constexpr int64_t kVectorsPerTask = 256;
+
+// torch.nn.functional.normalize's floor on the length, as e3nn::spherical_harmonics applies it.
+constexpr double kLengthFloor = 1e-12;
+
+// A value and its derivatives with respect to the three components of the unit vector: the
+// backward evaluates the same formulas as the forward in this type, which gives each vector's
+// Jacobian without storing it.
+template <typename T>
+struct Dual {
+  T value;
+  T d[3];
+  Dual(T v = T(0)) : value(v), d{T(0), T(0), T(0)} {}
+};
+
+template <typename T>
+Dual<T> operator+(const Dual<T>& a, const Dual<T>& b) {
+  Dual<T> r(a.value + b.value);
+  for (int k = 0; k < 3; ++k) r.d[k] = a.d[k] + b.d[k];
+  return r;
+}
+
+template <typename T>
+Dual<T> operator-(const Dual<T>& a, const Dual<T>& b) {
+  Dual<T> r(a.value - b.value);
+  for (int k = 0; k < 3; ++k) r.d[k] = a.d[k] - b.d[k];
+  return r;
+}
+
+template <typename T>
+Dual<T> operator*(const Dual<T>& a, const Dual<T>& b) {
+  Dual<T> r(a.value * b.value);
+  for (int k = 0; k < 3; ++k) r.d[k] = a.d[k] * b.value + a.value * b.d[k];
+  return r;
+}
+
+template <typename T>
+Dual<T> operator*(T c, const Dual<T>& a) {
+  Dual<T> r(c * a.value);
+  for (int k = 0; k < 3; ++k) r.d[k] = c * a.d[k];
+  return r;
+}
+
+// One term of the recursion's sparse matrix: Y^{l+1}_i += c · Y^l_j · v_k.
+struct RecursionTerm {
+  int64_t i, j, k;
+  double c;
+};
+
+struct Plan : torch::CustomClassHolder {
+  int lmax = 0;
+  bool normalize = true;
+  e3nn::ShNormalization normalization = e3nn::ShNormalization::component;
+  int64_t dim = 1;                                  // (lmax + 1)²
+  std::vector<double> divisor;                      // per l: what the normalisation divides block l by
+  std::vector<std::vector<RecursionTerm>> recursion;  // index l ≥ 3: the terms making block l + 1
+};
+
+c10::intrusive_ptr<Plan> make_plan(int lmax, bool normalize, e3nn::ShNormalization normalization) {
+  auto plan = c10::make_intrusive<Plan>();
+  plan->lmax = lmax;
+  plan->normalize = normalize;
+  plan->normalization = normalization;
+  plan->dim = static_cast<int64_t>(lmax + 1) * (lmax + 1);
+  for (int l = 0; l <= lmax; ++l)
+    plan->divisor.push_back(normalization == e3nn::ShNormalization::norm       ? std::sqrt(2.0 * l + 1.0)
+                            : normalization == e3nn::ShNormalization::integral ? std::sqrt(4.0 * M_PI)
+                                                                               : 1.0);
+  plan->recursion.resize(std::max(lmax, 3));
+  for (int l = 3; l < lmax; ++l) {
+    const at::Tensor a = e3nn::spherical_harmonics_recursion_matrix(l).contiguous();
+    const double* entry = a.data_ptr<double>();
+    const int64_t width = 2 * l + 3;
+    for (int64_t j = 0; j < 2 * l + 1; ++j)
+      for (int64_t k = 0; k < 3; ++k)
+        for (int64_t i = 0; i < width; ++i) {
+          const double c = entry[j * 3 * width + k * width + i];
+          if (c != 0.0) plan->recursion[l].push_back({i, j, k, c});
+        }
+  }
+  return plan;
+}
+
+// Y^0…Y^lmax of the unit vector (x, y, z), component normalisation, in e3nn's order; S is T or
+// Dual<T>. The closed forms are e3nn::spherical_harmonics' own, term for term.
+template <typename T, typename S>
+void component_harmonics(const Plan& plan, const S& x, const S& y, const S& z, S* out) {
+  out[0] = S(T(1));
+  if (plan.lmax < 1) return;
+  const T s3 = static_cast<T>(std::sqrt(3.0));
+  out[1] = s3 * x;
+  out[2] = s3 * y;
+  out[3] = s3 * z;
+  if (plan.lmax < 2) return;
+  const T s15 = static_cast<T>(std::sqrt(15.0)), half_s15 = static_cast<T>(std::sqrt(15.0) / 2.0);
+  const S y2 = y * y, x2z2 = x * x + z * z;
+  const S s0 = (s15 * x) * z;
+  const S s4 = half_s15 * (z * z - x * x);
+  out[4] = s0;
+  out[5] = (s15 * x) * y;
+  out[6] = static_cast<T>(std::sqrt(5.0)) * (y2 - T(0.5) * x2z2);
+  out[7] = (s15 * y) * z;
+  out[8] = s4;
+  if (plan.lmax < 3) return;
+  const T c42 = static_cast<T>(std::sqrt(42.0) / 6.0), c7 = static_cast<T>(std::sqrt(7.0)),
+          c168 = static_cast<T>(std::sqrt(168.0) / 8.0), half_c7 = static_cast<T>(std::sqrt(7.0) / 2.0);
+  const S four_y2 = T(4) * y2 - x2z2;
+  out[9] = c42 * (s0 * z + s4 * x);
+  out[10] = (c7 * s0) * y;
+  out[11] = (c168 * four_y2) * x;
+  out[12] = (half_c7 * y) * (T(2) * y2 - T(3) * x2z2);
+  out[13] = (c168 * z) * four_y2;
+  out[14] = (c7 * s4) * y;
+  out[15] = c42 * (s4 * z - s0 * x);
+  const S v[3] = {x, y, z};
+  for (int l = 3; l < plan.lmax; ++l) {
+    const S* previous = out + l * l;
+    S* next = out + (l + 1) * (l + 1);
+    std::fill(next, next + 2 * l + 3, S(T(0)));
+    for (const RecursionTerm& t : plan.recursion[l])
+      next[t.i] = next[t.i] + (static_cast<T>(t.c) * previous[t.j]) * v[t.k];
+  }
+}
+
+// The unit vector u of v as e3nn::spherical_harmonics forms it (v / max(‖v‖, 10⁻¹²), or v itself
+// without normalisation); returns the divisor, and whether the floor replaced the length.
+template <typename T>
+T unit_vector(bool normalize, const T* v, T* u, bool& floored) {
+  floored = false;
+  if (!normalize) {
+    std::copy(v, v + 3, u);
+    return T(1);
+  }
+  const T length = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+  floored = length < static_cast<T>(kLengthFloor);
+  const T divisor = floored ? static_cast<T>(kLengthFloor) : length;
+  for (int k = 0; k < 3; ++k) u[k] = v[k] / divisor;
+  return divisor;
+}
+
+template <typename T>
+void forward_kernel(const Plan& plan, int64_t count, const T* vectors, T* out) {
+  at::parallel_for(0, count, kVectorsPerTask, [&](int64_t first, int64_t last) {
+    for (int64_t n = first; n < last; ++n) {
+      T u[3];
+      bool floored;
+      unit_vector(plan.normalize, vectors + 3 * n, u, floored);
+      T* y = out + n * plan.dim;
+      component_harmonics<T, T>(plan, u[0], u[1], u[2], y);
+      if (plan.normalization == e3nn::ShNormalization::component) continue;
+      for (int l = 0; l <= plan.lmax; ++l)
+        for (int64_t i = l * l; i < (l + 1) * (l + 1); ++i) y[i] /= static_cast<T>(plan.divisor[l]);
+    }
+  });
+}
+
+// grad_u = Σ_i g_i/divisor_l ∂Y_i/∂u, then through the normalisation u = v/‖v‖:
+// grad_v = (grad_u − u (u·grad_u)) / ‖v‖, or grad_u / 10⁻¹² where the floor replaced the length
+// (the composite path's clamp passes no gradient to the length there).
+template <typename T>
+void backward_kernel(const Plan& plan, int64_t count, const T* vectors, const T* g, T* grad_vectors) {
+  at::parallel_for(0, count, kVectorsPerTask, [&](int64_t first, int64_t last) {
+    std::vector<Dual<T>> harmonics(plan.dim);
+    for (int64_t n = first; n < last; ++n) {
+      T u[3];
+      bool floored;
+      const T divisor = unit_vector(plan.normalize, vectors + 3 * n, u, floored);
+      Dual<T> x(u[0]), y(u[1]), z(u[2]);
+      x.d[0] = y.d[1] = z.d[2] = T(1);
+      component_harmonics<T, Dual<T>>(plan, x, y, z, harmonics.data());
+      const T* gn = g + n * plan.dim;
+      T grad_u[3] = {T(0), T(0), T(0)};
+      for (int l = 1; l <= plan.lmax; ++l)
+        for (int64_t i = l * l; i < (l + 1) * (l + 1); ++i) {
+          const T gi = plan.normalization == e3nn::ShNormalization::component
+                           ? gn[i]
+                           : gn[i] / static_cast<T>(plan.divisor[l]);
+          for (int k = 0; k < 3; ++k) grad_u[k] += gi * harmonics[i].d[k];
+        }
+      T* grad = grad_vectors + 3 * n;
+      if (!plan.normalize) {
+        std::copy(grad_u, grad_u + 3, grad);
+        continue;
+      }
+      const T radial = floored ? T(0) : u[0] * grad_u[0] + u[1] * grad_u[1] + u[2] * grad_u[2];
+      for (int k = 0; k < 3; ++k) grad[k] = (grad_u[k] - radial * u[k]) / divisor;
+    }
+  });
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+class FusedSphericalHarmonics : public torch::autograd::Function<FusedSphericalHarmonics> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& vectors, const c10::intrusive_ptr<Plan>& plan) {
+    ++g_calls.forward;
+    const at::Tensor v = vectors.contiguous();
+    at::Tensor out = at::empty({v.size(0), plan->dim}, v.options());
+    AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "spherical_harmonics_forward", [&] {
+      forward_kernel<scalar_t>(*plan, v.size(0), v.data_ptr<scalar_t>(), out.data_ptr<scalar_t>());
+    });
+    ctx->save_for_backward({v});
+    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const at::Tensor v = ctx->get_saved_variables()[0];
+    const auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
+    const at::Tensor& g = grad_outputs[0];
+    variable_list grads(2);
+    if (!g.defined() || !ctx->needs_input_grad(0)) return grads;
+
+    if (at::GradMode::is_enabled()) {
+      ++g_calls.composite_backward;
+      const auto composite = [&](const std::vector<at::Tensor>& inputs) {
+        return e3nn::spherical_harmonics(plan->lmax, inputs[0], plan->normalize, plan->normalization);
+      };
+      return composite_partials({v}, {true}, composite, g, grads.size());
+    }
+
+    ++g_calls.backward;
+    const at::Tensor gc = g.contiguous();
+    at::Tensor grad_v = at::empty_like(v);
+    AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "spherical_harmonics_backward", [&] {
+      backward_kernel<scalar_t>(*plan, v.size(0), v.data_ptr<scalar_t>(), gc.data_ptr<scalar_t>(),
+                                grad_v.data_ptr<scalar_t>());
+    });
+    grads[0] = grad_v;
+    return grads;
+  }
+};
+
+}  // namespace
+
+at::Tensor spherical_harmonics(int lmax, const at::Tensor& vectors, bool normalize,
+                               e3nn::ShNormalization normalization) {
+  // lmax 0: Y^0 is a constant, nothing to fuse or differentiate.
+  if (lmax < 1 || !kernels_take({vectors}) || vectors.dim() < 1 || vectors.size(-1) != 3)
+    return e3nn::spherical_harmonics(lmax, vectors, normalize, normalization);  // says what is wrong
+  const c10::intrusive_ptr<Plan> plan = make_plan(lmax, normalize, normalization);
+  std::vector<int64_t> shape = vectors.sizes().vec();
+  shape.back() = plan->dim;
+  return FusedSphericalHarmonics::apply(vectors.reshape({-1, 3}), plan).view(shape);
+}
+
+KernelCounters spherical_harmonics_counters() { return g_calls.snapshot(); }
+
+}  // namespace klay::kernels
