@@ -46,10 +46,9 @@ class SphericalHarmonicEdgeAttrs : public NamedLayer {
 
     const at::Tensor edge_vec =
         pos.index_select(0, edge_index[1]) - pos.index_select(0, edge_index[0]) + shift;
-    const at::Tensor edge_lengths = e3nn::vector_lengths(edge_vec);
-    const at::Tensor edge_sh =
-        kernels::spherical_harmonics(static_cast<int>(lmax_), edge_vec, /*normalize=*/true, normalization_);
-    return c10::ivalue::Tuple::create({edge_vec, edge_lengths, edge_sh});
+    const kernels::LengthsAndHarmonics edge =
+        kernels::lengths_and_spherical_harmonics(static_cast<int>(lmax_), edge_vec, normalization_);
+    return c10::ivalue::Tuple::create({edge_vec, edge.lengths, edge.harmonics});
   }
 
   // Each edge's vector, length and harmonics are its own: edges (edge_index columns, shift rows

@@ -1,7 +1,8 @@
-// The spherical harmonics kernel against e3nn::spherical_harmonics (the composite path): values and
-// vector gradients in float64 to rounding for lmax 1 to 6 (closed forms and the 3j recursion), the
-// three normalisations, with and without normalising the vectors; zero and tiny vectors (the
-// length floor); second derivatives (training's force loss); float32 and any thread count.
+// The spherical harmonics kernel against e3nn::spherical_harmonics and e3nn::vector_lengths (the
+// composite path): values and vector gradients in float64 to rounding for lmax 1 to 6 (closed forms
+// and the 3j recursion), the three normalisations, with and without normalising the vectors, the
+// harmonics, the lengths or both differentiated; zero and tiny vectors (the length floor); second
+// derivatives (training's force loss); float32 and any thread count.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
@@ -21,32 +22,58 @@ using e3nn::ShNormalization;
 
 constexpr int kLargestLmax = 6;
 
+// What is differentiated: the harmonics alone (spherical_harmonics), or from
+// lengths_and_spherical_harmonics the lengths alone or both, the lengths as a first column.
+enum class Output { harmonics, lengths, both };
+
 struct Options {
   int lmax;
   bool normalize;
   ShNormalization normalization;
+  Output output = Output::harmonics;
   std::string name() const {
-    const char* names[] = {"component", "norm", "integral"};
-    return "lmax " + std::to_string(lmax) + (normalize ? " normalized " : " raw ") +
-           names[static_cast<int>(normalization)];
+    const char* normalizations[] = {"component", "norm", "integral"};
+    const char* outputs[] = {"harmonics", "lengths", "lengths and harmonics"};
+    return std::string(outputs[static_cast<int>(output)]) + ", lmax " + std::to_string(lmax) +
+           (normalize ? " normalized " : " raw ") + normalizations[static_cast<int>(normalization)];
   }
 };
 
-// lmax ≥ 1: Y^0 alone is a constant, without a gradient (see LmaxZeroIsAConstant).
+// lmax ≥ 1: Y^0 alone is a constant, without a gradient (see LmaxZeroIsAConstant). The lengths
+// come with the normalised vectors' harmonics only.
 std::vector<Options> every_option() {
   std::vector<Options> all;
   for (int lmax = 1; lmax <= kLargestLmax; ++lmax)
     for (bool normalize : {true, false})
       for (ShNormalization n : {ShNormalization::component, ShNormalization::norm, ShNormalization::integral})
-        all.push_back({lmax, normalize, n});
+        for (Output output : {Output::harmonics, Output::lengths, Output::both})
+          if (normalize || output == Output::harmonics) all.push_back({lmax, normalize, n, output});
   return all;
+}
+
+at::Tensor evaluate(const Options& o, const at::Tensor& vectors) {
+  if (o.output == Output::harmonics) return kernels::spherical_harmonics(o.lmax, vectors, o.normalize, o.normalization);
+  const LengthsAndHarmonics edge = lengths_and_spherical_harmonics(o.lmax, vectors, o.normalization);
+  if (o.output == Output::lengths) return edge.lengths;
+  return at::cat({edge.lengths.unsqueeze(-1), edge.harmonics}, -1);
+}
+
+at::Tensor evaluate_composite(const Options& o, const at::Tensor& vectors) {
+  const at::Tensor harmonics = e3nn::spherical_harmonics(o.lmax, vectors, o.normalize, o.normalization);
+  if (o.output == Output::harmonics) return harmonics;
+  if (o.output == Output::lengths) return e3nn::vector_lengths(vectors);
+  return at::cat({e3nn::vector_lengths(vectors).unsqueeze(-1), harmonics}, -1);
 }
 
 Derivatives derivatives(bool fused, const Options& o, const at::Tensor& vectors, at::ScalarType dtype,
                         bool second_order) {
-  return one_input_derivatives(
-      [&](const at::Tensor& v) { return kernels::spherical_harmonics(o.lmax, v, o.normalize, o.normalization); }, fused,
-      vectors, dtype, second_order);
+  return one_input_derivatives([&](const at::Tensor& v) { return evaluate(o, v); }, fused, vectors, dtype,
+                               second_order);
+}
+
+int64_t output_width(const Options& o) {
+  const int64_t harmonics = (o.lmax + 1) * (o.lmax + 1);
+  return o.output == Output::harmonics ? harmonics : o.output == Output::lengths ? 0 : harmonics + 1;
 }
 
 // Vectors [2, rows, 3] of lengths around 0.5 to 3 (edge vectors in Å).
@@ -66,18 +93,20 @@ TEST(SphericalHarmonicsKernel, MatchesTheCompositePathAndItsGradient) {
     EXPECT_EQ(after.backward_calls - before.backward_calls, 1);
     const Derivatives composite = derivatives(false, o, vectors, at::kDouble, false);
     EXPECT_EQ(spherical_harmonics_counters().forward_calls, after.forward_calls);  // switched off: composite
-    ASSERT_EQ(fused.out.sizes(), (std::vector<int64_t>{2, 37, (o.lmax + 1) * (o.lmax + 1)}));
+    if (o.output == Output::lengths) {
+      ASSERT_EQ(fused.out.sizes(), (std::vector<int64_t>{2, 37}));
+    } else {
+      ASSERT_EQ(fused.out.sizes(), (std::vector<int64_t>{2, 37, output_width(o)}));
+    }
     EXPECT_LE(relative_error(fused.out, composite.out), 1e-12);
     EXPECT_LE(relative_error(fused.grad, composite.grad), 1e-12);
-    EXPECT_LE(relative_error(kernels::spherical_harmonics(o.lmax, vectors, o.normalize, o.normalization),
-                             e3nn::spherical_harmonics(o.lmax, vectors, o.normalize, o.normalization)),
-              1e-12);
+    EXPECT_LE(relative_error(evaluate(o, vectors), evaluate_composite(o, vectors)), 1e-12);
   }
 }
 
-// A zero vector (normalised by the floor 10⁻¹²: Y = Y(0), a finite gradient of order 10¹²), one
-// below the floor and one just above it, beside an ordinary one: each row as the composite path has
-// it, nothing NaN. Rows are compared one by one, their gradients differing by 12 orders.
+// A zero vector (normalised by the floor 10⁻¹²: Y = Y(0), a finite gradient of order 10¹²; length
+// 0 with gradient 0), one below the floor and one just above it, beside an ordinary one: each row as
+// the composite path has it, nothing NaN. Rows are compared one by one, their gradients differing by 12 orders.
 TEST(SphericalHarmonicsKernel, ZeroAndTinyVectorsAreThoseOfTheCompositePath) {
   const at::Tensor vectors =
       at::tensor({0.0, 0.0, 0.0, 3e-13, -4e-13, 1e-13, 2e-12, 1e-12, -3e-12, 0.4, -1.2, 0.7}, at::kDouble).view({4, 3});
@@ -125,7 +154,7 @@ TEST(SphericalHarmonicsKernel, Float32AgreesWithFloat64ToSinglePrecision) {
 
 TEST(SphericalHarmonicsKernel, ResultsDoNotDependOnTheThreadCount) {
   const at::Tensor vectors = random_vectors(1500, 2);
-  const Options o{5, true, ShNormalization::component};
+  const Options o{5, true, ShNormalization::component, Output::both};
   const int threads = at::get_num_threads();
   at::set_num_threads(1);
   const Derivatives one = derivatives(true, o, vectors, at::kDouble, false);

@@ -15,6 +15,7 @@
 #include "kernels/gate.hpp"
 #include "kernels/radial_mlp.hpp"
 #include "kernels/self_connection.hpp"
+#include "kernels/spherical_harmonics.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "md/md_model.hpp"
 #include "md/structure_eval.hpp"
@@ -174,5 +175,26 @@ TEST(ExampleModels, SiliconNequipComputesOnlyTheFeaturesItsEnergyReads) {
     }
     ASSERT_GT(largest, 1e-3);
     EXPECT_LE(worst, 1e-12 * largest) << (shipped_weights ? "shipped" : "random") << " weights";
+  }
+}
+
+// MD evaluates the spherical harmonics with their kernel, forward and backward: the NequIP model in
+// its SphericalHarmonicEdgeAttrs (once, for the largest staged graph), the MACE model there (whose
+// lengths feed the radial basis) and in each of its two MACE_layers, which take edge vectors. The
+// energy and forces are those of the composite path (expect_fused_kernels_exact switches every
+// kernel off and compares).
+TEST(ExampleModels, SiliconModelsEvaluateTheirSphericalHarmonicsThroughTheKernel) {
+  for (const std::string example : {"si", "mace_si"}) {
+    const std::string dir = std::string(KLAY_EXAMPLES_DIR) + "/" + example;
+    auto model = klay::md::MdModel::load(dir + "/model.yaml", dir + "/model.pth");
+    std::mt19937_64 generator(6);
+    const klay::md::Structure structure = diamond::distorted_cell(2, {0.99, 1.01, 1.0}, generator, 0.1);
+    const klay::kernels::KernelCounters before = klay::kernels::spherical_harmonics_counters();
+    klay::md::evaluate_structure(*model, structure);
+    const klay::kernels::KernelCounters after = klay::kernels::spherical_harmonics_counters();
+    const int64_t calls = example == "si" ? 1 : 3;
+    EXPECT_EQ(after.forward_calls - before.forward_calls, calls) << example;
+    EXPECT_EQ(after.backward_calls - before.backward_calls, calls) << example;
+    EXPECT_EQ(after.composite_backward_calls, before.composite_backward_calls) << example;
   }
 }
