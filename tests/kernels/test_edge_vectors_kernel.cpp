@@ -114,8 +114,8 @@ TEST(EdgeVectorsKernel, Float32AgreesWithFloat64ToSinglePrecision) {
 }
 
 TEST(EdgeVectorsKernel, ResultsDoNotDependOnTheThreadCount) {
-  const Graph graph = random_graph(500, 6000, 2);
-  const at::Tensor shift = shifts(6000)[0];
+  const Graph graph = random_graph(500, 20000, 2);  // three tasks
+  const at::Tensor shift = shifts(20000)[0];
   const int threads = at::get_num_threads();
   at::set_num_threads(1);
   const Derivatives one = derivatives(true, graph, shift, at::kDouble, false);

@@ -153,7 +153,7 @@ TEST(SphericalHarmonicsKernel, Float32AgreesWithFloat64ToSinglePrecision) {
 }
 
 TEST(SphericalHarmonicsKernel, ResultsDoNotDependOnTheThreadCount) {
-  const at::Tensor vectors = random_vectors(1500, 2);
+  const at::Tensor vectors = random_vectors(3000, 2);  // 6000 vectors: three tasks
   const Options o{5, true, ShNormalization::component, Output::both};
   const int threads = at::get_num_threads();
   at::set_num_threads(1);
