@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -173,6 +174,23 @@ TEST(SphericalHarmonicsKernel, LmaxZeroIsAConstant) {
   EXPECT_EQ(spherical_harmonics_counters().forward_calls, calls);
   EXPECT_FALSE(out.requires_grad());
   EXPECT_TRUE(at::equal(out, e3nn::spherical_harmonics(0, vectors, true, ShNormalization::integral)));
+}
+
+// KLAY_FUSED_KERNELS=0 in the environment runs the composite path (ctest runs this test once more
+// with it set: kernels.SphericalHarmonicsKernel.SwitchedOffByTheEnvironment).
+TEST(SphericalHarmonicsKernel, FollowsTheEnvironmentSwitch) {
+  const char* variable = std::getenv("KLAY_FUSED_KERNELS");
+  const bool switched_off = variable && std::string(variable) == "0";
+  EXPECT_EQ(fused_kernels_enabled(), !switched_off);
+  const at::Tensor vectors = random_vectors(7, 4).requires_grad_();
+  const KernelCounters before = spherical_harmonics_counters();
+  const at::Tensor out = kernels::spherical_harmonics(2, vectors, true, ShNormalization::norm);
+  out.sum().backward();
+  const KernelCounters after = spherical_harmonics_counters();
+  EXPECT_EQ(after.forward_calls - before.forward_calls, switched_off ? 0 : 1);
+  EXPECT_EQ(after.backward_calls - before.backward_calls, switched_off ? 0 : 1);
+  EXPECT_LE(relative_error(out.detach(), e3nn::spherical_harmonics(2, vectors.detach(), true, ShNormalization::norm)),
+            1e-12);
 }
 
 TEST(SphericalHarmonicsKernel, NoVectorsGiveNoRows) {
