@@ -17,23 +17,11 @@ namespace {
 // (docs/layers.md#spherical-harmonics); x, y, z are [E].
 std::vector<at::Tensor> closed_form_blocks(int lmax, const at::Tensor& x, const at::Tensor& y,
                                            const at::Tensor& z) {
+  at::Tensor components[16];
+  closed_form_harmonics<double>(lmax, x, y, z, components);
   std::vector<at::Tensor> blocks{at::ones_like(x).unsqueeze(-1)};
-  if (lmax >= 1) blocks.push_back(at::stack({x, y, z}, -1) * std::sqrt(3.0));
-  if (lmax >= 2) {
-    const double s15 = std::sqrt(15.0);
-    const at::Tensor y2 = y * y, x2z2 = x * x + z * z;
-    const at::Tensor s0 = s15 * x * z;
-    const at::Tensor s4 = (s15 / 2.0) * (z * z - x * x);
-    blocks.push_back(at::stack({s0, s15 * x * y, std::sqrt(5.0) * (y2 - 0.5 * x2z2), s15 * y * z, s4}, -1));
-    if (lmax >= 3) {
-      const double c42 = std::sqrt(42.0) / 6.0, c7 = std::sqrt(7.0), c168 = std::sqrt(168.0) / 8.0;
-      const at::Tensor four_y2 = 4.0 * y2 - x2z2;
-      blocks.push_back(at::stack({c42 * (s0 * z + s4 * x), c7 * s0 * y, c168 * four_y2 * x,
-                                  (c7 / 2.0) * y * (2.0 * y2 - 3.0 * x2z2), c168 * z * four_y2, c7 * s4 * y,
-                                  c42 * (s4 * z - s0 * x)},
-                                 -1));
-    }
-  }
+  for (int l = 1; l <= std::min(lmax, 3); ++l)
+    blocks.push_back(at::stack(at::TensorList(components + l * l, 2 * l + 1), -1));
   return blocks;
 }
 

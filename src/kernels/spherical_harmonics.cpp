@@ -84,7 +84,7 @@ c10::intrusive_ptr<Plan> make_plan(int lmax, bool normalize, e3nn::ShNormalizati
     plan->divisor.push_back(normalization == e3nn::ShNormalization::norm       ? std::sqrt(2.0 * l + 1.0)
                             : normalization == e3nn::ShNormalization::integral ? std::sqrt(4.0 * M_PI)
                                                                                : 1.0);
-  plan->recursion.resize(std::max(lmax, 3));
+  plan->recursion.resize(lmax);
   for (int l = 3; l < lmax; ++l) {
     const at::Tensor a = e3nn::spherical_harmonics_recursion_matrix(l).contiguous();
     const double* entry = a.data_ptr<double>();
@@ -99,37 +99,12 @@ c10::intrusive_ptr<Plan> make_plan(int lmax, bool normalize, e3nn::ShNormalizati
   return plan;
 }
 
-// Y^0…Y^lmax of the unit vector (x, y, z), component normalisation, in e3nn's order; S is T or
-// Dual<T>. The closed forms are e3nn::spherical_harmonics' own, term for term.
+// Y^0…Y^lmax of the unit vector (x, y, z), component normalisation, in e3nn's order: its closed
+// forms, then its recursion. S is T or Dual<T>.
 template <typename T, typename S>
 void component_harmonics(const Plan& plan, const S& x, const S& y, const S& z, S* out) {
   out[0] = S(T(1));
-  if (plan.lmax < 1) return;
-  const T s3 = static_cast<T>(std::sqrt(3.0));
-  out[1] = s3 * x;
-  out[2] = s3 * y;
-  out[3] = s3 * z;
-  if (plan.lmax < 2) return;
-  const T s15 = static_cast<T>(std::sqrt(15.0)), half_s15 = static_cast<T>(std::sqrt(15.0) / 2.0);
-  const S y2 = y * y, x2z2 = x * x + z * z;
-  const S s0 = (s15 * x) * z;
-  const S s4 = half_s15 * (z * z - x * x);
-  out[4] = s0;
-  out[5] = (s15 * x) * y;
-  out[6] = static_cast<T>(std::sqrt(5.0)) * (y2 - T(0.5) * x2z2);
-  out[7] = (s15 * y) * z;
-  out[8] = s4;
-  if (plan.lmax < 3) return;
-  const T c42 = static_cast<T>(std::sqrt(42.0) / 6.0), c7 = static_cast<T>(std::sqrt(7.0)),
-          c168 = static_cast<T>(std::sqrt(168.0) / 8.0), half_c7 = static_cast<T>(std::sqrt(7.0) / 2.0);
-  const S four_y2 = T(4) * y2 - x2z2;
-  out[9] = c42 * (s0 * z + s4 * x);
-  out[10] = (c7 * s0) * y;
-  out[11] = (c168 * four_y2) * x;
-  out[12] = (half_c7 * y) * (T(2) * y2 - T(3) * x2z2);
-  out[13] = (c168 * z) * four_y2;
-  out[14] = (c7 * s4) * y;
-  out[15] = c42 * (s4 * z - s0 * x);
+  e3nn::closed_form_harmonics<T>(plan.lmax, x, y, z, out);
   const S v[3] = {x, y, z};
   for (int l = 3; l < plan.lmax; ++l) {
     const S* previous = out + l * l;
