@@ -17,29 +17,18 @@ namespace {
 // (docs/layers.md#spherical-harmonics); x, y, z are [E].
 std::vector<at::Tensor> closed_form_blocks(int lmax, const at::Tensor& x, const at::Tensor& y,
                                            const at::Tensor& z) {
+  at::Tensor components[16];
+  closed_form_harmonics<double>(lmax, x, y, z, components);
   std::vector<at::Tensor> blocks{at::ones_like(x).unsqueeze(-1)};
-  if (lmax >= 1) blocks.push_back(at::stack({x, y, z}, -1) * std::sqrt(3.0));
-  if (lmax >= 2) {
-    const double s15 = std::sqrt(15.0);
-    const at::Tensor y2 = y * y, x2z2 = x * x + z * z;
-    const at::Tensor s0 = s15 * x * z;
-    const at::Tensor s4 = (s15 / 2.0) * (z * z - x * x);
-    blocks.push_back(at::stack({s0, s15 * x * y, std::sqrt(5.0) * (y2 - 0.5 * x2z2), s15 * y * z, s4}, -1));
-    if (lmax >= 3) {
-      const double c42 = std::sqrt(42.0) / 6.0, c7 = std::sqrt(7.0), c168 = std::sqrt(168.0) / 8.0;
-      const at::Tensor four_y2 = 4.0 * y2 - x2z2;
-      blocks.push_back(at::stack({c42 * (s0 * z + s4 * x), c7 * s0 * y, c168 * four_y2 * x,
-                                  (c7 / 2.0) * y * (2.0 * y2 - 3.0 * x2z2), c168 * z * four_y2, c7 * s4 * y,
-                                  c42 * (s4 * z - s0 * x)},
-                                 -1));
-    }
-  }
+  for (int l = 1; l <= std::min(lmax, 3); ++l)
+    blocks.push_back(at::stack(at::TensorList(components + l * l, 2 * l + 1), -1));
   return blocks;
 }
 
-// Matrix A_l [2l+1, 3·(2l+3)] with Y^{l+1}_i = Σ_k v_k (Y^l A_l)[k·(2l+3) + i], i.e.
+}  // namespace
+
 // A_l[j, k, i] = c_l W(l+1, 1, l)[i, k, j], c_l > 0 fixed by |Y^{l+1}(0,1,0)| = √(2l+3).
-at::Tensor recursion_matrix(int l) {
+at::Tensor spherical_harmonics_recursion_matrix(int l) {
   static std::mutex mutex;
   static std::vector<at::Tensor> matrices;  // index l; undefined until needed
   static std::vector<at::Tensor> pole;      // Y^l(0,1,0), component normalisation
@@ -62,8 +51,6 @@ at::Tensor recursion_matrix(int l) {
   }
   return matrices[l];
 }
-
-}  // namespace
 
 at::Tensor vector_lengths(const at::Tensor& vectors) {
   const at::Tensor x = vectors.select(-1, 0), y = vectors.select(-1, 1), z = vectors.select(-1, 2);
@@ -89,7 +76,7 @@ at::Tensor spherical_harmonics(const std::vector<int>& ls, const at::Tensor& vec
 
   std::vector<at::Tensor> blocks = closed_form_blocks(std::min(lmax, 3), x, y, z);
   for (int l = 3; l < lmax; ++l) {
-    const at::Tensor terms = at::matmul(blocks[l], recursion_matrix(l).to(v.options())).view({v.size(0), 3, 2 * l + 3});
+    const at::Tensor terms = at::matmul(blocks[l], spherical_harmonics_recursion_matrix(l).to(v.options())).view({v.size(0), 3, 2 * l + 3});
     blocks.push_back((terms * v.unsqueeze(-1)).sum(1));
   }
 

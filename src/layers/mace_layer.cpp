@@ -26,12 +26,12 @@
 #include "base/error.hpp"
 #include "e3nn/activations.hpp"
 #include "e3nn/linear.hpp"
-#include "e3nn/spherical_harmonics.hpp"
 #include "e3nn/symmetric_contraction.hpp"
 #include "e3nn/tensor_product.hpp"
 #include "kernels/linear.hpp"
 #include "kernels/radial_mlp.hpp"
 #include "kernels/self_connection.hpp"
+#include "kernels/spherical_harmonics.hpp"
 #include "kernels/symmetric_contraction.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
@@ -148,7 +148,7 @@ class MaceLayer : public EquivariantLayer {
     const int64_t n_nodes = node_feats.size(0);
     const at::Tensor sender = edge_index[0];
     const at::Tensor receiver = edge_index[1];
-    const at::Tensor edge_sh = e3nn::spherical_harmonics(lmax_, vectors, /*normalize=*/true);
+    const at::Tensor edge_sh = kernels::spherical_harmonics(lmax_, vectors, /*normalize=*/true);
 
     // MACE divides linear(m) by avg_num_neighbors; the Linear has no bias, so the division is
     // folded into the convolution.

@@ -12,6 +12,8 @@
 #include <ATen/ATen.h>
 
 #include "e3nn/spherical_harmonics.hpp"
+#include "kernels/edge_vectors.hpp"
+#include "kernels/spherical_harmonics.hpp"
 #include "layers/named_layer.hpp"
 
 namespace klay {
@@ -43,12 +45,10 @@ class SphericalHarmonicEdgeAttrs : public NamedLayer {
     if (edge_index.dim() != 2 || edge_index.size(0) != 2)
       fail("input edge_index must be [2, E], got " + c10::str(edge_index.sizes()));
 
-    const at::Tensor edge_vec =
-        pos.index_select(0, edge_index[1]) - pos.index_select(0, edge_index[0]) + shift;
-    const at::Tensor edge_lengths = e3nn::vector_lengths(edge_vec);
-    const at::Tensor edge_sh =
-        e3nn::spherical_harmonics(static_cast<int>(lmax_), edge_vec, /*normalize=*/true, normalization_);
-    return c10::ivalue::Tuple::create({edge_vec, edge_lengths, edge_sh});
+    const at::Tensor edge_vec = kernels::edge_vectors(pos, edge_index, shift);
+    const kernels::LengthsAndHarmonics edge =
+        kernels::lengths_and_spherical_harmonics(static_cast<int>(lmax_), edge_vec, normalization_);
+    return c10::ivalue::Tuple::create({edge_vec, edge.lengths, edge.harmonics});
   }
 
   // Each edge's vector, length and harmonics are its own: edges (edge_index columns, shift rows

@@ -12,10 +12,12 @@
 #include <random>
 #include <string>
 
+#include "kernels/edge_vectors.hpp"
 #include "kernels/gate.hpp"
 #include "kernels/radial_basis.hpp"
 #include "kernels/radial_mlp.hpp"
 #include "kernels/self_connection.hpp"
+#include "kernels/spherical_harmonics.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "md/md_model.hpp"
 #include "md/structure_eval.hpp"
@@ -192,5 +194,30 @@ TEST(ExampleModels, SiliconNequipComputesOnlyTheFeaturesItsEnergyReads) {
     }
     ASSERT_GT(largest, 1e-3);
     EXPECT_LE(worst, 1e-12 * largest) << (shipped_weights ? "shipped" : "random") << " weights";
+  }
+}
+
+// MD evaluates the edge vectors and spherical harmonics with their kernels, forward and backward:
+// both models' SphericalHarmonicEdgeAttrs (once, for the largest staged graph; the MACE model's
+// edge lengths feed its radial basis) and the MACE model's two MACE_layers, which take edge
+// vectors. The energy and forces are those of the composite path (expect_fused_kernels_exact
+// switches every kernel off and compares).
+TEST(ExampleModels, SiliconModelsEvaluateTheirEdgeGeometryThroughTheKernels) {
+  for (const std::string example : {"si", "mace_si"}) {
+    const std::string dir = std::string(KLAY_EXAMPLES_DIR) + "/" + example;
+    auto model = klay::md::MdModel::load(dir + "/model.yaml", dir + "/model.pth");
+    std::mt19937_64 generator(6);
+    const klay::md::Structure structure = diamond::distorted_cell(2, {0.99, 1.01, 1.0}, generator, 0.1);
+    const klay::kernels::KernelCounters vectors_before = klay::kernels::edge_vectors_counters();
+    const klay::kernels::KernelCounters before = klay::kernels::spherical_harmonics_counters();
+    klay::md::evaluate_structure(*model, structure);
+    const klay::kernels::KernelCounters vectors_after = klay::kernels::edge_vectors_counters();
+    const klay::kernels::KernelCounters after = klay::kernels::spherical_harmonics_counters();
+    EXPECT_EQ(vectors_after.forward_calls - vectors_before.forward_calls, 1) << example;
+    EXPECT_EQ(vectors_after.backward_calls - vectors_before.backward_calls, 1) << example;
+    const int64_t calls = example == "si" ? 1 : 3;
+    EXPECT_EQ(after.forward_calls - before.forward_calls, calls) << example;
+    EXPECT_EQ(after.backward_calls - before.backward_calls, calls) << example;
+    EXPECT_EQ(after.composite_backward_calls, before.composite_backward_calls) << example;
   }
 }
