@@ -99,8 +99,15 @@ at::Tensor composite_contraction_step(const at::Tensor& x, const at::Tensor& the
   return next + (b.view({rows, rest, coupling}) * x.unsqueeze(1)).sum(-1);
 }
 
+at::Tensor composite_contraction_chain(const at::Tensor& x, const std::vector<at::Tensor>& thetas,
+                                       const std::vector<at::Tensor>& us) {
+  at::Tensor b;
+  for (size_t k = 0; k < us.size(); ++k) b = composite_contraction_step(x, thetas[k], b, us[k]);
+  return b;
+}
+
 at::Tensor ContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_attrs,
-                                    const ContractionStep& step) const {
+                                    const ContractionChain& chain) const {
   if (x.dim() != 3 || x.size(1) != num_features_ || x.size(2) != coupling_dim_)
     throw Error("SymmetricContraction: node features must be [N, " + std::to_string(num_features_) + ", " +
                 std::to_string(coupling_dim_) + "]");
@@ -117,9 +124,12 @@ at::Tensor ContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_
   // Nested order of MACE: A_ν = U_ν·θ_ν + B_{ν+1}, B_ν = Σ_{i_ν} A_ν[…, i_ν] x[i_ν]. The U_ν·θ_ν part
   // of B_ν contracts the outer products x[i_ν]·θ_ν[p] with U_ν directly, so A_ν (L times larger
   // than B_ν) is never formed: Python's opt_einsum finds the same order.
-  at::Tensor b;
-  for (int nu = correlation_; nu >= 1; --nu) b = step(features, element_weights(weights_[nu - 1]), b, u_matrices_[nu - 1]);
-  return b.reshape({n, num_features_ * out_dim_});
+  std::vector<at::Tensor> thetas, us;
+  for (int nu = correlation_; nu >= 1; --nu) {
+    thetas.push_back(element_weights(weights_[nu - 1]));
+    us.push_back(u_matrices_[nu - 1]);
+  }
+  return chain(features, thetas, us).reshape({n, num_features_ * out_dim_});
 }
 
 SymmetricContractionImpl::SymmetricContractionImpl(const Irreps& irreps_in, const Irreps& irreps_out,
@@ -130,10 +140,10 @@ SymmetricContractionImpl::SymmetricContractionImpl(const Irreps& irreps_in, cons
 }
 
 at::Tensor SymmetricContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_attrs,
-                                             const ContractionStep& step) const {
+                                             const ContractionChain& chain) const {
   std::vector<at::Tensor> outputs;
   for (const auto& module : *contractions_)
-    outputs.push_back(module->as<ContractionImpl>()->forward(x, node_attrs, step));
+    outputs.push_back(module->as<ContractionImpl>()->forward(x, node_attrs, chain));
   return at::cat(outputs, -1);
 }
 

@@ -30,12 +30,18 @@ at::Tensor mace_u_matrix(const Irreps& coupling_irreps, const Irrep& irrep_out, 
 // features x [R, L] and element weights θ [R, P]:
 //   next[r, a] = Σ_{i,p} U[a, i, p] x[r, i] θ[r, p]  (+ Σ_i b[r, a·L + i] x[r, i] when b is defined),
 // with U the registered U_matrix_ν read as [A, L, P] (a runs over its leading axes) → [R, A].
-using ContractionStep = std::function<at::Tensor(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& b,
-                                                 const at::Tensor& u)>;
-// The step from ATen operators (a matmul with U as a dense matrix): the reference, and what runs
-// unless a caller passes a faster one (the sparse kernel of src/kernels/symmetric_contraction).
+// The step from ATen operators (a matmul with U as a dense matrix): the reference.
 at::Tensor composite_contraction_step(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& b,
                                       const at::Tensor& u);
+
+// The whole nested contraction of one output irrep: thetas θ_K … θ_1 and us U_K … U_1 (highest
+// correlation first), b_K = step(x, θ_K, none, U_K), b_ν = step(x, θ_ν, b_{ν+1}, U_ν) → b_1 [R, A_1].
+using ContractionChain = std::function<at::Tensor(const at::Tensor& x, const std::vector<at::Tensor>& thetas,
+                                                  const std::vector<at::Tensor>& us)>;
+// The chain of composite steps: what runs unless a caller passes a faster chain (the sparse kernel
+// of src/kernels/symmetric_contraction).
+at::Tensor composite_contraction_chain(const at::Tensor& x, const std::vector<at::Tensor>& thetas,
+                                       const std::vector<at::Tensor>& us);
 
 class ContractionImpl : public torch::nn::Module {
  public:
@@ -46,7 +52,7 @@ class ContractionImpl : public torch::nn::Module {
 
   // x [N, F, L], node_attrs [N, num_elements] → [N, F·(2l_out+1)]
   at::Tensor forward(const at::Tensor& x, const at::Tensor& node_attrs,
-                     const ContractionStep& step = composite_contraction_step) const;
+                     const ContractionChain& chain = composite_contraction_chain) const;
 
  private:
   int correlation_;
@@ -63,7 +69,7 @@ class SymmetricContractionImpl : public torch::nn::Module {
 
   // x [N, F, L], node_attrs [N, num_elements] → [N, Σ_k F·(2l_k+1)] (e3nn layout of irreps F x l_k)
   at::Tensor forward(const at::Tensor& x, const at::Tensor& node_attrs,
-                     const ContractionStep& step = composite_contraction_step) const;
+                     const ContractionChain& chain = composite_contraction_chain) const;
 
  private:
   torch::nn::ModuleList contractions_;
