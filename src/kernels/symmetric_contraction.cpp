@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -121,6 +122,65 @@ c10::intrusive_ptr<ChainPlan> chain_plan(const std::vector<at::Tensor>& us, cons
   }
   plan->groups.push_back({0, 0, 0, static_cast<int64_t>(plan->entries.size())});
   return plan;
+}
+
+// Plans by their U matrices: making one scans every U (84,000 entries for 2e at correlation 3,
+// lmax 2), which on a small graph costs more than the kernel, so each is made once. An entry
+// holds each U's TensorImpl weakly, so a freed U's entries expire and a U later allocated at the
+// same address cannot hit them, and it remembers each U's data and version, so values loaded in
+// place (a state_dict) or a conversion make a new plan.
+class PlanCache {
+ public:
+  c10::intrusive_ptr<ChainPlan> get(const std::vector<at::Tensor>& us, const std::vector<int64_t>& params,
+                                    int64_t coupling, int64_t outputs) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (const Entry& entry : entries_)
+      if (entry.params == params && entry.coupling == coupling && matches(entry, us)) return entry.plan;
+    entries_.erase(std::remove_if(entries_.begin(), entries_.end(), [](const Entry& e) { return expired(e); }),
+                   entries_.end());
+    if (entries_.size() >= kMaxEntries) entries_.erase(entries_.begin());
+    Entry entry{{}, params, coupling, chain_plan(us, params, coupling, outputs)};
+    for (const at::Tensor& u : us)
+      entry.us.push_back({c10::weak_intrusive_ptr<c10::TensorImpl>(u.getIntrusivePtr()), u.data_ptr(), u._version()});
+    entries_.push_back(std::move(entry));
+    return entries_.back().plan;
+  }
+
+ private:
+  // Bounds the entries of U matrices that stay alive but are no longer evaluated.
+  static constexpr size_t kMaxEntries = 64;
+  struct UState {
+    c10::weak_intrusive_ptr<c10::TensorImpl> impl;
+    const void* data;
+    int64_t version;
+  };
+  struct Entry {
+    std::vector<UState> us;
+    std::vector<int64_t> params;
+    int64_t coupling;
+    c10::intrusive_ptr<ChainPlan> plan;
+  };
+  static bool matches(const Entry& entry, const std::vector<at::Tensor>& us) {
+    if (entry.us.size() != us.size()) return false;
+    for (size_t k = 0; k < us.size(); ++k) {
+      const UState& state = entry.us[k];
+      if (state.data != us[k].data_ptr() || state.version != us[k]._version() ||
+          state.impl.lock().get() != us[k].unsafeGetTensorImpl())
+        return false;
+    }
+    return true;
+  }
+  static bool expired(const Entry& entry) {
+    return std::any_of(entry.us.begin(), entry.us.end(), [](const UState& u) { return u.impl.expired(); });
+  }
+
+  std::mutex mutex_;
+  std::vector<Entry> entries_;
+};
+
+PlanCache& plan_cache() {
+  static PlanCache cache;
+  return cache;
 }
 
 // Rows evaluated together, each in a lane of its own: one row at a time would chain every sum on
@@ -433,7 +493,7 @@ at::Tensor sparse_contraction_chain(const at::Tensor& x, const std::vector<at::T
 
   std::vector<int64_t> params;
   for (const at::Tensor& theta : thetas) params.push_back(theta.size(1));
-  return SparseContractionChain::apply(x, at::TensorList(thetas), at::TensorList(us), chain_plan(us, params, L, outputs));
+  return SparseContractionChain::apply(x, at::TensorList(thetas), at::TensorList(us), plan_cache().get(us, params, L, outputs));
 }
 
 }  // namespace klay::kernels

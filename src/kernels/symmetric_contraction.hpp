@@ -1,10 +1,12 @@
-// MACE's symmetric contraction as a sparse, fused kernel: the U matrices are almost all zeros
-// (about 1 % of the entries are non-zero at correlation 3, lmax 2; 3-12 % at correlation 2), so
-// the dense matmul of e3nn::composite_contraction_step multiplies mostly zeros. The kernel visits
-// only the non-zero entries and runs the whole chain of steps of one row (b_K … b_1) in small
-// per-thread buffers: the intermediates b_ν [R, A_ν·…] and their gradients g_ν ⊗ x, which the
-// step-by-step form writes to memory and reads back, never leave the cache. The hand-written
-// backward recomputes a row's chain instead of storing it.
+// MACE's symmetric contraction as a sparse, fused kernel. Every step of the nested contraction is
+// linear in its element weights and in the step before, so the whole chain b_K … b_1 of one
+// output irrep is one polynomial in the features x: Σ_ν Σ_p θ_ν[p] Σ U_ν[a, i_1…i_ν, p] x_i1⋯x_iν.
+// The kernel sums the entries of U that multiply the same monomial once (U is about 1 % non-zero
+// at correlation 3, lmax 2, and symmetrising halves that again), evaluates the monomials of each
+// row, and visits only the non-zero coefficients; nothing of the step-by-step form's
+// intermediates (b_ν [R, A_ν] and their gradients g ⊗ x) goes to memory. The hand-written
+// backward recomputes a row's monomials and goes back through them. Rows run kLanes at a time in
+// vector lanes (baseline and AVX2+FMA entry points, kernels/vector_units.hpp).
 //
 // A backward evaluated with create_graph (training's force loss) differentiates the composite
 // chain instead, so every order of derivative stays exact; with the fused kernels switched off

@@ -15,6 +15,7 @@
 #include "e3nn/symmetric_contraction.hpp"
 #include "kernels/relative_error.hpp"
 #include "kernels/symmetric_contraction.hpp"
+#include "kernels/vector_units.hpp"
 
 namespace klay::kernels {
 namespace {
@@ -132,6 +133,39 @@ TEST(SparseContractionChain, ResultsDoNotDependOnTheThreadCount) {
   EXPECT_TRUE(at::equal(one.out, two.out));
   EXPECT_TRUE(at::equal(one.grad_x, two.grad_x));
   for (size_t k = 0; k < one.grad_thetas.size(); ++k) EXPECT_TRUE(at::equal(one.grad_thetas[k], two.grad_thetas[k]));
+}
+
+// 301 rows: whole blocks of lanes and a last, partial one.
+TEST(SparseContractionChain, BaselineAndWideVectorCodeAgree) {
+  for (at::ScalarType dtype : {at::kDouble, at::kFloat}) {
+    const ChainInputs in = chain_inputs(Irrep{1, -1}, 3, 301, 13);
+    set_wide_vector_units_enabled(false);
+    const ChainDerivatives baseline = chain_derivatives(true, in, dtype, true, false);
+    set_wide_vector_units_enabled(true);
+    expect_close(baseline, chain_derivatives(true, in, dtype, true, false), dtype == at::kDouble ? 1e-14 : 1e-6);
+  }
+}
+
+// Plans are kept per set of U matrices; each must still describe the U it is used with: U made at
+// the address of a freed one (the allocator may hand the new tensors the old blocks), and U
+// changed in place (a state_dict loaded over it).
+TEST(SparseContractionChain, NewOrChangedUMatricesGetTheirOwnPlan) {
+  const ChainInputs in = chain_inputs(Irrep{1, -1}, 3, 17, 9);
+  const auto expect_like_composite = [&](const ChainInputs& scaled) {
+    expect_close(chain_derivatives(true, scaled, at::kDouble, true, false),
+                 chain_derivatives(false, scaled, at::kDouble, true, false), 1e-13);
+  };
+  for (double factor : {1.0, 3.0, 1.0, 3.0}) {
+    ChainInputs scaled = in;
+    scaled.us.clear();
+    for (const at::Tensor& u : in.us) scaled.us.push_back(u * factor);
+    expect_like_composite(scaled);
+  }
+  ChainInputs changed = in;
+  changed.us = {in.us[0].clone(), in.us[1].clone(), in.us[2].clone()};
+  expect_like_composite(changed);
+  changed.us[0].mul_(-2.0);
+  expect_like_composite(changed);
 }
 
 TEST(SparseContractionChain, InputsThatDoNotFitAreErrors) {
