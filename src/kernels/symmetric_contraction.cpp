@@ -269,10 +269,15 @@ class BlockPolynomial {
     const size_t groups = plan_.groups.size() - 1;
     for (size_t g = 0; g < groups; ++g) {
       const ChainPlan::Group& group = plan_.groups[g];
-      const V ga = outb_[group.output];
+      const V& ga = outb_[group.output];  // a copy would go through the stack in halves
       const V weight = ga * thetab_[group.step][group.param];
+      const int64_t end = plan_.groups[g + 1].begin;
+      if (!grad_theta[group.step]) {  // MD: the element weights are constants
+        for (int64_t e = group.begin; e < end; ++e) grad_[plan_.entries[e].monomial] += weight * value_[e];
+        continue;
+      }
       V acc = V::filled(0);
-      for (int64_t e = group.begin; e < plan_.groups[g + 1].begin; ++e) {
+      for (int64_t e = group.begin; e < end; ++e) {
         const T v = value_[e];
         const int32_t m = plan_.entries[e].monomial;
         acc += monomial_[m] * v;
@@ -280,12 +285,19 @@ class BlockPolynomial {
       }
       gthetab_[group.step][group.param] += ga * acc;
     }
-    // Back through monomial[m] = monomial[lower[m]]·x[variable[m]], highest first.
+    // Back through monomial[m] = monomial[lower[m]]·x[variable[m]], highest first. Monomials of
+    // one lower monomial are consecutive: their share of its gradient is summed in registers,
+    // where adding each to memory would chain every update on the store of the one before.
     std::fill(gx_.begin(), gx_.end(), V::filled(0));
-    for (size_t m = plan_.lower.size(); m-- > 1;) {
-      const int32_t lower = plan_.lower[m], v = plan_.variable[m];
-      gx_[v] += grad_[m] * monomial_[lower];
-      grad_[lower] += grad_[m] * xb_[v];
+    for (size_t m = plan_.lower.size() - 1; m >= 1;) {
+      const int32_t lower = plan_.lower[m];
+      V into_lower = V::filled(0);
+      for (; m >= 1 && plan_.lower[m] == lower; --m) {
+        const int32_t v = plan_.variable[m];
+        gx_[v] += grad_[m] * monomial_[lower];
+        into_lower += grad_[m] * xb_[v];
+      }
+      grad_[lower] += into_lower;
     }
     store(first, gx_, grad_x);
     for (size_t k = 0; k < grad_theta.size(); ++k)
