@@ -50,6 +50,18 @@ CouplingList wigner_nj(const Irreps& coupling, int nu, bool parity_filter) {
   return out;
 }
 
+// One step of the chain (see composite_contraction_chain) as a matmul with U as a dense matrix.
+at::Tensor composite_contraction_step(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& b,
+                                      const at::Tensor& u) {
+  const int64_t rows = x.size(0), coupling = x.size(1), params = theta.size(1);
+  const int64_t rest = u.numel() / (coupling * params);
+  const at::Tensor u_by_last = u.reshape({rest, coupling, params}).permute({1, 2, 0}).reshape({coupling * params, rest});
+  const at::Tensor outer = (x.unsqueeze(2) * theta.unsqueeze(1)).view({rows, coupling * params});
+  const at::Tensor next = at::matmul(outer, u_by_last);
+  if (!b.defined()) return next;
+  return next + (b.view({rows, rest, coupling}) * x.unsqueeze(1)).sum(-1);
+}
+
 }  // namespace
 
 at::Tensor mace_u_matrix(const Irreps& coupling_irreps, const Irrep& irrep_out, int correlation) {
@@ -86,17 +98,6 @@ ContractionImpl::ContractionImpl(const Irreps& irreps_in, const Irrep& irrep_out
     weights_[nu - 1] = nu == correlation ? register_parameter("weights_max", w)
                                          : weight_list->register_parameter(std::to_string(correlation - 1 - nu), w);
   }
-}
-
-at::Tensor composite_contraction_step(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& b,
-                                      const at::Tensor& u) {
-  const int64_t rows = x.size(0), coupling = x.size(1), params = theta.size(1);
-  const int64_t rest = u.numel() / (coupling * params);
-  const at::Tensor u_by_last = u.reshape({rest, coupling, params}).permute({1, 2, 0}).reshape({coupling * params, rest});
-  const at::Tensor outer = (x.unsqueeze(2) * theta.unsqueeze(1)).view({rows, coupling * params});
-  const at::Tensor next = at::matmul(outer, u_by_last);
-  if (!b.defined()) return next;
-  return next + (b.view({rows, rest, coupling}) * x.unsqueeze(1)).sum(-1);
 }
 
 at::Tensor composite_contraction_chain(const at::Tensor& x, const std::vector<at::Tensor>& thetas,
