@@ -50,6 +50,18 @@ CouplingList wigner_nj(const Irreps& coupling, int nu, bool parity_filter) {
   return out;
 }
 
+// One step of the chain (see composite_contraction_chain) as a matmul with U as a dense matrix.
+at::Tensor composite_contraction_step(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& b,
+                                      const at::Tensor& u) {
+  const int64_t rows = x.size(0), coupling = x.size(1), params = theta.size(1);
+  const int64_t rest = u.numel() / (coupling * params);
+  const at::Tensor u_by_last = u.reshape({rest, coupling, params}).permute({1, 2, 0}).reshape({coupling * params, rest});
+  const at::Tensor outer = (x.unsqueeze(2) * theta.unsqueeze(1)).view({rows, coupling * params});
+  const at::Tensor next = at::matmul(outer, u_by_last);
+  if (!b.defined()) return next;
+  return next + (b.view({rows, rest, coupling}) * x.unsqueeze(1)).sum(-1);
+}
+
 }  // namespace
 
 at::Tensor mace_u_matrix(const Irreps& coupling_irreps, const Irrep& irrep_out, int correlation) {
@@ -88,19 +100,15 @@ ContractionImpl::ContractionImpl(const Irreps& irreps_in, const Irrep& irrep_out
   }
 }
 
-at::Tensor composite_contraction_step(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& b,
-                                      const at::Tensor& u) {
-  const int64_t rows = x.size(0), coupling = x.size(1), params = theta.size(1);
-  const int64_t rest = u.numel() / (coupling * params);
-  const at::Tensor u_by_last = u.reshape({rest, coupling, params}).permute({1, 2, 0}).reshape({coupling * params, rest});
-  const at::Tensor outer = (x.unsqueeze(2) * theta.unsqueeze(1)).view({rows, coupling * params});
-  const at::Tensor next = at::matmul(outer, u_by_last);
-  if (!b.defined()) return next;
-  return next + (b.view({rows, rest, coupling}) * x.unsqueeze(1)).sum(-1);
+at::Tensor composite_contraction_chain(const at::Tensor& x, const std::vector<at::Tensor>& thetas,
+                                       const std::vector<at::Tensor>& us) {
+  at::Tensor b;
+  for (size_t k = 0; k < us.size(); ++k) b = composite_contraction_step(x, thetas[k], b, us[k]);
+  return b;
 }
 
 at::Tensor ContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_attrs,
-                                    const ContractionStep& step) const {
+                                    const ContractionChain& chain) const {
   if (x.dim() != 3 || x.size(1) != num_features_ || x.size(2) != coupling_dim_)
     throw Error("SymmetricContraction: node features must be [N, " + std::to_string(num_features_) + ", " +
                 std::to_string(coupling_dim_) + "]");
@@ -117,9 +125,12 @@ at::Tensor ContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_
   // Nested order of MACE: A_ν = U_ν·θ_ν + B_{ν+1}, B_ν = Σ_{i_ν} A_ν[…, i_ν] x[i_ν]. The U_ν·θ_ν part
   // of B_ν contracts the outer products x[i_ν]·θ_ν[p] with U_ν directly, so A_ν (L times larger
   // than B_ν) is never formed: Python's opt_einsum finds the same order.
-  at::Tensor b;
-  for (int nu = correlation_; nu >= 1; --nu) b = step(features, element_weights(weights_[nu - 1]), b, u_matrices_[nu - 1]);
-  return b.reshape({n, num_features_ * out_dim_});
+  std::vector<at::Tensor> thetas, us;
+  for (int nu = correlation_; nu >= 1; --nu) {
+    thetas.push_back(element_weights(weights_[nu - 1]));
+    us.push_back(u_matrices_[nu - 1]);
+  }
+  return chain(features, thetas, us).reshape({n, num_features_ * out_dim_});
 }
 
 SymmetricContractionImpl::SymmetricContractionImpl(const Irreps& irreps_in, const Irreps& irreps_out,
@@ -130,10 +141,10 @@ SymmetricContractionImpl::SymmetricContractionImpl(const Irreps& irreps_in, cons
 }
 
 at::Tensor SymmetricContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_attrs,
-                                             const ContractionStep& step) const {
+                                             const ContractionChain& chain) const {
   std::vector<at::Tensor> outputs;
   for (const auto& module : *contractions_)
-    outputs.push_back(module->as<ContractionImpl>()->forward(x, node_attrs, step));
+    outputs.push_back(module->as<ContractionImpl>()->forward(x, node_attrs, chain));
   return at::cat(outputs, -1);
 }
 

@@ -26,16 +26,18 @@ namespace klay::e3nn {
 // on a last axis of size P_ν. Throws klay::Error if there is none (MACE's UnboundLocalError).
 at::Tensor mace_u_matrix(const Irreps& coupling_irreps, const Irrep& irrep_out, int correlation);
 
-// One step of the nested contraction (docs/layers.md#symmetric-contraction-detail), for rows r of
-// features x [R, L] and element weights θ [R, P]:
-//   next[r, a] = Σ_{i,p} U[a, i, p] x[r, i] θ[r, p]  (+ Σ_i b[r, a·L + i] x[r, i] when b is defined),
-// with U the registered U_matrix_ν read as [A, L, P] (a runs over its leading axes) → [R, A].
-using ContractionStep = std::function<at::Tensor(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& b,
-                                                 const at::Tensor& u)>;
-// The step from ATen operators (a matmul with U as a dense matrix): the reference, and what runs
-// unless a caller passes a faster one (the sparse kernel of src/kernels/symmetric_contraction).
-at::Tensor composite_contraction_step(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& b,
-                                      const at::Tensor& u);
+// The nested contraction of one output irrep (docs/layers.md#symmetric-contraction-detail), for
+// rows r of features x [R, L], element weights θ_K … θ_1 ([R, P_ν]) and U_K … U_1 (the registered
+// U_matrix_ν, highest correlation first, each read as [A_ν, L, P_ν] with a running over its leading
+// axes): b_K = step(θ_K, none, U_K), b_ν = step(θ_ν, b_{ν+1}, U_ν) → b_1 [R, A_1], where
+//   step(θ, b, U)[r, a] = Σ_{i,p} U[a, i, p] x[r, i] θ[r, p]  (+ Σ_i b[r, a·L + i] x[r, i] when b is defined).
+using ContractionChain = std::function<at::Tensor(const at::Tensor& x, const std::vector<at::Tensor>& thetas,
+                                                  const std::vector<at::Tensor>& us)>;
+// The chain from ATen operators (each step a matmul with U as a dense matrix): the reference, and
+// what runs unless a caller passes a faster chain (the sparse kernel of
+// src/kernels/symmetric_contraction).
+at::Tensor composite_contraction_chain(const at::Tensor& x, const std::vector<at::Tensor>& thetas,
+                                       const std::vector<at::Tensor>& us);
 
 class ContractionImpl : public torch::nn::Module {
  public:
@@ -46,7 +48,7 @@ class ContractionImpl : public torch::nn::Module {
 
   // x [N, F, L], node_attrs [N, num_elements] → [N, F·(2l_out+1)]
   at::Tensor forward(const at::Tensor& x, const at::Tensor& node_attrs,
-                     const ContractionStep& step = composite_contraction_step) const;
+                     const ContractionChain& chain = composite_contraction_chain) const;
 
  private:
   int correlation_;
@@ -63,7 +65,7 @@ class SymmetricContractionImpl : public torch::nn::Module {
 
   // x [N, F, L], node_attrs [N, num_elements] → [N, Σ_k F·(2l_k+1)] (e3nn layout of irreps F x l_k)
   at::Tensor forward(const at::Tensor& x, const at::Tensor& node_attrs,
-                     const ContractionStep& step = composite_contraction_step) const;
+                     const ContractionChain& chain = composite_contraction_chain) const;
 
  private:
   torch::nn::ModuleList contractions_;

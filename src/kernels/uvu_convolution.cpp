@@ -24,6 +24,7 @@
 
 #include "e3nn/scatter.hpp"
 #include "kernels/entry_values.hpp"
+#include "kernels/vector_units.hpp"
 #include "base/error.hpp"
 
 namespace klay::kernels {
@@ -236,13 +237,7 @@ c10::intrusive_ptr<Grouping> group_edges(const int64_t* node_of_edge, int64_t nu
 
 // The loops. A multiplicity known at compile time (Mul > 0, the common uniform widths) lets the
 // copies loop unroll into vector registers; Mul = 0 reads it from the path. Each body is inlined
-// into a baseline and an AVX2+FMA entry point (GCC target attribute, chosen at run time by the
-// CPU), so the library runs on any x86-64 and uses the wide units where they exist.
-#define KLAY_KERNEL_BODY inline __attribute__((always_inline))
-#if defined(__x86_64__) && defined(__GNUC__)
-#define KLAY_HAVE_AVX2_ENTRY 1
-#define KLAY_AVX2_ENTRY __attribute__((target("avx2,fma")))
-#endif
+// into a baseline and an AVX2+FMA entry point (kernels/vector_units.hpp).
 
 // One row of `mul` copies held while the loops run: in registers when the width is known at
 // compile time (GCC vector extensions, as many of the widest vectors as divide the row: 32-byte
@@ -506,17 +501,6 @@ KLAY_AVX2_ENTRY void backward_rows_avx2(const BackwardArgs<T>& a, int64_t begin,
 }
 #endif
 
-std::atomic<bool> g_wide_vectors{true};
-
-bool cpu_has_avx2_fma() {
-#ifdef KLAY_HAVE_AVX2_ENTRY
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has && g_wide_vectors;
-#else
-  return false;
-#endif
-}
-
 template <typename T>
 using ForwardRows = void (*)(const ForwardArgs<T>&, int64_t, int64_t, T*, T*);
 template <typename T>
@@ -527,7 +511,7 @@ using BackwardRows = void (*)(const BackwardArgs<T>&, int64_t, int64_t, T*, T*);
 template <typename T, int Mul>
 std::pair<ForwardRows<T>, BackwardRows<T>> entry_points() {
 #ifdef KLAY_HAVE_AVX2_ENTRY
-  if (cpu_has_avx2_fma()) return {forward_rows_avx2<T, Mul>, backward_rows_avx2<T, Mul>};
+  if (wide_vector_units()) return {forward_rows_avx2<T, Mul>, backward_rows_avx2<T, Mul>};
 #endif
   return {forward_rows_baseline<T, Mul>, backward_rows_baseline<T, Mul>};
 }
@@ -717,8 +701,6 @@ void check_shapes(const e3nn::TensorProductImpl& tp, const at::Tensor& x, const 
 }  // namespace
 
 bool fused_kernel_supports(const e3nn::TensorProductImpl& tp) { return plan_supports(tp); }
-
-void set_wide_vector_units_enabled(bool enabled) { g_wide_vectors = enabled; }
 
 
 KernelCounters kernel_counters() {

@@ -40,10 +40,6 @@ at::Tensor convolution_scatter_composite(const e3nn::TensorProductImpl& tp, cons
 // True when convolution_scatter runs the fused kernel for this tensor product.
 bool fused_kernel_supports(const e3nn::TensorProductImpl& tp);
 
-// The kernels use AVX2+FMA where the CPU has them; tests switch that off to check the baseline
-// x86-64 code on the same machine.
-void set_wide_vector_units_enabled(bool enabled);
-
 // Calls of the fused forward and backward kernels since the process started: tests use them to
 // prove that MD goes through the kernels.
 KernelCounters kernel_counters();

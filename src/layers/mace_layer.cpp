@@ -161,7 +161,7 @@ class MaceLayer : public EquivariantLayer {
                                    .view({n_nodes, num_features_, coupling_dim_});
 
     at::Tensor out = kernels::linear(
-        *product_linear_, symmetric_contractions_->forward(coupled, node_attrs, kernels::sparse_contraction_step));
+        *product_linear_, symmetric_contractions_->forward(coupled, node_attrs, kernels::sparse_contraction_chain));
     if (use_sc_) out = out + kernels::self_connection(*skip_tp_, node_feats, node_attrs);
     return out;
   }

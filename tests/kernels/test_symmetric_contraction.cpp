@@ -1,11 +1,13 @@
-// The sparse contraction step against the composite (dense matmul) step it replaces, on MACE's own
-// U matrices: values, first derivatives and second derivatives (training's force loss) in float64
-// to rounding, float32 to its precision, and the whole SymmetricContraction through either step.
+// The sparse contraction chain against the composite chain (dense matmul steps) it replaces, on
+// MACE's own U matrices: values, first derivatives and second derivatives (training's force loss)
+// in float64 to rounding, float32 to its precision, and the whole SymmetricContraction through
+// either chain.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
+#include <string>
 #include <vector>
 
 #include "base/error.hpp"
@@ -13,7 +15,7 @@
 #include "e3nn/symmetric_contraction.hpp"
 #include "kernels/relative_error.hpp"
 #include "kernels/symmetric_contraction.hpp"
-#include "kernels/uvu_convolution.hpp"
+#include "kernels/vector_units.hpp"
 
 namespace klay::kernels {
 namespace {
@@ -21,155 +23,193 @@ namespace {
 using e3nn::Irrep;
 using e3nn::Irreps;
 
-// One step's inputs: features x [R, L], element weights θ [R, P], the previous step b [R, A·L] (or
-// none, the first step), and a probe of the result.
-struct StepInputs {
-  at::Tensor x, theta, b, u, probe;
+// One chain's inputs for lmax 2 features: x [R, 9], θ_K … θ_1 [R, P_ν], U_K … U_1, and a probe
+// of the result.
+struct ChainInputs {
+  at::Tensor x;
+  std::vector<at::Tensor> thetas, us;
+  at::Tensor probe;
 };
 
-StepInputs step_inputs(const at::Tensor& u, const at::Tensor& previous_u, int64_t rows, uint64_t seed) {
+ChainInputs chain_inputs(const Irrep& out, int correlation, int64_t rows, uint64_t seed) {
   at::manual_seed(seed);
-  const int64_t coupling = Irreps::spherical_harmonics(2).dim(), params = u.size(-1);
-  const int64_t outputs = u.numel() / (coupling * params);
-  StepInputs in{at::randn({rows, coupling}, at::kDouble), at::randn({rows, params}, at::kDouble), at::Tensor(), u,
-                at::randn({rows, outputs}, at::kDouble)};
-  if (previous_u.defined()) in.b = at::randn({rows, outputs * coupling}, at::kDouble);
+  const Irreps coupling = Irreps::spherical_harmonics(2);
+  ChainInputs in{at::randn({rows, coupling.dim()}, at::kDouble), {}, {}, at::randn({rows, out.dim()}, at::kDouble)};
+  for (int nu = correlation; nu >= 1; --nu) {
+    in.us.push_back(e3nn::mace_u_matrix(coupling, out, nu));
+    in.thetas.push_back(at::randn({rows, in.us.back().size(-1)}, at::kDouble));
+  }
   return in;
 }
 
-struct StepDerivatives {
-  at::Tensor next, grad_x, grad_theta, grad_b, second_theta;
+struct ChainDerivatives {
+  at::Tensor out, grad_x;
+  std::vector<at::Tensor> grad_thetas;  // empty unless the thetas require grad
+  at::Tensor second_theta;              // d/dθ_K of a probe of the x gradient
 };
 
-// The step, d(probe·next)/d(x, θ, b), and d/dθ of a probe of the x gradient (a second derivative).
-StepDerivatives step_derivatives(bool sparse, const StepInputs& in, at::ScalarType dtype, bool second_order) {
+// The chain and d(probe·out)/d(x, θ…) (the θ only with theta_grads, as in MD where the element
+// weights are constants), with the kernels switched on (sparse) or off.
+ChainDerivatives chain_derivatives(bool sparse, const ChainInputs& in, at::ScalarType dtype, bool theta_grads,
+                                   bool second_order) {
   set_fused_kernels_enabled(sparse);
-  const at::Tensor x = in.x.to(dtype).requires_grad_(), theta = in.theta.to(dtype).requires_grad_();
-  const at::Tensor b = in.b.defined() ? in.b.to(dtype).requires_grad_() : at::Tensor();
-  const at::Tensor next = sparse_contraction_step(x, theta, b, in.u.to(dtype));
-  const at::Tensor loss = (next * in.probe.to(dtype)).sum();
-  std::vector<at::Tensor> wrt{x, theta};
-  if (b.defined()) wrt.push_back(b);
+  const at::Tensor x = in.x.to(dtype).requires_grad_();
+  std::vector<at::Tensor> thetas, us, wrt{x};
+  for (const at::Tensor& t : in.thetas) {
+    thetas.push_back(t.to(dtype).requires_grad_(theta_grads || second_order));
+    if (theta_grads) wrt.push_back(thetas.back());
+  }
+  for (const at::Tensor& u : in.us) us.push_back(u.to(dtype));
+  const at::Tensor out = sparse_contraction_chain(x, thetas, us);
+  const at::Tensor loss = (out * in.probe.to(dtype)).sum();
   const auto first = torch::autograd::grad({loss}, wrt, {}, /*retain_graph=*/true, second_order);
-  StepDerivatives d{next.detach(), first[0].detach(), first[1].detach(), b.defined() ? first[2].detach() : at::Tensor(),
-                    {}};
+  ChainDerivatives d{out.detach(), first[0].detach(), {}, {}};
+  for (size_t k = 1; k < first.size(); ++k) d.grad_thetas.push_back(first[k].detach());
   if (second_order) {
     const at::Tensor probe_x = at::cos(at::arange(first[0].numel(), first[0].options())).view_as(first[0]);
-    d.second_theta = torch::autograd::grad({(first[0] * probe_x).sum()}, {theta})[0].detach();
+    d.second_theta = torch::autograd::grad({(first[0] * probe_x).sum()}, {thetas[0]})[0].detach();
   }
   set_fused_kernels_enabled(true);
   return d;
 }
 
-// MACE's U matrices for lmax 2 features: every output irrep, correlations 1 to 3.
-struct UCase {
-  Irrep out;
-  int correlation;
-};
-std::vector<UCase> u_cases() {
-  std::vector<UCase> cases;
-  for (const Irrep& out : {Irrep{0, 1}, Irrep{1, -1}, Irrep{2, 1}})
-    for (int correlation = 1; correlation <= 3; ++correlation) cases.push_back({out, correlation});
-  return cases;
+void expect_close(const ChainDerivatives& a, const ChainDerivatives& b, double bound) {
+  EXPECT_LE(relative_error(a.out, b.out), bound);
+  EXPECT_LE(relative_error(a.grad_x, b.grad_x), bound);
+  ASSERT_EQ(a.grad_thetas.size(), b.grad_thetas.size());
+  for (size_t k = 0; k < a.grad_thetas.size(); ++k)
+    EXPECT_LE(relative_error(a.grad_thetas[k], b.grad_thetas[k]), bound) << "theta " << k;
 }
 
-TEST(SparseContractionStep, MatchesTheCompositeStepAndItsGradients) {
-  const Irreps coupling = Irreps::spherical_harmonics(2);
-  for (const UCase& c : u_cases()) {
-    SCOPED_TRACE(c.out.to_string() + ", correlation " + std::to_string(c.correlation));
-    const at::Tensor u = e3nn::mace_u_matrix(coupling, c.out, c.correlation);
-    // The last step (b undefined) and a nested one (b from a higher correlation).
-    const at::Tensor higher = c.correlation > 1 ? u : at::Tensor();
-    for (const at::Tensor& previous : {at::Tensor(), higher}) {
-      const StepInputs in = step_inputs(u, previous, 37, 11);
-      const StepDerivatives sparse = step_derivatives(true, in, at::kDouble, false);
-      const StepDerivatives composite = step_derivatives(false, in, at::kDouble, false);
-      EXPECT_LE(relative_error(sparse.next, composite.next), 1e-13);
-      EXPECT_LE(relative_error(sparse.grad_x, composite.grad_x), 1e-13);
-      EXPECT_LE(relative_error(sparse.grad_theta, composite.grad_theta), 1e-13);
-      if (in.b.defined()) {
-        EXPECT_LE(relative_error(sparse.grad_b, composite.grad_b), 1e-13);
+TEST(SparseContractionChain, MatchesTheCompositeChainAndItsGradients) {
+  for (const Irrep& out : {Irrep{0, 1}, Irrep{1, -1}, Irrep{2, 1}})
+    for (int correlation = 1; correlation <= 3; ++correlation) {
+      SCOPED_TRACE(out.to_string() + ", correlation " + std::to_string(correlation));
+      const ChainInputs in = chain_inputs(out, correlation, 37, 11);
+      for (bool theta_grads : {true, false}) {
+        const ChainDerivatives sparse = chain_derivatives(true, in, at::kDouble, theta_grads, false);
+        const ChainDerivatives composite = chain_derivatives(false, in, at::kDouble, theta_grads, false);
+        expect_close(sparse, composite, 1e-13);
       }
     }
-  }
 }
 
-TEST(SparseContractionStep, RunsTheKernelAndSecondDerivativesGoThroughTheCompositeStep) {
-  const at::Tensor u = e3nn::mace_u_matrix(Irreps::spherical_harmonics(2), Irrep{1, -1}, 3);
-  const StepInputs in = step_inputs(u, u, 23, 5);
+TEST(SparseContractionChain, RunsTheKernelAndSecondDerivativesGoThroughTheCompositeChain) {
+  const ChainInputs in = chain_inputs(Irrep{1, -1}, 3, 23, 5);
   const KernelCounters before = contraction_counters();
-  const StepDerivatives sparse = step_derivatives(true, in, at::kDouble, true);
+  const ChainDerivatives sparse = chain_derivatives(true, in, at::kDouble, true, true);
   const KernelCounters after = contraction_counters();
-  const StepDerivatives composite = step_derivatives(false, in, at::kDouble, true);
+  const ChainDerivatives composite = chain_derivatives(false, in, at::kDouble, true, true);
   EXPECT_EQ(after.forward_calls - before.forward_calls, 1);
   EXPECT_EQ(after.composite_backward_calls - before.composite_backward_calls, 1);
   EXPECT_EQ(contraction_counters().forward_calls, after.forward_calls);  // switched off: composite only
-  EXPECT_LE(relative_error(sparse.grad_x, composite.grad_x), 1e-13);
+  expect_close(sparse, composite, 1e-13);
   EXPECT_LE(relative_error(sparse.second_theta, composite.second_theta), 1e-13);
 
   const KernelCounters first_order = contraction_counters();
-  step_derivatives(true, in, at::kDouble, false);
+  chain_derivatives(true, in, at::kDouble, true, false);
   EXPECT_EQ(contraction_counters().backward_calls - first_order.backward_calls, 1);
 }
 
-TEST(SparseContractionStep, Float32AgreesWithFloat64ToSinglePrecision) {
-  const at::Tensor u = e3nn::mace_u_matrix(Irreps::spherical_harmonics(2), Irrep{2, 1}, 3);
-  const StepInputs in = step_inputs(u, u, 19, 3);
-  const StepDerivatives single = step_derivatives(true, in, at::kFloat, false);
-  const StepDerivatives reference = step_derivatives(false, in, at::kDouble, false);
-  EXPECT_EQ(single.next.scalar_type(), at::kFloat);
-  EXPECT_LE(relative_error(single.next, reference.next), 1e-5);
-  EXPECT_LE(relative_error(single.grad_x, reference.grad_x), 1e-5);
-  EXPECT_LE(relative_error(single.grad_theta, reference.grad_theta), 1e-5);
-  EXPECT_LE(relative_error(single.grad_b, reference.grad_b), 1e-5);
+TEST(SparseContractionChain, Float32AgreesWithFloat64ToSinglePrecision) {
+  for (int correlation = 1; correlation <= 3; ++correlation) {
+    SCOPED_TRACE("correlation " + std::to_string(correlation));
+    const ChainInputs in = chain_inputs(Irrep{2, 1}, correlation, 19, 3);
+    const ChainDerivatives single = chain_derivatives(true, in, at::kFloat, true, false);
+    const ChainDerivatives reference = chain_derivatives(false, in, at::kDouble, true, false);
+    EXPECT_EQ(single.out.scalar_type(), at::kFloat);
+    expect_close(single, reference, 1e-5);
+  }
 }
 
-TEST(SparseContractionStep, ResultsDoNotDependOnTheThreadCount) {
-  const at::Tensor u = e3nn::mace_u_matrix(Irreps::spherical_harmonics(2), Irrep{0, 1}, 3);
-  const StepInputs in = step_inputs(u, u, 301, 7);
+TEST(SparseContractionChain, ResultsDoNotDependOnTheThreadCount) {
+  const ChainInputs in = chain_inputs(Irrep{0, 1}, 3, 301, 7);
   const int threads = at::get_num_threads();
   at::set_num_threads(1);
-  const StepDerivatives one = step_derivatives(true, in, at::kDouble, false);
+  const ChainDerivatives one = chain_derivatives(true, in, at::kDouble, true, false);
   at::set_num_threads(2);
-  const StepDerivatives two = step_derivatives(true, in, at::kDouble, false);
+  const ChainDerivatives two = chain_derivatives(true, in, at::kDouble, true, false);
   at::set_num_threads(threads);
-  EXPECT_TRUE(at::equal(one.next, two.next));
+  EXPECT_TRUE(at::equal(one.out, two.out));
   EXPECT_TRUE(at::equal(one.grad_x, two.grad_x));
-  EXPECT_TRUE(at::equal(one.grad_theta, two.grad_theta));
-  EXPECT_TRUE(at::equal(one.grad_b, two.grad_b));
+  for (size_t k = 0; k < one.grad_thetas.size(); ++k) EXPECT_TRUE(at::equal(one.grad_thetas[k], two.grad_thetas[k]));
 }
 
-TEST(SparseContractionStep, InputsThatDoNotFitAreErrors) {
-  const at::Tensor u = e3nn::mace_u_matrix(Irreps::spherical_harmonics(1), Irrep{0, 1}, 2);  // [4, 4, 2]
-  const at::Tensor x = at::randn({5, 4}, at::kDouble);
-  EXPECT_THROW(sparse_contraction_step(x, at::randn({5, 3}, at::kDouble), {}, u), Error);
-  EXPECT_THROW(sparse_contraction_step(x, at::randn({4, 2}, at::kDouble), {}, u), Error);
-  EXPECT_THROW(sparse_contraction_step(x, at::randn({5, 2}, at::kDouble), at::randn({5, 5}, at::kDouble), u), Error);
+// 301 rows: whole blocks of lanes and a last, partial one.
+TEST(SparseContractionChain, BaselineAndWideVectorCodeAgree) {
+  for (at::ScalarType dtype : {at::kDouble, at::kFloat}) {
+    const ChainInputs in = chain_inputs(Irrep{1, -1}, 3, 301, 13);
+    set_wide_vector_units_enabled(false);
+    const ChainDerivatives baseline = chain_derivatives(true, in, dtype, true, false);
+    set_wide_vector_units_enabled(true);
+    expect_close(baseline, chain_derivatives(true, in, dtype, true, false), dtype == at::kDouble ? 1e-14 : 1e-6);
+  }
 }
 
-// The whole SymmetricContraction (every output irrep, correlation 3, several elements) through the
-// sparse step: values and the derivatives with respect to features, node attributes and weights.
-TEST(SparseContractionStep, SymmetricContractionThroughEitherStepAgrees) {
-  at::manual_seed(2);
-  const Irreps features_irreps("3x0e+3x1o+3x2e");
-  e3nn::SymmetricContraction contraction(features_irreps, features_irreps, 3, 3);
-  const at::Tensor x = at::randn({29, 3, 9}, at::kDouble).requires_grad_();
-  const at::Tensor attrs = at::randn({29, 3}, at::kDouble).requires_grad_();
-  const at::Tensor probe = at::randn({29, 3 * 9}, at::kDouble);
-  std::vector<at::Tensor> wrt{x, attrs};
-  for (const at::Tensor& p : contraction->parameters()) wrt.push_back(p);
-  auto run = [&](const e3nn::ContractionStep& step) {
-    const at::Tensor out = contraction->forward(x, attrs, step);
-    std::vector<at::Tensor> results{out.detach()};
-    for (const at::Tensor& g : torch::autograd::grad({(out * probe).sum()}, wrt)) results.push_back(g);
-    return results;
+// Plans are kept per set of U matrices; each must still describe the U it is used with: U made at
+// the address of a freed one (the allocator may hand the new tensors the old blocks), and U
+// changed in place (a state_dict loaded over it).
+TEST(SparseContractionChain, NewOrChangedUMatricesGetTheirOwnPlan) {
+  const ChainInputs in = chain_inputs(Irrep{1, -1}, 3, 17, 9);
+  const auto expect_like_composite = [&](const ChainInputs& scaled) {
+    expect_close(chain_derivatives(true, scaled, at::kDouble, true, false),
+                 chain_derivatives(false, scaled, at::kDouble, true, false), 1e-13);
   };
-  const KernelCounters before = contraction_counters();
-  const std::vector<at::Tensor> sparse = run(sparse_contraction_step);
-  EXPECT_EQ(contraction_counters().forward_calls - before.forward_calls, 3 * 3);  // 3 outputs x 3 steps
-  const std::vector<at::Tensor> composite = run(e3nn::composite_contraction_step);
-  ASSERT_EQ(sparse.size(), composite.size());
-  for (size_t k = 0; k < sparse.size(); ++k) EXPECT_LE(relative_error(sparse[k], composite[k]), 1e-12) << k;
+  for (double factor : {1.0, 3.0, 1.0, 3.0}) {
+    ChainInputs scaled = in;
+    scaled.us.clear();
+    for (const at::Tensor& u : in.us) scaled.us.push_back(u * factor);
+    expect_like_composite(scaled);
+  }
+  ChainInputs changed = in;
+  changed.us = {in.us[0].clone(), in.us[1].clone(), in.us[2].clone()};
+  expect_like_composite(changed);
+  changed.us[0].mul_(-2.0);
+  expect_like_composite(changed);
+}
+
+TEST(SparseContractionChain, InputsThatDoNotFitAreErrors) {
+  const Irreps coupling = Irreps::spherical_harmonics(1);
+  const at::Tensor u2 = e3nn::mace_u_matrix(coupling, Irrep{0, 1}, 2);  // [4, 4, 2]
+  const at::Tensor u1 = e3nn::mace_u_matrix(coupling, Irrep{0, 1}, 1);  // [4, 1]
+  const at::Tensor x = at::randn({5, 4}, at::kDouble);
+  const at::Tensor theta2 = at::randn({5, 2}, at::kDouble), theta1 = at::randn({5, 1}, at::kDouble);
+  EXPECT_NO_THROW(sparse_contraction_chain(x, {theta2, theta1}, {u2, u1}));
+  EXPECT_THROW(sparse_contraction_chain(x, {theta2}, {u2, u1}), Error);                          // θ missing
+  EXPECT_THROW(sparse_contraction_chain(x, {at::randn({5, 3}, at::kDouble)}, {u2}), Error);       // P wrong
+  EXPECT_THROW(sparse_contraction_chain(x, {at::randn({4, 2}, at::kDouble)}, {u2}), Error);       // rows wrong
+  EXPECT_THROW(sparse_contraction_chain(x, {theta1, theta2}, {u1, u2}), Error);                   // order reversed
+  EXPECT_THROW(sparse_contraction_chain(x.view({20}), {theta2}, {u2}), Error);                    // x not [R, L]
+  EXPECT_THROW(sparse_contraction_chain(x, {}, {}), Error);                                       // no step
+}
+
+// The whole SymmetricContraction (every output irrep, correlations 1 to 3, several elements)
+// through the sparse chain: values and the derivatives with respect to features, node attributes
+// and weights.
+TEST(SparseContractionChain, SymmetricContractionThroughEitherChainAgrees) {
+  const Irreps features_irreps("3x0e+3x1o+3x2e");
+  for (int correlation = 1; correlation <= 3; ++correlation) {
+    SCOPED_TRACE("correlation " + std::to_string(correlation));
+    at::manual_seed(2);
+    e3nn::SymmetricContraction contraction(features_irreps, features_irreps, correlation, 3);
+    const at::Tensor x = at::randn({29, 3, 9}, at::kDouble).requires_grad_();
+    const at::Tensor attrs = at::randn({29, 3}, at::kDouble).requires_grad_();
+    const at::Tensor probe = at::randn({29, 3 * 9}, at::kDouble);
+    std::vector<at::Tensor> wrt{x, attrs};
+    for (const at::Tensor& p : contraction->parameters()) wrt.push_back(p);
+    auto run = [&](const e3nn::ContractionChain& chain) {
+      const at::Tensor out = contraction->forward(x, attrs, chain);
+      std::vector<at::Tensor> results{out.detach()};
+      for (const at::Tensor& g : torch::autograd::grad({(out * probe).sum()}, wrt)) results.push_back(g);
+      return results;
+    };
+    const KernelCounters before = contraction_counters();
+    const std::vector<at::Tensor> sparse = run(sparse_contraction_chain);
+    EXPECT_EQ(contraction_counters().forward_calls - before.forward_calls, 3);  // one chain per output irrep
+    const std::vector<at::Tensor> composite = run(e3nn::composite_contraction_chain);
+    ASSERT_EQ(sparse.size(), composite.size());
+    for (size_t k = 0; k < sparse.size(); ++k) EXPECT_LE(relative_error(sparse[k], composite[k]), 1e-12) << k;
+  }
 }
 
 }  // namespace

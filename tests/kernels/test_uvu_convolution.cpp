@@ -16,6 +16,7 @@
 #include "e3nn/tensor_product.hpp"
 #include "kernels/relative_error.hpp"
 #include "kernels/uvu_convolution.hpp"
+#include "kernels/vector_units.hpp"
 #include "layers/convolution_tensor_product.hpp"
 
 namespace klay::kernels {

@@ -1,0 +1,22 @@
+// How the kernels use the vector units: each loop body is inlined (KLAY_KERNEL_BODY) into a
+// baseline x86-64 entry point and an AVX2+FMA one (GCC target attribute, KLAY_AVX2_ENTRY), chosen
+// at run time by the CPU, so the library runs on any x86-64 and uses the wide units where they
+// exist.
+#pragma once
+
+#define KLAY_KERNEL_BODY inline __attribute__((always_inline))
+#if defined(__x86_64__) && defined(__GNUC__)
+#define KLAY_HAVE_AVX2_ENTRY 1
+#define KLAY_AVX2_ENTRY __attribute__((target("avx2,fma")))
+#endif
+
+namespace klay::kernels {
+
+// True when the AVX2+FMA entry points may run: the CPU has both, and they are not switched off.
+bool wide_vector_units();
+
+// The kernels use AVX2+FMA where the CPU has them; tests switch that off to check the baseline
+// x86-64 code on the same machine.
+void set_wide_vector_units_enabled(bool enabled);
+
+}  // namespace klay::kernels
