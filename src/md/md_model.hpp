@@ -118,10 +118,11 @@ class MdModel {
   // evaluated block by block, the blocks concurrently on libtorch's threads.
   void compute(const AtomsView& atoms, ResultsView& results) const;
 
-  // Spatial blocks (md/spatial_blocks.hpp): over `max_owned_atoms` owned atoms (0 = no cap),
-  // compute() splits them into blocks of at most that many (a multiple of at::get_num_threads())
-  // and runs one block per thread, each single-threaded inside, so that a large system's per-edge
-  // tensors stay small. One block is the plain evaluation.
+  // Spatial blocks (md/spatial_blocks.hpp): compute() splits the owned atoms into blocks of at
+  // most `max_owned_atoms` (0 = no cap, no blocks), and with several threads into at least one
+  // block per thread (spatial_block_count), and runs one block per thread, each single-threaded
+  // inside, so that a large system's per-edge tensors stay small and the threads share little.
+  // One block is the plain evaluation.
   // Used for models with graph inputs whose energy can be split over atoms (an indexed sum, or
   // per-atom energies: known from ghost atoms being present or from an earlier evaluation). The
   // numbers are those of one block up to summation order. On by default with kDefaultBlockAtoms;
