@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -56,7 +57,7 @@ void require_value(Error *error, int iarg, int narg, const char *keyword)
 /* ---------------------------------------------------------------------- */
 
 PairKLay::PairKLay(LAMMPS *lmp) :
-    Pair(lmp), model(nullptr), use_float32(0), num_threads(0), feed_largest_graph(0), cutoff(0.0),
+    Pair(lmp), model(nullptr), use_float32(0), num_threads(0), threads_source("threads keyword"), feed_largest_graph(0), cutoff(0.0),
     num_stages(0), ghost_cutoff_set(0.0), reverse_stride(3), model_energy(0.0), time_graph(0.0),
     time_forward(0.0), time_backward(0.0), time_first_compute(-1.0), num_computes(0)
 {
@@ -373,6 +374,7 @@ void PairKLay::settings(int narg, char **arg)
   }
   use_float32 = 0;
   num_threads = 0;
+  threads_source = "threads keyword";
   feed_largest_graph = 0;
   int iarg = 0;
   while (iarg < narg) {
@@ -407,6 +409,32 @@ void PairKLay::settings(int narg, char **arg)
                  "Unknown pair style klay keyword: {} (expected dtype, threads or graphs)",
                  arg[iarg]);
   }
+}
+
+/* ----------------------------------------------------------------------
+   Without the threads keyword: OMP_NUM_THREADS (its first number, as OpenMP reads a list), else
+   one thread, as LAMMPS's own OpenMP styles do. libtorch's default, every CPU the rank may run on,
+   would give each rank of `mpirun -np N` on N cores all N of them.
+------------------------------------------------------------------------- */
+
+int PairKLay::threads_from_environment()
+{
+  const char *value = getenv("OMP_NUM_THREADS");
+  if (!value || !*value) {
+    threads_source = "OMP_NUM_THREADS unset";
+    return 1;
+  }
+  char *end = nullptr;
+  const long threads = strtol(value, &end, 10);
+  if (end == value || (*end && *end != ',') || threads < 1 || threads > 4096) {
+    if (comm->me == 0)
+      error->warning(FLERR, "Pair style klay: OMP_NUM_THREADS={} is not a thread count; using 1 "
+                            "thread per rank", value);
+    threads_source = "OMP_NUM_THREADS not a number";
+    return 1;
+  }
+  threads_source = "OMP_NUM_THREADS";
+  return static_cast<int>(threads);
 }
 
 /* ----------------------------------------------------------------------
@@ -448,6 +476,7 @@ void PairKLay::coeff(int narg, char **arg)
   map_element2type(narg - 4, arg + 4);
 
   free_model();
+  if (num_threads == 0) num_threads = threads_from_environment();
   klay_model_options options;
   options.dtype = use_float32 ? KLAY_FLOAT32 : KLAY_FLOAT64;
   options.num_threads = num_threads;
@@ -490,6 +519,7 @@ void PairKLay::coeff(int narg, char **arg)
     description.resize(description.size() - 1);
     std::string mesg = fmt::format("KLay model {} with weights {} ({}):\n", arg[2], arg[3],
                                    use_float32 ? "float32" : "float64");
+    mesg += fmt::format("  Pair style klay runs {} thread(s) per rank ({})\n", num_threads, threads_source);
     for (const auto &line : utils::split_lines(description))
       if (!line.empty()) mesg += "  " + line + "\n";
     for (int itype = 1; itype <= atom->ntypes; itype++) {

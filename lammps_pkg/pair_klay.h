@@ -45,7 +45,8 @@ class PairKLay : public Pair {
  protected:
   klay_model *model;
   int use_float32;
-  int num_threads;
+  int num_threads;                 // 0 until pair_coeff: the threads keyword, else the environment
+  const char *threads_source;      // where num_threads came from, for the log
   int feed_largest_graph;          // graphs largest: every staged input gets G_{D-1} (benchmarks)
   double cutoff;                   // r_cut of one message-passing stage
   int num_stages;                  // D: ghost atoms are needed out to D * r_cut
@@ -79,6 +80,7 @@ class PairKLay : public Pair {
   void send_ghost_values_home();
   void free_model();
   void warn_if_threads_share_cpus();
+  int threads_from_environment();
 };
 
 }    // namespace LAMMPS_NS

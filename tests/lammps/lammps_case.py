@@ -15,6 +15,7 @@ Exit status: 0 pass, 1 fail, 77 skip (the model needs a layer the runtime does n
                  off (atoms migrate, neighbor lists are rebuilt), and total energy conserved
   errors         bad input stops LAMMPS with an ERROR that gives the reason, never a crash
   threads-affinity  `threads 2` on a rank allowed one CPU warns that its threads share it
+  threads-default   without `threads`, a rank runs OMP_NUM_THREADS threads, or one
 """
 import argparse
 import json
@@ -924,6 +925,46 @@ run 0
     return 0 if ok else 1
 
 
+def threads_default(args):
+    """Without the threads keyword a rank runs OMP_NUM_THREADS threads, and one where that is unset
+    (as LAMMPS's own OpenMP styles do): libtorch's default, every CPU a rank may run on, would give
+    every rank of `mpirun -np N` all N cores. The keyword wins over the environment."""
+    with open(os.path.join(args.conformance, SI8, "reference.json")) as f:
+        structure = json.load(f)["structure"]
+    cell, positions = structure["cell"], structure["unit_cell_positions"]
+    said = re.compile(r"Pair style klay runs (\d+) thread\(s\) per rank \(([^)]*)\)")
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
+        write_data_file(os.path.join(workdir, "structure.data"), cell, positions, [1] * len(positions), 1)
+        write_empty_safetensors(workdir)
+        for keyword, omp_num_threads, expected in (("", None, (1, "OMP_NUM_THREADS unset")),
+                                                   ("", "2", (2, "OMP_NUM_THREADS")),
+                                                   ("threads 1", "2", (1, "threads keyword"))):
+            input_path = os.path.join(workdir, "in.lmp")
+            with open(input_path, "w") as f:
+                f.write(with_plugin_load(args, preamble("on") + f"""
+pair_style klay {keyword}
+pair_coeff * * {SOFT_SPHERE_MODEL} empty.safetensors Si
+run 0
+"""))
+            env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+            if omp_num_threads is not None:
+                env["OMP_NUM_THREADS"] = omp_num_threads
+            done = subprocess.run([args.lmp, "-in", input_path, "-echo", "none"], cwd=workdir, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=args.timeout)
+            output = utf8_text(done.stdout, "LAMMPS output")
+            match = said.search(output)
+            got = (int(match.group(1)), match.group(2)) if match else None
+            what = f"pair_style klay {keyword or '(no keyword)'}, OMP_NUM_THREADS {omp_num_threads or 'unset'}"
+            if done.returncode != 0 or "ERROR" in output or got != expected:
+                print(output)
+                print(f"FAIL: {what}: LAMMPS exited with {done.returncode} and said {got}, expected {expected}")
+                ok = False
+            else:
+                print(f"{what}: {got[0]} thread(s) ({got[1]}), as expected")
+    return 0 if ok else 1
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_lammps_arguments(parser)
@@ -946,6 +987,8 @@ def main():
     errors_parser.add_argument("--conformance", required=True, help="shared/conformance directory")
     affinity_parser = sub.add_parser("threads-affinity")
     affinity_parser.add_argument("--conformance", required=True, help="shared/conformance directory")
+    default_threads_parser = sub.add_parser("threads-default")
+    default_threads_parser.add_argument("--conformance", required=True, help="shared/conformance directory")
     staged_parser = sub.add_parser("staged")
     staged_parser.add_argument("--case", required=True, help="shared/conformance/staged_* directory")
     staged_parser.add_argument("--ranks", type=int, default=1)
@@ -984,6 +1027,8 @@ def main():
         return errors(args)
     if args.command == "threads-affinity":
         return threads_affinity(args)
+    if args.command == "threads-default":
+        return threads_default(args)
     if args.command == "pair":
         return pair(args)
     if args.command == "dynamics":
