@@ -156,14 +156,14 @@ class FusedGate : public torch::autograd::Function<FusedGate> {
       forward_kernel<scalar_t>(*plan, scalars_only, x.size(0), x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>());
     });
     ctx->save_for_backward({x});
-    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    keep_plan(ctx, plan);
     ctx->saved_data["scalars_only"] = scalars_only;
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const at::Tensor x = ctx->get_saved_variables()[0];
-    const auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
+    const auto plan = kept_plan<Plan>(ctx);
     const bool scalars_only = ctx->saved_data["scalars_only"].toBool();
     const at::Tensor& g = grad_outputs[0];
     variable_list grads(3);

@@ -3,6 +3,7 @@
 // composite path instead.
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <atomic>
 #include <cstdint>
@@ -25,6 +26,17 @@ bool kernels_take(std::initializer_list<at::Tensor> tensors);
 // kernels are compiled with OpenMP so that this is at::get_num_threads(); 1 means that every kernel
 // runs serially whatever `threads` asks (benchmarks print it, a test checks it).
 int kernel_loop_threads();
+
+// A kernel's plan, kept on its autograd node by the forward for the backward (as a capsule: an
+// object autograd carries along without tensor semantics).
+template <typename Plan>
+void keep_plan(torch::autograd::AutogradContext* ctx, const c10::intrusive_ptr<Plan>& plan) {
+  ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+}
+template <typename Plan>
+c10::intrusive_ptr<Plan> kept_plan(torch::autograd::AutogradContext* ctx) {
+  return c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
+}
 
 // Calls of a kernel's forward and backward since the process started.
 struct KernelCounters {

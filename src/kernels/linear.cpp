@@ -180,14 +180,14 @@ class FusedLinear : public torch::autograd::Function<FusedLinear> {
                                g.outputs, g.d, g.cols);
     });
     ctx->save_for_backward({xc, wc});
-    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    keep_plan(ctx, plan);
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &weight = saved[1];
-    const auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
+    const auto plan = kept_plan<Plan>(ctx);
     const at::Tensor& g = grad_outputs[0];
     variable_list grads(3);
     const bool want[2] = {ctx->needs_input_grad(0), ctx->needs_input_grad(1)};

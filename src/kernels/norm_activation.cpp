@@ -173,14 +173,14 @@ class FusedNormActivation : public torch::autograd::Function<FusedNormActivation
                                backward_follows ? factors.data_ptr<scalar_t>() : nullptr);
     });
     ctx->save_for_backward({x});
-    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    keep_plan(ctx, plan);
     if (backward_follows) ctx->saved_data["factors"] = factors;
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const at::Tensor x = ctx->get_saved_variables()[0];
-    const auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
+    const auto plan = kept_plan<Plan>(ctx);
     const at::Tensor& g = grad_outputs[0];
     variable_list grads(3);
     if (!g.defined() || !ctx->needs_input_grad(0)) return grads;

@@ -251,14 +251,14 @@ class FusedCutoff : public torch::autograd::Function<FusedCutoff> {
     ++g_cutoff_calls.forward;
     auto [out, out_dr] = evaluate_cutoff(r, plan->cutoff, /*keep_derivative=*/true);
     ctx->save_for_backward({r});
-    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    keep_plan(ctx, plan);
     ctx->saved_data["out_dr"] = out_dr;
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const at::Tensor r = ctx->get_saved_variables()[0];
-    const auto plan = c10::static_intrusive_pointer_cast<CutoffPlan>(ctx->saved_data["plan"].toCapsule());
+    const auto plan = kept_plan<CutoffPlan>(ctx);
     const at::Tensor& g = grad_outputs[0];
     variable_list grads(2);
     if (!g.defined() || !ctx->needs_input_grad(0)) return grads;
@@ -283,7 +283,7 @@ class FusedBasis : public torch::autograd::Function<FusedBasis> {
     ++plan->calls().forward;
     auto [out, out_dr] = evaluate_basis(r, weights, *plan, keep_derivative);
     ctx->save_for_backward({r, weights});
-    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    keep_plan(ctx, plan);
     if (keep_derivative) ctx->saved_data["out_dr"] = out_dr;
     return out;
   }
@@ -291,7 +291,7 @@ class FusedBasis : public torch::autograd::Function<FusedBasis> {
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor &r = saved[0], &weights = saved[1];
-    const auto plan = c10::static_intrusive_pointer_cast<BasisPlan>(ctx->saved_data["plan"].toCapsule());
+    const auto plan = kept_plan<BasisPlan>(ctx);
     const at::Tensor& g = grad_outputs[0];
     const std::vector<bool> wanted{ctx->needs_input_grad(0), ctx->needs_input_grad(1)};
     variable_list grads(4);

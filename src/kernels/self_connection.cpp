@@ -190,14 +190,14 @@ class SelfConnection : public torch::autograd::Function<SelfConnection> {
       });
     }
     ctx->save_for_backward({xc, ac, wc});
-    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    keep_plan(ctx, plan);
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &attrs = saved[1], &weight = saved[2];
-    const auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
+    const auto plan = kept_plan<Plan>(ctx);
     const at::Tensor& g = grad_outputs[0];
     variable_list grads(4);
     const bool want[3] = {ctx->needs_input_grad(0), ctx->needs_input_grad(1), ctx->needs_input_grad(2)};

@@ -203,13 +203,13 @@ class FusedSphericalHarmonics : public torch::autograd::Function<FusedSphericalH
                                out.data_ptr<scalar_t>());
     });
     ctx->save_for_backward({v});
-    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    keep_plan(ctx, plan);
     return {lengths, out};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const at::Tensor v = ctx->get_saved_variables()[0];
-    const auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
+    const auto plan = kept_plan<Plan>(ctx);
     const at::Tensor &g_lengths = grad_outputs[0], &g = grad_outputs[1];
     variable_list grads(2);
     if ((!g.defined() && !g_lengths.defined()) || !ctx->needs_input_grad(0)) return grads;

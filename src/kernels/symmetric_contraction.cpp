@@ -424,13 +424,13 @@ class SparseContractionChain : public torch::autograd::Function<SparseContractio
     saved.insert(saved.end(), tc.begin(), tc.end());
     saved.insert(saved.end(), us.begin(), us.end());
     ctx->save_for_backward(saved);
-    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    keep_plan(ctx, plan);
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const variable_list saved = ctx->get_saved_variables();
-    const auto plan = c10::static_intrusive_pointer_cast<ChainPlan>(ctx->saved_data["plan"].toCapsule());
+    const auto plan = kept_plan<ChainPlan>(ctx);
     const size_t K = plan->params.size();
     const at::Tensor& x = saved[0];
     const std::vector<at::Tensor> thetas(saved.begin() + 1, saved.begin() + 1 + K);

@@ -626,7 +626,7 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
                                sc.data_ptr<int64_t>(), *by_receiver, out.data_ptr<scalar_t>());
     });
     ctx->save_for_backward({x, sh, w, sender, receiver});
-    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    keep_plan(ctx, plan);
     ctx->saved_data["tp"] = c10::IValue::make_capsule(tp);
     ctx->saved_data["num_receivers"] = num_receivers;
     // What the first-order backward reads again: the edges by receiver and x component-major.
@@ -638,7 +638,7 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &sh = saved[1], &w = saved[2], &sender = saved[3], &receiver = saved[4];
-    const auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
+    const auto plan = kept_plan<Plan>(ctx);
     const int64_t num_receivers = ctx->saved_data["num_receivers"].toInt();
     const at::Tensor& g = grad_outputs[0];
     variable_list grads(8);  // one per argument of forward
