@@ -377,6 +377,17 @@ def write_empty_safetensors(workdir):
     return path
 
 
+def write_si8_soft_sphere_inputs(args, workdir):
+    """The si8 unit cell as workdir/structure.data (one atom type) beside the soft-sphere model's
+    empty weights; returns the cell and the positions."""
+    with open(os.path.join(args.conformance, SI8, "reference.json")) as f:
+        structure = json.load(f)["structure"]
+    cell, positions = structure["cell"], structure["unit_cell_positions"]
+    write_data_file(os.path.join(workdir, "structure.data"), cell, positions, [1] * len(positions), 1)
+    write_empty_safetensors(workdir)
+    return cell, positions
+
+
 def renamed_coordinates_model(workdir, mapped=True):
     """The soft-sphere model with its coordinates input called R, mapped to coords in its md: section
     (or not): the pair style must take what the runtime accepts, not re-decide from the input names."""
@@ -399,15 +410,8 @@ def pair(args):
 
 
 def check_pair_model(args, model):
-    with open(os.path.join(args.conformance, SI8, "reference.json")) as f:
-        structure = json.load(f)["structure"]
-    cell, positions = structure["cell"], structure["unit_cell_positions"]
-    n = len(positions)
-    energies, forces, virial = pair_potential_reference(cell, positions, 12.25, 0.05)
-
     with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
-        write_data_file(os.path.join(workdir, "structure.data"), cell, positions, [1] * n, 1)
-        write_empty_safetensors(workdir)
+        cell, positions = write_si8_soft_sphere_inputs(args, workdir)
         output = run_lammps(args, preamble(args.newton) + f"""
 pair_style klay
 pair_coeff * * {model} empty.safetensors Si
@@ -422,6 +426,8 @@ print "KLAY_VIRIAL $(c_virial[1]:%.17g) $(c_virial[2]:%.17g) $(c_virial[3]:%.17g
 """, workdir, args.ranks)
         dump = read_dump(os.path.join(workdir, "forces.dump"))
 
+    n = len(positions)
+    energies, forces, virial = pair_potential_reference(cell, positions, 12.25, 0.05)
     energy, volume = (float(v) for v in re.search(r"KLAY_ENERGY (\S+) (\S+)", output).groups())
     pressure = [float(v) for v in re.search(r"KLAY_VIRIAL" + r" (\S+)" * 6, output).groups()]
     bar = args.tolerance
@@ -436,15 +442,11 @@ print "KLAY_VIRIAL $(c_virial[1]:%.17g) $(c_virial[2]:%.17g) $(c_virial[3]:%.17g
 def dynamics(args):
     """50 NVE steps of examples/soft_sphere/model.yaml on a 2x2x2 si8 supercell, neighbor lists rebuilt every
     step: every decomposition gives the same trajectory, and the total energy is conserved."""
-    with open(os.path.join(args.conformance, SI8, "reference.json")) as f:
-        structure = json.load(f)["structure"]
     model = SOFT_SPHERE_MODEL
     runs = {}
     for ranks, newton in [(1, "on"), (3, "on"), (3, "off")]:
         with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
-            write_data_file(os.path.join(workdir, "structure.data"), structure["cell"],
-                            structure["unit_cell_positions"], [1] * 8, 1)
-            write_empty_safetensors(workdir)
+            write_si8_soft_sphere_inputs(args, workdir)
             output = run_lammps(args, preamble(newton) + f"""
 replicate 2 2 2
 pair_style klay
@@ -890,15 +892,11 @@ def threads_affinity(args):
     """`pair_style klay threads 2` in a LAMMPS that may run on one CPU only (what Open MPI's mpirun
     gives a rank when it starts one or two) warns that the threads share it; with two CPUs allowed
     it does not."""
-    with open(os.path.join(args.conformance, SI8, "reference.json")) as f:
-        structure = json.load(f)["structure"]
-    cell, positions = structure["cell"], structure["unit_cell_positions"]
     warning = re.compile(r"WARNING: Pair style klay threads 2: a rank may run on only 1 CPU")
     allowed = sorted(os.sched_getaffinity(0))
     ok = True
     with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
-        write_data_file(os.path.join(workdir, "structure.data"), cell, positions, [1] * len(positions), 1)
-        write_empty_safetensors(workdir)
+        write_si8_soft_sphere_inputs(args, workdir)
         input_path = os.path.join(workdir, "in.lmp")
         with open(input_path, "w") as f:
             f.write(with_plugin_load(args, preamble("on") + f"""
@@ -929,14 +927,10 @@ def threads_default(args):
     """Without the threads keyword a rank runs OMP_NUM_THREADS threads, and one where that is unset
     (as LAMMPS's own OpenMP styles do): libtorch's default, every CPU a rank may run on, would give
     every rank of `mpirun -np N` all N cores. The keyword wins over the environment."""
-    with open(os.path.join(args.conformance, SI8, "reference.json")) as f:
-        structure = json.load(f)["structure"]
-    cell, positions = structure["cell"], structure["unit_cell_positions"]
     said = re.compile(r"Pair style klay runs (\d+) thread\(s\) per rank \(([^)]*)\)")
     ok = True
     with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
-        write_data_file(os.path.join(workdir, "structure.data"), cell, positions, [1] * len(positions), 1)
-        write_empty_safetensors(workdir)
+        write_si8_soft_sphere_inputs(args, workdir)
         for keyword, omp_num_threads, expected in (("", None, (1, "OMP_NUM_THREADS unset")),
                                                    ("", "2", (2, "OMP_NUM_THREADS")),
                                                    ("threads 1", "2", (1, "threads keyword"))):
