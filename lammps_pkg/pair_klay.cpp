@@ -57,9 +57,10 @@ void require_value(Error *error, int iarg, int narg, const char *keyword)
 /* ---------------------------------------------------------------------- */
 
 PairKLay::PairKLay(LAMMPS *lmp) :
-    Pair(lmp), model(nullptr), use_float32(0), num_threads(0), threads_source("threads keyword"), feed_largest_graph(0), cutoff(0.0),
-    num_stages(0), ghost_cutoff_set(0.0), reverse_stride(3), model_energy(0.0), time_graph(0.0),
-    time_forward(0.0), time_backward(0.0), time_first_compute(-1.0), num_computes(0)
+    Pair(lmp), model(nullptr), use_float32(0), num_threads(0), threads_source("threads keyword"),
+    feed_largest_graph(0), cutoff(0.0), num_stages(0), ghost_cutoff_set(0.0), reverse_stride(3),
+    model_energy(0.0), time_graph(0.0), time_forward(0.0), time_backward(0.0),
+    time_first_compute(-1.0), num_computes(0)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -519,7 +520,8 @@ void PairKLay::coeff(int narg, char **arg)
     description.resize(description.size() - 1);
     std::string mesg = fmt::format("KLay model {} with weights {} ({}):\n", arg[2], arg[3],
                                    use_float32 ? "float32" : "float64");
-    mesg += fmt::format("  Pair style klay runs {} thread(s) per rank ({})\n", num_threads, threads_source);
+    mesg += fmt::format("  Pair style klay runs {} thread(s) per rank ({})\n", num_threads,
+                        threads_source);
     for (const auto &line : utils::split_lines(description))
       if (!line.empty()) mesg += "  " + line + "\n";
     for (int itype = 1; itype <= atom->ntypes; itype++) {
