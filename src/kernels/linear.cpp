@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/kernel_autograd.hpp"
+#include "kernels/row_matmul.hpp"
 #include "kernels/uvu_convolution.hpp"
 
 namespace klay::kernels {
@@ -117,10 +118,10 @@ void product_into(const at::Tensor& a, const at::Tensor& b, at::Tensor& target, 
                   int64_t d, int64_t total) {
   if (in_place(blocks, d)) {
     at::Tensor view = target.narrow(1, blocks.front().column, total);
-    at::mm_out(view, a, b);
+    row_matmul_out(view, a, b);
     return;
   }
-  const at::Tensor product = at::mm(a, b);
+  const at::Tensor product = row_matmul(a, b);
   const int64_t n = target.size(0), width = target.size(1);
   const T* src = product.data_ptr<T>();
   T* dst = target.data_ptr<T>();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "kernels/row_matmul.hpp"
 #include "kernels/uvu_convolution.hpp"
 
 namespace klay::kernels {
@@ -123,7 +124,7 @@ LayerPass run_layers(const at::Tensor& x, const std::vector<at::Tensor>& weights
   at::Tensor a = x;
   for (size_t k = 0; k < weights.size(); ++k) {
     pass.scaled.push_back(weights[k] * scales[k]);
-    at::Tensor z = at::mm(a, pass.scaled.back());
+    at::Tensor z = row_matmul(a, pass.scaled.back());
     if (k + 1 == weights.size()) {
       pass.out = z;
       break;
@@ -197,9 +198,9 @@ class RadialMlp : public torch::autograd::Function<RadialMlp> {
     for (size_t k = layers; k-- > lowest;) {
       if (wanted[1 + k]) grads[1 + k] = at::mm(layer_input(k).t(), grad_z).mul_(scales[k]);
       if (k > lowest)
-        grad_z = at::mm(grad_z, scaled(k).t()).mul_(derivative(k));
+        grad_z = row_matmul(grad_z, scaled(k).t()).mul_(derivative(k));
       else if (k == 0 && wanted[0])
-        grads[0] = at::mm(grad_z, scaled(0).t());
+        grads[0] = row_matmul(grad_z, scaled(0).t());
     }
     return grads;
   }

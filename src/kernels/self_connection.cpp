@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "kernels/row_matmul.hpp"
 #include "kernels/uvu_convolution.hpp"
 
 namespace klay::kernels {
@@ -184,7 +185,7 @@ class SelfConnection : public torch::autograd::Function<SelfConnection> {
         fill_products<scalar_t>(group, rows, {xc.data_ptr<scalar_t>(), xc.size(1)},
                                 {ac.data_ptr<scalar_t>(), ac.size(1)}, z.data_ptr<scalar_t>());
       });
-      const at::Tensor y = at::mm(z, stacked_weights(group, wc));
+      const at::Tensor y = row_matmul(z, stacked_weights(group, wc));
       AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "self_connection_output", [&] {
         scatter_output<scalar_t>(group, rows, y.data_ptr<scalar_t>(), {out.data_ptr<scalar_t>(), dim_out});
       });
@@ -228,7 +229,7 @@ class SelfConnection : public torch::autograd::Function<SelfConnection> {
                                   {attrs.data_ptr<scalar_t>(), attrs.size(1)}, z.data_ptr<scalar_t>());
       });
       if (want[0] || want[1]) {
-        const at::Tensor gz = at::mm(gy, stacked_weights(group, weight).t());
+        const at::Tensor gz = row_matmul(gy, stacked_weights(group, weight).t());
         AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "self_connection_backward_products", [&] {
           auto rows_of = [](at::Tensor& t) {
             return Rows<scalar_t>{t.defined() ? t.data_ptr<scalar_t>() : nullptr, t.defined() ? t.size(1) : 0};

@@ -1,0 +1,18 @@
+// Matrix products over rows (edges or atoms) split between the threads: each thread multiplies one
+// slice of the rows on its own. OpenBLAS threads a product only by its own size rule, and for the
+// tall, narrow products of the kernels ([edges, 8..64] x [8..64, 16..160]) its 2-thread runs are
+// 2-3x slower than 1 thread (bench/README.md#row-products), while slices of rows scale with the
+// threads. A row's result does not depend on how the rows are split.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+namespace klay::kernels {
+
+// a [n, k] · b [k, m], written to out [n, m] (any strides ATen's mm_out accepts); not recorded
+// by autograd, as out= products never are.
+void row_matmul_out(at::Tensor& out, const at::Tensor& a, const at::Tensor& b);
+
+// a [n, k] · b [k, m] as a new tensor; at::mm itself where autograd records the product.
+at::Tensor row_matmul(const at::Tensor& a, const at::Tensor& b);
+
+}  // namespace klay::kernels
