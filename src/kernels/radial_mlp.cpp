@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "kernels/exp.hpp"
 #include "kernels/row_matmul.hpp"
 #include "kernels/uvu_convolution.hpp"
 
@@ -31,8 +33,9 @@ std::optional<Kind> kind_of(const std::string& name) {
   return it == kinds.end() ? std::nullopt : std::optional<Kind>(it->second);
 }
 
-// Elements handed to a thread at a time.
+// Elements handed to a thread at a time, and to the exponential at a time.
 constexpr int64_t kElementsPerTask = 16384;
+constexpr int64_t kElementsPerChunk = 256;
 
 template <typename T, typename F>
 void for_each_element(const at::Tensor& t, const F& f) {
@@ -42,28 +45,46 @@ void for_each_element(const at::Tensor& t, const F& f) {
   });
 }
 
+// f(x_i, e^-x_i, i) over the elements of t, the exponentials taken a chunk at a time (exp_values).
+template <typename T, typename F>
+void for_each_element_and_exp_of_negated(const at::Tensor& t, const F& f) {
+  T* data = t.data_ptr<T>();
+  at::parallel_for(0, t.numel(), kElementsPerTask, [&](int64_t begin, int64_t end) {
+    double negated[kElementsPerChunk], exps[kElementsPerChunk];
+    for (int64_t chunk = begin; chunk < end; chunk += kElementsPerChunk) {
+      const int64_t n = std::min(kElementsPerChunk, end - chunk);
+      for (int64_t i = 0; i < n; ++i) negated[i] = -static_cast<double>(data[chunk + i]);
+      exp_values(negated, exps, n);
+      for (int64_t i = 0; i < n; ++i) f(data[chunk + i], static_cast<T>(exps[i]), chunk + i);
+    }
+  });
+}
+
 // Replaces the pre-activations z (contiguous) by f(z), unscaled (the normalize2mom constant is
 // folded into the next layer's weights). Where `derivative` is defined it receives f'(z), the
-// derivatives ATen's backward of each function computes. The transcendental parts run as ATen's
-// vectorized operators, the rest in one pass.
+// derivatives ATen's backward of each function computes. SiLU and the sigmoid take their
+// exponentials from exp_values; the other transcendental parts run as ATen's vectorized operators.
 template <typename T>
 void activate(Kind kind, at::Tensor& z, at::Tensor derivative) {
   if (!derivative.defined()) {
     switch (kind) {
-      case Kind::silu: at::silu_(z); return;
+      case Kind::silu:
+        for_each_element_and_exp_of_negated<T>(z, [](T& x, T e, int64_t) { x = x / (1 + e); });
+        return;
       case Kind::ssp: at::softplus_out(z, z, 1, 20).sub_(std::log(2.0)); return;
       case Kind::tanh: z.tanh_(); return;
       case Kind::abs: z.abs_(); return;
-      case Kind::sigmoid: z.sigmoid_(); return;
+      case Kind::sigmoid:
+        for_each_element_and_exp_of_negated<T>(z, [](T& x, T e, int64_t) { x = 1 / (1 + e); });
+        return;
       case Kind::relu: z.relu_(); return;
     }
   }
   T* d = derivative.data_ptr<T>();
   switch (kind) {
     case Kind::silu:
-      at::sigmoid_out(derivative, z);
-      for_each_element<T>(z, [d](T& x, int64_t i) {
-        const T s = d[i];
+      for_each_element_and_exp_of_negated<T>(z, [d](T& x, T e, int64_t i) {
+        const T s = 1 / (1 + e);
         d[i] = s * (1 + x * (1 - s));
         x *= s;
       });
@@ -86,9 +107,8 @@ void activate(Kind kind, at::Tensor& z, at::Tensor derivative) {
       });
       return;
     case Kind::sigmoid:
-      at::sigmoid_out(derivative, z);
-      for_each_element<T>(z, [d](T& x, int64_t i) {
-        x = d[i];
+      for_each_element_and_exp_of_negated<T>(z, [d](T& x, T e, int64_t i) {
+        x = 1 / (1 + e);
         d[i] = x * (1 - x);
       });
       return;

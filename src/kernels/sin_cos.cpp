@@ -3,13 +3,7 @@
 
 #include <cmath>
 
-// One copy of the loop per vector width (AVX-512, AVX2 with FMA, the x86-64 baseline), the
-// dynamic loader picking the one the CPU runs.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define KLAY_VECTOR_WIDTH_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define KLAY_VECTOR_WIDTH_CLONES
-#endif
+#include "kernels/vector_units.hpp"
 
 namespace klay::kernels {
 namespace {
