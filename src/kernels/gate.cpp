@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -19,6 +20,8 @@ KernelCallCounts g_calls;
 
 // Rows handed to a thread at a time.
 constexpr int64_t kRowsPerTask = 64;
+// Rows whose activations go to exp_values together.
+constexpr int64_t kRowsPerBatch = 16;
 
 struct Plan : torch::CustomClassHolder {
   struct Activated {  // an output column, or a gate: the activation of one input column
@@ -29,25 +32,32 @@ struct Plan : torch::CustomClassHolder {
     int64_t input, gate;
     double scale;
   };
+  struct Run {  // scalars or gates [first, end), which share one activation (an irrep's)
+    int64_t first, end;
+    ScaledActivation act;
+  };
   int64_t dim_in = 0, dim_out = 0;
   std::vector<Activated> scalars, gates;
+  std::vector<Run> scalar_runs, gate_runs;
   std::vector<Gated> gated;
   std::shared_ptr<const e3nn::GateImpl> module;  // for the composite (double-backward) path
 };
 
 // The activated columns of `columns` (int64), entry by entry of the activation's irreps.
-bool add_activated(const e3nn::Activation& activation, const at::Tensor& columns,
-                   std::vector<Plan::Activated>& out) {
+bool add_activated(const e3nn::Activation& activation, const at::Tensor& columns, std::vector<Plan::Activated>& out,
+                   std::vector<Plan::Run>& runs) {
   const at::Tensor c = columns.to(at::kLong).contiguous();
   const int64_t* column = c.data_ptr<int64_t>();
   int64_t j = 0;
   for (size_t e = 0; e < activation.irreps_in().size(); ++e) {
     const std::optional<ScaledActivation> act = scaled_activation(activation.activations()[e]);
     if (!act) return false;
+    const int64_t first = j;
     for (int64_t i = 0; i < activation.irreps_in()[e].dim(); ++i, ++j) {
       if (j >= c.numel()) return false;
       out.push_back({column[j], *act});
     }
+    if (j > first) runs.push_back({first, j, *act});
   }
   return j == c.numel();
 }
@@ -56,8 +66,8 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::GateImpl& gate) {
   auto plan = c10::make_intrusive<Plan>();
   plan->dim_in = gate.irreps_in().dim();
   plan->dim_out = gate.irreps_out().dim();
-  if (!add_activated(gate.scalars_activation(), gate.scalars_columns(), plan->scalars) ||
-      !add_activated(gate.gates_activation(), gate.gates_columns(), plan->gates))
+  if (!add_activated(gate.scalars_activation(), gate.scalars_columns(), plan->scalars, plan->scalar_runs) ||
+      !add_activated(gate.gates_activation(), gate.gates_columns(), plan->gates, plan->gate_runs))
     return {};
   // The elementwise product: gated copy u of entry i times gate u of entry i, a uuu path l ⊗ 0 → l.
   const e3nn::TensorProductImpl& product = gate.gated_product();
@@ -87,22 +97,56 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::GateImpl& gate) {
 }
 
 template <typename T>
+struct Scratch {
+  std::vector<T> in, out;
+  std::vector<double> exponentials;
+};
+
+// The activations, or their derivatives, of the columns `activated` in `rows` rows of x, one batch
+// per run: into dst[r·activated.size() + j].
+template <typename T>
+void activate_rows(const std::vector<Plan::Activated>& activated, const std::vector<Plan::Run>& runs,
+                   bool derivatives, const T* x, int64_t dim_in, int64_t rows, T* dst, Scratch<T>& scratch) {
+  const int64_t width = static_cast<int64_t>(activated.size());
+  for (const Plan::Run& run : runs) {
+    const int64_t length = run.end - run.first, n = rows * length;
+    scratch.in.resize(n);
+    scratch.out.resize(n);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < length; ++i) scratch.in[r * length + i] = x[r * dim_in + activated[run.first + i].input];
+    if (derivatives) run.act.derivatives(scratch.in.data(), scratch.out.data(), n, scratch.exponentials);
+    else run.act.values(scratch.in.data(), scratch.out.data(), n, scratch.exponentials);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < length; ++i) dst[r * width + run.first + i] = scratch.out[r * length + i];
+  }
+}
+
+template <typename T>
 void forward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T* x, T* out) {
-  const int64_t S = static_cast<int64_t>(plan.scalars.size());
+  const int64_t S = static_cast<int64_t>(plan.scalars.size()), G = static_cast<int64_t>(plan.gates.size());
   at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
-    std::vector<T> gates(plan.gates.size());
-    for (int64_t n = first; n < last; ++n) {
-      const T* xn = x + n * plan.dim_in;
-      T* on = out + n * plan.dim_out;
-      for (int64_t j = 0; j < S; ++j) on[j] = plan.scalars[j].act.value(xn[plan.scalars[j].input]);
-      if (scalars_only) {
-        std::fill(on + S, on + plan.dim_out, T(0));
-        continue;
-      }
-      for (size_t t = 0; t < gates.size(); ++t) gates[t] = plan.gates[t].act.value(xn[plan.gates[t].input]);
-      for (size_t j = 0; j < plan.gated.size(); ++j) {
-        const Plan::Gated& g = plan.gated[j];
-        on[S + j] = xn[g.input] * gates[g.gate] * static_cast<T>(g.scale);
+    Scratch<T> scratch;
+    std::vector<T> scalars(kRowsPerBatch * S), gates(kRowsPerBatch * G);
+    for (int64_t n0 = first; n0 < last; n0 += kRowsPerBatch) {
+      const int64_t batch = std::min(kRowsPerBatch, last - n0);
+      activate_rows(plan.scalars, plan.scalar_runs, false, x + n0 * plan.dim_in, plan.dim_in, batch, scalars.data(),
+                    scratch);
+      if (!scalars_only)
+        activate_rows(plan.gates, plan.gate_runs, false, x + n0 * plan.dim_in, plan.dim_in, batch, gates.data(),
+                      scratch);
+      for (int64_t r = 0; r < batch; ++r) {
+        const T* xn = x + (n0 + r) * plan.dim_in;
+        T* on = out + (n0 + r) * plan.dim_out;
+        std::copy(scalars.begin() + r * S, scalars.begin() + (r + 1) * S, on);
+        if (scalars_only) {
+          std::fill(on + S, on + plan.dim_out, T(0));
+          continue;
+        }
+        const T* gn = gates.data() + r * G;
+        for (size_t j = 0; j < plan.gated.size(); ++j) {
+          const Plan::Gated& g = plan.gated[j];
+          on[S + j] = xn[g.input] * gn[g.gate] * static_cast<T>(g.scale);
+        }
       }
     }
   });
@@ -111,32 +155,35 @@ void forward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T* 
 // Every input column is a scalar, a gate or a gated component, so each row of grad_x is written whole.
 template <typename T>
 void backward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T* x, const T* g, T* grad_x) {
-  const int64_t S = static_cast<int64_t>(plan.scalars.size());
+  const int64_t S = static_cast<int64_t>(plan.scalars.size()), G = static_cast<int64_t>(plan.gates.size());
   at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
-    std::vector<T> gates(plan.gates.size()), grad_gates(plan.gates.size());
-    for (int64_t n = first; n < last; ++n) {
-      const T* xn = x + n * plan.dim_in;
-      const T* gn = g + n * plan.dim_out;
-      T* grad = grad_x + n * plan.dim_in;
-      std::fill(grad, grad + plan.dim_in, T(0));
-      for (int64_t j = 0; j < S; ++j) {
-        const Plan::Activated& s = plan.scalars[j];
-        grad[s.input] = gn[j] * s.act.derivative(xn[s.input]);
+    Scratch<T> scratch;
+    std::vector<T> scalar_derivatives(kRowsPerBatch * S), gates(kRowsPerBatch * G),
+        gate_derivatives(kRowsPerBatch * G), grad_gates(G);
+    for (int64_t n0 = first; n0 < last; n0 += kRowsPerBatch) {
+      const int64_t batch = std::min(kRowsPerBatch, last - n0);
+      const T* xb = x + n0 * plan.dim_in;
+      activate_rows(plan.scalars, plan.scalar_runs, true, xb, plan.dim_in, batch, scalar_derivatives.data(), scratch);
+      if (!scalars_only) {
+        activate_rows(plan.gates, plan.gate_runs, false, xb, plan.dim_in, batch, gates.data(), scratch);
+        activate_rows(plan.gates, plan.gate_runs, true, xb, plan.dim_in, batch, gate_derivatives.data(), scratch);
       }
-      if (scalars_only) continue;
-      for (size_t t = 0; t < gates.size(); ++t) {
-        gates[t] = plan.gates[t].act.value(xn[plan.gates[t].input]);
-        grad_gates[t] = 0;
-      }
-      for (size_t j = 0; j < plan.gated.size(); ++j) {
-        const Plan::Gated& d = plan.gated[j];
-        const T scaled = gn[S + j] * static_cast<T>(d.scale);
-        grad[d.input] = scaled * gates[d.gate];
-        grad_gates[d.gate] += scaled * xn[d.input];
-      }
-      for (size_t t = 0; t < gates.size(); ++t) {
-        const Plan::Activated& a = plan.gates[t];
-        grad[a.input] = grad_gates[t] * a.act.derivative(xn[a.input]);
+      for (int64_t r = 0; r < batch; ++r) {
+        const int64_t n = n0 + r;
+        const T* xn = x + n * plan.dim_in;
+        const T* gn = g + n * plan.dim_out;
+        T* grad = grad_x + n * plan.dim_in;
+        std::fill(grad, grad + plan.dim_in, T(0));
+        for (int64_t j = 0; j < S; ++j) grad[plan.scalars[j].input] = gn[j] * scalar_derivatives[r * S + j];
+        if (scalars_only) continue;
+        std::fill(grad_gates.begin(), grad_gates.end(), T(0));
+        for (size_t j = 0; j < plan.gated.size(); ++j) {
+          const Plan::Gated& d = plan.gated[j];
+          const T scaled = gn[S + j] * static_cast<T>(d.scale);
+          grad[d.input] = scaled * gates[r * G + d.gate];
+          grad_gates[d.gate] += scaled * xn[d.input];
+        }
+        for (int64_t t = 0; t < G; ++t) grad[plan.gates[t].input] = grad_gates[t] * gate_derivatives[r * G + t];
       }
     }
   });

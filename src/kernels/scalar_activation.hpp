@@ -3,12 +3,14 @@
 // composite path to rounding.
 #pragma once
 #include <cmath>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "e3nn/activations.hpp"
+#include "kernels/exp.hpp"
 
 namespace klay::kernels {
 
@@ -82,7 +84,70 @@ struct ScaledActivation {
     }
   }
 
+  // value(x_i), or derivative(x_i), of n inputs at once, the same numbers to rounding: SiLU, SSP
+  // and the sigmoid take their exponentials from exp_values in one vectorized pass. `scratch`
+  // grows to 2n doubles.
+  template <typename T>
+  void values(const T* x, T* out, int64_t n, std::vector<double>& scratch) const {
+    const T scale_t = static_cast<T>(scale);
+    const double* e = exponentials(x, n, scratch);
+    switch (kind) {
+      case Kind::silu:
+        for (int64_t i = 0; i < n; ++i) out[i] = x[i] / (T(1) + static_cast<T>(e[i])) * scale_t;
+        return;
+      case Kind::ssp:
+        for (int64_t i = 0; i < n; ++i)
+          out[i] = ((x[i] > T(20) ? x[i] : std::log1p(static_cast<T>(e[i]))) - static_cast<T>(std::log(2.0))) *
+                   scale_t;
+        return;
+      case Kind::sigmoid:
+        for (int64_t i = 0; i < n; ++i) out[i] = T(1) / (T(1) + static_cast<T>(e[i])) * scale_t;
+        return;
+      default:
+        for (int64_t i = 0; i < n; ++i) out[i] = value(x[i]);
+    }
+  }
+  template <typename T>
+  void derivatives(const T* x, T* out, int64_t n, std::vector<double>& scratch) const {
+    const T scale_t = static_cast<T>(scale);
+    const double* e = exponentials(x, n, scratch);
+    switch (kind) {
+      case Kind::silu:
+        for (int64_t i = 0; i < n; ++i) {
+          const T s = T(1) / (T(1) + static_cast<T>(e[i]));
+          out[i] = s * (T(1) + x[i] * (T(1) - s)) * scale_t;
+        }
+        return;
+      case Kind::ssp:
+        for (int64_t i = 0; i < n; ++i) {
+          const T z = static_cast<T>(e[i]);
+          out[i] = (x[i] > T(20) ? T(1) : z / (z + T(1))) * scale_t;
+        }
+        return;
+      case Kind::sigmoid:
+        for (int64_t i = 0; i < n; ++i) {
+          const T s = T(1) / (T(1) + static_cast<T>(e[i]));
+          out[i] = (T(1) - s) * s * scale_t;
+        }
+        return;
+      default:
+        for (int64_t i = 0; i < n; ++i) out[i] = derivative(x[i]);
+    }
+  }
+
  private:
+  // The exponentials values() and derivatives() read: e^-x for SiLU and the sigmoid, e^x for SSP,
+  // none for the rest.
+  template <typename T>
+  const double* exponentials(const T* x, int64_t n, std::vector<double>& scratch) const {
+    if (kind != Kind::silu && kind != Kind::ssp && kind != Kind::sigmoid) return nullptr;
+    if (static_cast<int64_t>(scratch.size()) < 2 * n) scratch.resize(2 * n);
+    const double sign = kind == Kind::ssp ? 1.0 : -1.0;
+    for (int64_t i = 0; i < n; ++i) scratch[i] = sign * static_cast<double>(x[i]);
+    exp_values(scratch.data(), scratch.data() + n, n);
+    return scratch.data() + n;
+  }
+
   template <typename T>
   T unscaled(T x) const {
     switch (kind) {
