@@ -579,12 +579,17 @@ void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, cons
     accumulators.emplace(begin, std::move(gx));
   });
   if (!grad_x) return;
-  std::vector<T> total = accumulators.empty() ? std::vector<T>(num_senders * plan.dim_in, T(0))
-                                              : std::move(accumulators.begin()->second);
-  for (auto part = std::next(accumulators.begin(), accumulators.empty() ? 0 : 1); part != accumulators.end(); ++part)
-    for (size_t i = 0; i < total.size(); ++i) total[i] += part->second[i];
-  for (int64_t s = 0; s < num_senders; ++s)
-    to_multiplicity_major(plan.in_positions, total.data() + s * plan.dim_in, grad_x + s * plan.dim_in);
+  std::vector<const T*> parts;  // in the order of their ranges
+  for (const auto& [first_receiver, part] : accumulators) parts.push_back(part.data());
+  at::parallel_for(0, num_senders, 256, [&](int64_t begin, int64_t end) {
+    std::vector<T> total(plan.dim_in);
+    for (int64_t s = begin; s < end; ++s) {
+      std::fill(total.begin(), total.end(), T(0));
+      for (const T* part : parts)
+        for (int64_t i = 0; i < plan.dim_in; ++i) total[i] += part[s * plan.dim_in + i];
+      to_multiplicity_major(plan.in_positions, total.data(), grad_x + s * plan.dim_in);
+    }
+  });
 }
 
 // A large result the kernel writes in full, on transparent huge pages where the system offers them
