@@ -119,9 +119,9 @@ class MdModel {
   void compute(const AtomsView& atoms, ResultsView& results) const;
 
   // Spatial blocks (md/spatial_blocks.hpp): compute() splits the owned atoms into blocks of at
-  // most `max_owned_atoms` (0 = no cap, no blocks), and with several threads into at least one
-  // block per thread (spatial_block_count), and runs one block per thread, each single-threaded
-  // inside, so that a large system's per-edge tensors stay small and the threads share little.
+  // most `max_owned_atoms` (0 = no cap, no blocks), as many per thread (spatial_block_count), and
+  // runs one block per thread, each single-threaded inside, so that a large system's per-edge
+  // tensors stay small and the threads share little.
   // One block is the plain evaluation.
   // Used for models with graph inputs whose energy can be split over atoms (an indexed sum, or
   // per-atom energies: known from ghost atoms being present or from an earlier evaluation). The

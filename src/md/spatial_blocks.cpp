@@ -53,7 +53,6 @@ int64_t spatial_block_count(int64_t n_owned, int64_t threads, int64_t max_owned)
   threads = std::max<int64_t>(1, threads);
   if (max_owned <= 0) return 1;
   int64_t needed = (n_owned + max_owned - 1) / max_owned;
-  if (threads > 1 && n_owned >= threads * kFewestAtomsPerBlock) needed = std::max(needed, threads);
   if (needed <= 1) return 1;
   const int64_t count = (needed + threads - 1) / threads * threads;
   return std::max<int64_t>(1, std::min(count, n_owned));

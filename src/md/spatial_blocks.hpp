@@ -15,15 +15,12 @@ namespace klay::md {
 // blocks of sizes differing by at most one. Each block lists its caller indices in ascending order.
 std::vector<std::vector<int64_t>> bisect_owned_atoms(const double* coords, int64_t n_owned, int64_t parts);
 
-// The fewest owned atoms a block is worth: below it a block's halo costs more than its thread saves.
-constexpr int64_t kFewestAtomsPerBlock = 256;
-
 // How many blocks an evaluation uses (blocks run one per thread, single-threaded inside): enough
-// that none exceeds `max_owned` atoms, and at least one per thread where each then still has
-// kFewestAtomsPerBlock; rounded up to a multiple of `threads` so every thread gets the same share;
-// never more than the owned atoms. One block is the whole evaluation, its operators using every
-// thread; `max_owned` 0 (no cap) always gives that. With 2 threads, two blocks beat the whole at
-// 512 and 4,096 atoms once the blocks truly ran at once (bench/README.md#threads-round5).
+// that none exceeds `max_owned` atoms, rounded up to a multiple of `threads` so every thread gets
+// the same share; never more than the owned atoms. One block is the whole evaluation, its kernels
+// using every thread; `max_owned` 0 (no cap) always gives that. Below the cap the whole beats one
+// block per thread since the kernels' products scale with the threads (bench/README.md#row-products):
+// blocks repeat their halos (2 blocks of 512 atoms cost 1.3x the whole on one thread).
 int64_t spatial_block_count(int64_t n_owned, int64_t threads, int64_t max_owned);
 
 // One block's atoms and staged graph in the convention of StagedGraph (compacted): model atom m

@@ -181,17 +181,15 @@ TEST(SpatialBlocks, BlockCountIsAMultipleOfTheThreadsUnderTheCap) {
   EXPECT_EQ(klay::md::spatial_block_count(1, 2, 0), 1);
 }
 
-// Blocks run one per thread, so several threads split even a rank below the cap, unless its blocks
-// would be smaller than kFewestAtomsPerBlock (their halos would cost more than they save).
-TEST(SpatialBlocks, SeveralThreadsGetABlockEachBelowTheCap) {
-  using klay::md::kFewestAtomsPerBlock;
+// Below the cap several threads share the whole evaluation; above it each gets the same number of blocks.
+TEST(SpatialBlocks, BelowTheCapSeveralThreadsShareTheWhole) {
   using klay::md::spatial_block_count;
   EXPECT_EQ(spatial_block_count(4096, 1, 4096), 1);
-  EXPECT_EQ(spatial_block_count(4096, 2, 4096), 2);
-  EXPECT_EQ(spatial_block_count(1000, 2, 1000), 2);
-  EXPECT_EQ(spatial_block_count(3 * kFewestAtomsPerBlock, 3, 4096), 3);
-  EXPECT_EQ(spatial_block_count(2 * kFewestAtomsPerBlock, 2, 4096), 2);
-  EXPECT_EQ(spatial_block_count(2 * kFewestAtomsPerBlock - 1, 2, 4096), 1);
+  EXPECT_EQ(spatial_block_count(4096, 2, 4096), 1);
+  EXPECT_EQ(spatial_block_count(1000, 2, 1000), 1);
+  EXPECT_EQ(spatial_block_count(512, 3, 4096), 1);
+  EXPECT_EQ(spatial_block_count(4097, 2, 4096), 2);
+  EXPECT_EQ(spatial_block_count(8193, 2, 4096), 4);
   EXPECT_EQ(spatial_block_count(8192, 2, 0), 1);  // no cap: blocks off
 }
 
