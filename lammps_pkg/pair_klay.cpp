@@ -453,13 +453,17 @@ void PairKLay::warn_if_threads_share_cpus()
   if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0) cpus = CPU_COUNT(&allowed);
   int fewest = cpus;
   MPI_Allreduce(&cpus, &fewest, 1, MPI_INT, MPI_MIN, world);
-  if (comm->me == 0 && fewest < num_threads)
+  if (comm->me == 0 && fewest < num_threads) {
+    const std::string fewer = strcmp(threads_source, "OMP_NUM_THREADS") == 0
+        ? fmt::format("set OMP_NUM_THREADS={}", fewest)
+        : fmt::format("use threads {}", fewest);
     error->warning(FLERR,
-                   "Pair style klay threads {}: a rank may run on only {} CPU(s) (its CPU "
-                   "affinity), so its threads share them and run slower than fewer threads; "
+                   "Pair style klay: {} threads per rank ({}), but a rank may run on only {} CPU(s) "
+                   "(its CPU affinity), so its threads share them and run slower than fewer threads; "
                    "with Open MPI start LAMMPS with `mpirun --bind-to none` or "
-                   "`mpirun --map-by slot:PE={}`, or use threads {}",
-                   num_threads, fewest, num_threads, fewest);
+                   "`mpirun --map-by slot:PE={}`, or {}",
+                   num_threads, threads_source, fewest, num_threads, fewer);
+  }
 #endif
 }
 

@@ -889,37 +889,48 @@ print "KLAY_ATOM_VIRIALS 0 $(pe:%.17g) {stress_sum}"
 
 
 def threads_affinity(args):
-    """`pair_style klay threads 2` in a LAMMPS that may run on one CPU only (what Open MPI's mpirun
-    gives a rank when it starts one or two) warns that the threads share it; with two CPUs allowed
-    it does not."""
-    warning = re.compile(r"WARNING: Pair style klay threads 2: a rank may run on only 1 CPU")
+    """Two threads per rank in a LAMMPS that may run on one CPU only (what Open MPI's mpirun gives a
+    rank when it starts one or two) warn that the threads share it, naming where the count came from
+    (`pair_style klay threads 2`, or OMP_NUM_THREADS=2 without the keyword) and the setting that
+    fixes it; with two CPUs allowed there is no warning."""
+    warnings = {
+        "keyword": re.compile(r"WARNING: Pair style klay: 2 threads per rank \(threads keyword\), but a rank may "
+                              r"run on only 1 CPU.*or use threads 1", re.S),
+        "environment": re.compile(r"WARNING: Pair style klay: 2 threads per rank \(OMP_NUM_THREADS\), but a rank "
+                                  r"may run on only 1 CPU.*or set OMP_NUM_THREADS=1", re.S),
+    }
+    any_warning = re.compile(r"WARNING: Pair style klay: \d+ threads per rank")
     allowed = sorted(os.sched_getaffinity(0))
     ok = True
     with tempfile.TemporaryDirectory(prefix="klay_lammps_") as workdir:
         write_si8_soft_sphere_inputs(args, workdir)
-        input_path = os.path.join(workdir, "in.lmp")
-        with open(input_path, "w") as f:
-            f.write(with_plugin_load(args, preamble("on") + f"""
-pair_style klay threads 2
+        for source, pair_style, omp_num_threads in (("keyword", "pair_style klay threads 2", "1"),
+                                                    ("environment", "pair_style klay", "2")):
+            input_path = os.path.join(workdir, f"in.{source}.lmp")
+            with open(input_path, "w") as f:
+                f.write(with_plugin_load(args, preamble("on") + f"""
+{pair_style}
 pair_coeff * * {SOFT_SPHERE_MODEL} empty.safetensors Si
 run 0
 """))
-        for cpus, expect_warning in ((allowed[:1], True), (allowed[:2], False)):
-            if len(cpus) < 2 and not expect_warning:
-                print("this machine allows one CPU only: the run without the warning is not made")
-                continue
-            done = subprocess.run([args.lmp, "-in", input_path, "-echo", "none"], cwd=workdir,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=args.timeout,
-                                  preexec_fn=lambda: os.sched_setaffinity(0, cpus))
-            output = utf8_text(done.stdout, "LAMMPS output")
-            warned = bool(warning.search(output))
-            if done.returncode != 0 or "ERROR" in output or warned != expect_warning:
-                print(output)
-                print(f"FAIL: on CPUs {cpus} LAMMPS exited with {done.returncode} and "
-                      f"{'warned' if warned else 'did not warn'} (expected {'a' if expect_warning else 'no'} warning)")
-                ok = False
-            else:
-                print(f"CPUs {cpus}: {'warned' if warned else 'no warning'}, as expected")
+            for cpus, expect_warning in ((allowed[:1], True), (allowed[:2], False)):
+                if len(cpus) < 2 and not expect_warning:
+                    print("this machine allows one CPU only: the run without the warning is not made")
+                    continue
+                done = subprocess.run([args.lmp, "-in", input_path, "-echo", "none"], cwd=workdir,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=args.timeout,
+                                      env=dict(os.environ, OMP_NUM_THREADS=omp_num_threads),
+                                      preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+                output = utf8_text(done.stdout, "LAMMPS output")
+                warned = bool((warnings[source] if expect_warning else any_warning).search(output))
+                if done.returncode != 0 or "ERROR" in output or warned != expect_warning:
+                    print(output)
+                    print(f"FAIL ({source}): on CPUs {cpus} LAMMPS exited with {done.returncode} and "
+                          f"{'warned' if warned else 'did not warn as expected'} "
+                          f"(expected {'the' if expect_warning else 'no'} warning)")
+                    ok = False
+                else:
+                    print(f"{source}, CPUs {cpus}: {'warned' if warned else 'no warning'}, as expected")
     return 0 if ok else 1
 
 
