@@ -92,10 +92,6 @@ Vec3 Cell::translation(const std::array<int, 3>& offset) const {
   return t;
 }
 
-bool within_cutoff(double dx, double dy, double dz, double cutoff) {
-  return std::sqrt(dx * dx + dy * dy + dz * dz) < cutoff;
-}
-
 std::vector<NeighborPair> find_neighbors(const double* positions, int64_t n, const Cell& cell,
                                          double cutoff) {
   if (!(cutoff > 0) || !std::isfinite(cutoff))

@@ -60,13 +60,27 @@ void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_
     if (compact)
       for (auto& [x, y] : edges) x = out.model_index[x], y = out.model_index[y];
     // Both ends in the same frontier: (a,b) and (b,a) arrive twice; neighbour lists may repeat.
-    std::sort(edges.begin(), edges.end());
-    edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
-    for (const auto& [x, y] : edges) {
-      out.edge_pairs.push_back(x);
-      out.edge_pairs.push_back(y);
-    }
+    append_sorted_unique(edges, n_atoms, out);
     out.stage_edges.push_back(out.n_edges());
+  }
+}
+
+void StagedGraphBuilder::append_sorted_unique(const std::vector<std::pair<int64_t, int64_t>>& pairs,
+                                              int64_t n_atoms, StagedGraph& out) {
+  bucket_start_.assign(static_cast<size_t>(n_atoms) + 1, 0);
+  for (const auto& pair : pairs) ++bucket_start_[pair.first + 1];
+  for (int64_t a = 0; a < n_atoms; ++a) bucket_start_[a + 1] += bucket_start_[a];
+  bucket_fill_.assign(bucket_start_.begin(), bucket_start_.end() - 1);
+  seconds_.resize(pairs.size());
+  for (const auto& [first, second] : pairs) seconds_[bucket_fill_[first]++] = second;
+  for (int64_t a = 0; a < n_atoms; ++a) {
+    const auto begin = seconds_.begin() + bucket_start_[a], end = seconds_.begin() + bucket_start_[a + 1];
+    std::sort(begin, end);
+    for (auto b = begin; b != end; ++b)
+      if (b == begin || *b != *(b - 1)) {
+        out.edge_pairs.push_back(a);
+        out.edge_pairs.push_back(*b);
+      }
   }
 }
 

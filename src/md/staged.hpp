@@ -42,8 +42,13 @@ class StagedGraphBuilder {
              const NeighborsOf& neighbors_of, bool compact, StagedGraph& out);
 
  private:
+  // The pairs of one stage in ascending order, each once, appended to out.edge_pairs: a counting
+  // sort by first index (all below n_atoms), then each first index's few second indices sorted.
+  void append_sorted_unique(const std::vector<std::pair<int64_t, int64_t>>& pairs, int64_t n_atoms,
+                            StagedGraph& out);
+
   std::vector<int> level_;
-  std::vector<int64_t> frontier_, next_frontier_, neighbors_;
+  std::vector<int64_t> frontier_, next_frontier_, neighbors_, bucket_start_, bucket_fill_, seconds_;
   std::vector<std::vector<std::pair<int64_t, int64_t>>> by_level_;
 };
 
