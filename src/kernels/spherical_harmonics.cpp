@@ -9,6 +9,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/vector_units.hpp"
+
 namespace klay::kernels {
 namespace {
 
@@ -32,28 +34,28 @@ struct Dual {
 };
 
 template <typename T>
-Dual<T> operator+(const Dual<T>& a, const Dual<T>& b) {
+KLAY_KERNEL_BODY Dual<T> operator+(const Dual<T>& a, const Dual<T>& b) {
   Dual<T> r(a.value + b.value);
   for (int k = 0; k < 3; ++k) r.d[k] = a.d[k] + b.d[k];
   return r;
 }
 
 template <typename T>
-Dual<T> operator-(const Dual<T>& a, const Dual<T>& b) {
+KLAY_KERNEL_BODY Dual<T> operator-(const Dual<T>& a, const Dual<T>& b) {
   Dual<T> r(a.value - b.value);
   for (int k = 0; k < 3; ++k) r.d[k] = a.d[k] - b.d[k];
   return r;
 }
 
 template <typename T>
-Dual<T> operator*(const Dual<T>& a, const Dual<T>& b) {
+KLAY_KERNEL_BODY Dual<T> operator*(const Dual<T>& a, const Dual<T>& b) {
   Dual<T> r(a.value * b.value);
   for (int k = 0; k < 3; ++k) r.d[k] = a.d[k] * b.value + a.value * b.d[k];
   return r;
 }
 
 template <typename T>
-Dual<T> operator*(T c, const Dual<T>& a) {
+KLAY_KERNEL_BODY Dual<T> operator*(T c, const Dual<T>& a) {
   Dual<T> r(c * a.value);
   for (int k = 0; k < 3; ++k) r.d[k] = c * a.d[k];
   return r;
