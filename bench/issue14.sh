@@ -6,7 +6,8 @@
 #   bench/issue14.sh              # results in bench/results/issue14/
 #   OUT=DIR BUILD=DIR bench/issue14.sh
 #
-# Parts (about 2 minutes on this project's 2-core machine):
+# Parts (about 3 minutes on this project's 2-core machine; LAMMPS runs 30 timed steps after 5 of
+# warm-up, as 10 steps of a few milliseconds each were at the scheduler's mercy):
 #   speed_threads1   klay bench speed, examples/si, 512/4,096/32,768 atoms, float64 and float32,
 #                    1 rank, 1 thread, Stillinger-Weber baseline
 #   speed_threads2   the same at 512 and 4,096 atoms, float64, 2 threads
@@ -26,11 +27,11 @@ part() {
 
 part speed_threads1
 OUT="$out" "$root/bench/speed.sh" --sizes 512,4096,32768 --ranks 1 --dtype float64,float32 --threads 1 \
-  --steps 10 --warmup 3 --json "$out/speed_threads1.json" --plot "$out/speed_threads1.png" \
+  --steps 30 --warmup 5 --json "$out/speed_threads1.json" --plot "$out/speed_threads1.png" \
   > "$out/speed_threads1.txt" 2>&1
 part speed_threads2
 OUT="$out" "$root/bench/speed.sh" --sizes 512,4096 --ranks 1 --dtype float64 --threads 2 \
-  --steps 10 --warmup 3 --json "$out/speed_threads2.json" --plot "$out/speed_threads2.png" \
+  --steps 30 --warmup 5 --json "$out/speed_threads2.json" --plot "$out/speed_threads2.png" \
   > "$out/speed_threads2.txt" 2>&1
 part md_step
 "$build/bench/bench_md_step" --cells 4 --threads 1 --rounds 15 > "$out/md_step.txt" 2>&1
