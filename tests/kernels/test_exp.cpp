@@ -5,10 +5,10 @@
 
 #include <cmath>
 #include <limits>
-#include <random>
 #include <vector>
 
 #include "kernels/exp.hpp"
+#include "versus_glibc.hpp"
 
 namespace klay::kernels {
 namespace {
@@ -27,17 +27,6 @@ double largest_relative_difference(const std::vector<double>& x) {
   }
   return largest;
 }
-
-std::vector<double> uniform(double low, double high, int n, unsigned seed) {
-  std::mt19937_64 generator(seed);
-  std::uniform_real_distribution<double> distribution(low, high);
-  std::vector<double> x(n);
-  for (double& v : x) v = distribution(generator);
-  return x;
-}
-
-// Two units in the last place: 2·2^-52 relative.
-constexpr double kTwoUlp = 0x1p-51;
 
 TEST(Exp, MatchesGlibcToTheLastPlaces) {
   EXPECT_LE(largest_relative_difference(uniform(-40, 40, 100000, 1)), kTwoUlp);

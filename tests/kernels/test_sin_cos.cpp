@@ -5,10 +5,10 @@
 
 #include <cmath>
 #include <limits>
-#include <random>
 #include <vector>
 
 #include "kernels/sin_cos.hpp"
+#include "versus_glibc.hpp"
 
 namespace klay::kernels {
 namespace {
@@ -27,17 +27,6 @@ double largest_difference(const std::vector<double>& theta, bool relative = fals
     }
   return largest;
 }
-
-std::vector<double> uniform(double low, double high, int n, unsigned seed) {
-  std::mt19937_64 generator(seed);
-  std::uniform_real_distribution<double> distribution(low, high);
-  std::vector<double> theta(n);
-  for (double& t : theta) t = distribution(generator);
-  return theta;
-}
-
-// Two units in the last place: 2·2^-52 relative.
-constexpr double kTwoUlp = 0x1p-51;
 
 TEST(SinCos, MatchesGlibcToTheLastPlaces) {
   EXPECT_LE(largest_difference(uniform(-40, 40, 100000, 1), true), kTwoUlp);
