@@ -3,6 +3,7 @@
 #define KLAY_BUILDER_INTERNAL_H
 
 #include "klay_builder.h"
+#include "klay_suggest.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,12 +18,6 @@
 
 void klay_diag_add(klay_diags *d, klay_severity severity, klay_mark mark, const char *fmt, ...)
     KLAY_PRINTF(4, 5);
-
-/* The candidate closest to `word` by edit distance when it is close enough to be a plausible
- * typo, else NULL. `candidates` has n entries (NULL entries skipped), or is NULL-terminated
- * when n is KLAY_UNCOUNTED. */
-#define KLAY_UNCOUNTED ((size_t)-1)
-const char *klay_closest_name(const char *word, const char *const *candidates, size_t n);
 
 /* ---------- growable string buffer ---------- */
 

@@ -15,7 +15,8 @@ class Error : public std::runtime_error {
 // What an exception says, for one line of a message: libtorch's errors without their backtrace.
 std::string exception_message(const std::exception& error);
 
-// Closest candidate by edit distance, or "" if none is close enough to suggest.
+// Closest candidate by edit distance, or "" if none is close enough to suggest (klay_suggest.h:
+// the YAML front end's suggestions are the same).
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace klay
