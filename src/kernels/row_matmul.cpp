@@ -142,6 +142,29 @@ bool tiles_take(const at::Tensor& out, const at::Tensor& a, const at::Tensor& b)
 
 }  // namespace
 
+bool rows_times_takes(int64_t bytes) { return bytes <= kLargestRightBytes; }
+
+template <typename T>
+void rows_times(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t rows, int64_t inner,
+                int64_t cols) {
+#ifdef KLAY_HAVE_AVX2_ENTRY
+  if (wide_vector_units()) {
+    tiled_rows_avx2<T>(Operands{inner, lda, ldb, ldc}, 0, rows, cols, a, b, c);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) {
+      T sum = 0;
+      for (int64_t k = 0; k < inner; ++k) sum += a[i * lda + k] * b[k * ldb + j];
+      c[i * ldc + j] = sum;
+    }
+}
+template void rows_times<double>(const double*, int64_t, const double*, int64_t, double*, int64_t, int64_t, int64_t,
+                                 int64_t);
+template void rows_times<float>(const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t, int64_t,
+                                int64_t);
+
 void row_matmul_out(at::Tensor& out, const at::Tensor& a, const at::Tensor& b) {
   TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && out.dim() == 2 && a.size(1) == b.size(0) &&
                   out.size(0) == a.size(0) && out.size(1) == b.size(1),

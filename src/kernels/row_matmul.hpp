@@ -15,4 +15,14 @@ void row_matmul_out(at::Tensor& out, const at::Tensor& a, const at::Tensor& b);
 // a [n, k] · b [k, m] as a new tensor; at::mm itself where autograd records the product.
 at::Tensor row_matmul(const at::Tensor& a, const at::Tensor& b);
 
+// Whether rows_times takes a right operand of `bytes` (what fits the register tiles' cache).
+bool rows_times_takes(int64_t bytes);
+
+// c [rows, cols] = a [rows, inner] · b [inner, cols] on the calling thread, all three row-major
+// with the given leading dimensions, as row_matmul computes each row (the same numbers): for
+// kernels that gather their own operands a block of rows at a time into cache.
+template <typename T>
+void rows_times(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t rows, int64_t inner,
+                int64_t cols);
+
 }  // namespace klay::kernels
