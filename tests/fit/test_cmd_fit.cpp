@@ -34,9 +34,11 @@ int run(const std::string& command, const fs::path& log) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-fs::path data_file() {
+// Each test writes its own copy: ctest runs the tests as processes side by side, and one writing the
+// file while another's `klay fit` reads it made that fit fail now and then.
+fs::path data_file(const std::string& test) {
   fs::create_directories(kOutput);
-  const fs::path data = kOutput / "soft_sphere.xyz";
+  const fs::path data = kOutput / ("soft_sphere_" + test + ".xyz");
   soft_sphere::write_extended_xyz(data.string(), soft_sphere::soft_sphere_frames(10, 23));
   return data;
 }
@@ -44,7 +46,7 @@ fs::path data_file() {
 }  // namespace
 
 TEST(CmdFit, TrainsWritesBestWeightsAndCheckpoints) {
-  const fs::path data = data_file(), out = kOutput / "fitted.pth", log = kOutput / "fit.log";
+  const fs::path data = data_file("fitted"), out = kOutput / "fitted.pth", log = kOutput / "fit.log";
   for (const char* name : {"fitted.pth", "fitted.epoch2.pth", "fitted.epoch4.pth"}) fs::remove(kOutput / name);
   ASSERT_EQ(run(kCli + " fit " + kModel + " " + data.string() + " --out " + out.string() +
                     " --epochs 5 --lr 0.05 --batch-size 2 --threads 1 --checkpoint-every 2",
@@ -78,7 +80,7 @@ TEST(CmdFit, BadArgumentsAreReportedWithUsage) {
 
 TEST(CmdFit, AnUnwritableOutIsReportedBeforeTraining) {
   const fs::path log = kOutput / "unwritable.log";
-  const fs::path data = data_file();
+  const fs::path data = data_file("unwritable");
   EXPECT_EQ(run(kCli + " fit " + kModel + " " + data.string() + " --epochs 1 --out /nonexistent/x.pth", log), 1);
   const std::string output = read_text(log);
   EXPECT_NE(output.find("/nonexistent/x.pth: cannot write the weights: No such file or directory"), std::string::npos)
@@ -89,7 +91,7 @@ TEST(CmdFit, AnUnwritableOutIsReportedBeforeTraining) {
 // A learning rate of 1e300 sends the parameter, and with it the loss, to infinity after one step:
 // the fit stops there, naming the epoch, the step and the frames, instead of training on NaN.
 TEST(CmdFit, ANonFiniteLossStopsTheFitNamingWhere) {
-  const fs::path data = data_file(), log = kOutput / "non_finite.log";
+  const fs::path data = data_file("non_finite"), log = kOutput / "non_finite.log";
   EXPECT_EQ(run(kCli + " fit " + kModel + " " + data.string() + " --epochs 3 --lr 1e300 --threads 1 --out " +
                     (kOutput / "non_finite.pth").string(),
                 log),
@@ -100,7 +102,7 @@ TEST(CmdFit, ANonFiniteLossStopsTheFitNamingWhere) {
 }
 
 TEST(CmdFit, InterruptStopsAfterTheStepAndKeepsTheBestWeights) {
-  const fs::path data = data_file(), out = kOutput / "interrupted.pth", log = kOutput / "interrupted.log";
+  const fs::path data = data_file("interrupted"), out = kOutput / "interrupted.pth", log = kOutput / "interrupted.log";
   fs::remove(out);
   // Wait for the first epoch line, then Ctrl-C; 10000 epochs would take far longer than the test.
   const std::string command = kCli + " fit " + kModel + " " + data.string() + " --out " + out.string() +
