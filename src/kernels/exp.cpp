@@ -35,8 +35,8 @@ bool reduced_exp(const double* __restrict x, double* __restrict y, int64_t n) {
     const double shifted = v * kLog2E + kRoundToInteger;
     const double k = shifted - kRoundToInteger;  // x ≈ k·ln 2
     const double r = (v - k * kLn2High) - k * kLn2Low;
-    const double p =
-        1.0 + r * (1.0 + r * (c2 + r * (c3 + r * (c4 + r * (c5 + r * (c6 + r * (c7 + r * (c8 + r * (c9 + r * (c10 + r * (c11 + r * (c12 + r * c13))))))))))));
+    const double high = c7 + r * (c8 + r * (c9 + r * (c10 + r * (c11 + r * (c12 + r * c13)))));
+    const double p = 1.0 + r * (1.0 + r * (c2 + r * (c3 + r * (c4 + r * (c5 + r * (c6 + r * high))))));
     // 2^k: the exponent field k + 1023 (in 1…2046 for |x| ≤ 708) from the low bits of `shifted`.
     uint64_t bits;
     std::memcpy(&bits, &shifted, sizeof bits);

@@ -162,7 +162,8 @@ void grouped_product(const at::Tensor& features, const std::vector<Block>& input
   const T* w = b.data_ptr<T>();
   T* dst = target.data_ptr<T>();
   at::parallel_for(0, n, kRowsPerBlock, [&](int64_t begin, int64_t end) {
-    std::vector<T> a_block(gather ? kRowsPerBlock * d * in_total : 0), c_block(scatter ? kRowsPerBlock * d * out_total : 0);
+    std::vector<T> a_block(gather ? kRowsPerBlock * d * in_total : 0),
+        c_block(scatter ? kRowsPerBlock * d * out_total : 0);
     for (int64_t r0 = begin; r0 < end; r0 += kRowsPerBlock) {
       const int64_t rows = std::min(kRowsPerBlock, end - r0);
       const T* a = src + r0 * width_in + inputs.front().column;

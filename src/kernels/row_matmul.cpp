@@ -134,8 +134,9 @@ void tiled_product(at::Tensor& out, const at::Tensor& a, const at::Tensor& b_row
 
 bool tiles_take(const at::Tensor& out, const at::Tensor& a, const at::Tensor& b) {
   const at::ScalarType type = a.scalar_type();
-  return wide_vector_units() && a.device().is_cpu() && (type == at::kDouble || type == at::kFloat) && b.scalar_type() == type &&
-         out.scalar_type() == type && static_cast<int64_t>(b.numel() * b.element_size()) <= kLargestRightBytes && a.stride(1) == 1 &&
+  return wide_vector_units() && a.device().is_cpu() && (type == at::kDouble || type == at::kFloat) &&
+         b.scalar_type() == type && out.scalar_type() == type &&
+         static_cast<int64_t>(b.numel() * b.element_size()) <= kLargestRightBytes && a.stride(1) == 1 &&
          out.stride(1) == 1 && !a.is_conj() && !b.is_conj();
 }
 #endif

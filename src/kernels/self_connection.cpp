@@ -129,8 +129,9 @@ void gather_output(const OutputGroup& group, int64_t first, int64_t last, Rows<c
 }
 
 // From gz[(n, k), (p, u, v)], the gradient of z for rows [first, last) (gz holding those rows from
-// its start): grad_x += Σ_v gz·a and grad_a += Σ_{u,k} gz·x, reading gz row by row. Each sum is kept in a register: summing into grad_a[v] element by element
-// chained every step through memory (a load, add and store of the same address).
+// its start): grad_x += Σ_v gz·a and grad_a += Σ_{u,k} gz·x, reading gz row by row. Each sum is
+// kept in a register: summing into grad_a[v] element by element chained every step through memory
+// (a load, add and store of the same address).
 template <typename T>
 void products_backward(const OutputGroup& group, int64_t first, int64_t last, Rows<const T> x, Rows<const T> a,
                        const T* gz, Rows<T> grad_x, Rows<T> grad_a) {
@@ -239,7 +240,8 @@ class SelfConnection : public torch::autograd::Function<SelfConnection> {
         if (want[0] || want[1]) {
           const at::Tensor wt = stacked_weights(group, weight).t().contiguous();
           for_each_row_block(rows, [&](int64_t first, int64_t last) {
-            std::vector<scalar_t> gy(kRowsPerBlock * group.d * group.mul_out), gz(kRowsPerBlock * group.d * group.width);
+            std::vector<scalar_t> gy(kRowsPerBlock * group.d * group.mul_out),
+                gz(kRowsPerBlock * group.d * group.width);
             gather_output<scalar_t>(group, first, last, gr, gy.data());
             rows_times<scalar_t>(gy.data(), group.mul_out, wt.data_ptr<scalar_t>(), group.width, gz.data(), group.width,
                                  (last - first) * group.d, group.mul_out, group.width);
