@@ -98,26 +98,31 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::GateImpl& gate) {
 
 template <typename T>
 struct Scratch {
-  std::vector<T> in, out;
+  std::vector<T> in, values, derivatives;
   std::vector<double> exponentials;
 };
 
-// The activations, or their derivatives, of the columns `activated` in `rows` rows of x, one batch
-// per run: into dst[r·activated.size() + j].
+// The activations and their derivatives (either destination null when not wanted) of the columns
+// `activated` in `rows` rows of x, one batch per run: into values[r·activated.size() + j] and
+// derivatives[…].
 template <typename T>
-void activate_rows(const std::vector<Plan::Activated>& activated, const std::vector<Plan::Run>& runs,
-                   bool derivatives, const T* x, int64_t dim_in, int64_t rows, T* dst, Scratch<T>& scratch) {
+void activate_rows(const std::vector<Plan::Activated>& activated, const std::vector<Plan::Run>& runs, const T* x,
+                   int64_t dim_in, int64_t rows, T* values, T* derivatives, Scratch<T>& scratch) {
   const int64_t width = static_cast<int64_t>(activated.size());
   for (const Plan::Run& run : runs) {
     const int64_t length = run.end - run.first, n = rows * length;
     scratch.in.resize(n);
-    scratch.out.resize(n);
+    scratch.values.resize(values ? n : 0);
+    scratch.derivatives.resize(derivatives ? n : 0);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t i = 0; i < length; ++i) scratch.in[r * length + i] = x[r * dim_in + activated[run.first + i].input];
-    if (derivatives) run.act.derivatives(scratch.in.data(), scratch.out.data(), n, scratch.exponentials);
-    else run.act.values(scratch.in.data(), scratch.out.data(), n, scratch.exponentials);
+    run.act.apply(scratch.in.data(), values ? scratch.values.data() : nullptr,
+                  derivatives ? scratch.derivatives.data() : nullptr, n, scratch.exponentials);
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t i = 0; i < length; ++i) dst[r * width + run.first + i] = scratch.out[r * length + i];
+      for (int64_t i = 0; i < length; ++i) {
+        if (values) values[r * width + run.first + i] = scratch.values[r * length + i];
+        if (derivatives) derivatives[r * width + run.first + i] = scratch.derivatives[r * length + i];
+      }
   }
 }
 
@@ -129,11 +134,10 @@ void forward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T* 
     std::vector<T> scalars(kRowsPerBatch * S), gates(kRowsPerBatch * G);
     for (int64_t n0 = first; n0 < last; n0 += kRowsPerBatch) {
       const int64_t batch = std::min(kRowsPerBatch, last - n0);
-      activate_rows(plan.scalars, plan.scalar_runs, false, x + n0 * plan.dim_in, plan.dim_in, batch, scalars.data(),
-                    scratch);
+      const T* xb = x + n0 * plan.dim_in;
+      activate_rows<T>(plan.scalars, plan.scalar_runs, xb, plan.dim_in, batch, scalars.data(), nullptr, scratch);
       if (!scalars_only)
-        activate_rows(plan.gates, plan.gate_runs, false, x + n0 * plan.dim_in, plan.dim_in, batch, gates.data(),
-                      scratch);
+        activate_rows<T>(plan.gates, plan.gate_runs, xb, plan.dim_in, batch, gates.data(), nullptr, scratch);
       for (int64_t r = 0; r < batch; ++r) {
         const T* xn = x + (n0 + r) * plan.dim_in;
         T* on = out + (n0 + r) * plan.dim_out;
@@ -163,11 +167,11 @@ void backward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T*
     for (int64_t n0 = first; n0 < last; n0 += kRowsPerBatch) {
       const int64_t batch = std::min(kRowsPerBatch, last - n0);
       const T* xb = x + n0 * plan.dim_in;
-      activate_rows(plan.scalars, plan.scalar_runs, true, xb, plan.dim_in, batch, scalar_derivatives.data(), scratch);
-      if (!scalars_only) {
-        activate_rows(plan.gates, plan.gate_runs, false, xb, plan.dim_in, batch, gates.data(), scratch);
-        activate_rows(plan.gates, plan.gate_runs, true, xb, plan.dim_in, batch, gate_derivatives.data(), scratch);
-      }
+      activate_rows<T>(plan.scalars, plan.scalar_runs, xb, plan.dim_in, batch, nullptr, scalar_derivatives.data(),
+                    scratch);
+      if (!scalars_only)
+        activate_rows<T>(plan.gates, plan.gate_runs, xb, plan.dim_in, batch, gates.data(), gate_derivatives.data(),
+                      scratch);
       for (int64_t r = 0; r < batch; ++r) {
         const int64_t n = n0 + r;
         const T* xn = x + n * plan.dim_in;

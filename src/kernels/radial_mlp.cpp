@@ -7,14 +7,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "base/error.hpp"
-#include "kernels/exp.hpp"
 #include "kernels/row_matmul.hpp"
+#include "kernels/scalar_activation.hpp"
 #include "kernels/uvu_convolution.hpp"
 
 namespace klay::kernels {
@@ -22,16 +21,8 @@ namespace {
 
 KernelCallCounts g_calls;
 
-// The activations e3nn::ScalarActivation names, each with a derivative written here.
-enum class Kind { silu, ssp, tanh, abs, sigmoid, relu };
-
-std::optional<Kind> kind_of(const std::string& name) {
-  static const std::map<std::string, Kind> kinds = {{"silu", Kind::silu}, {"ssp", Kind::ssp},
-                                                    {"tanh", Kind::tanh}, {"abs", Kind::abs},
-                                                    {"sigmoid", Kind::sigmoid}, {"relu", Kind::relu}};
-  const auto it = kinds.find(name);
-  return it == kinds.end() ? std::nullopt : std::optional<Kind>(it->second);
-}
+// The activations e3nn::ScalarActivation names; the kernels' own derivatives of them.
+using Kind = ScaledActivation::Kind;
 
 // Elements handed to a thread at a time, and to the exponential at a time.
 constexpr int64_t kElementsPerTask = 16384;
@@ -45,50 +36,44 @@ void for_each_element(const at::Tensor& t, const F& f) {
   });
 }
 
-// f(x_i, e^-x_i, i) over the elements of t, the exponentials taken a chunk at a time (exp_values).
-template <typename T, typename F>
-void for_each_element_and_exp_of_negated(const at::Tensor& t, const F& f) {
-  T* data = t.data_ptr<T>();
-  at::parallel_for(0, t.numel(), kElementsPerTask, [&](int64_t begin, int64_t end) {
-    double negated[kElementsPerChunk], exps[kElementsPerChunk];
-    for (int64_t chunk = begin; chunk < end; chunk += kElementsPerChunk) {
-      const int64_t n = std::min(kElementsPerChunk, end - chunk);
-      for (int64_t i = 0; i < n; ++i) negated[i] = -static_cast<double>(data[chunk + i]);
-      exp_values(negated, exps, n);
-      for (int64_t i = 0; i < n; ++i) f(data[chunk + i], static_cast<T>(exps[i]), chunk + i);
-    }
+// SiLU or the sigmoid of z in place, with the derivative into `derivative` where it is defined,
+// unscaled: ScaledActivation::apply a chunk at a time (the exponentials from exp_values).
+template <typename T>
+void apply_in_chunks(Kind kind, at::Tensor& z, const at::Tensor& derivative) {
+  const ScaledActivation act{kind, 1.0};
+  T* data = z.data_ptr<T>();
+  T* d = derivative.defined() ? derivative.data_ptr<T>() : nullptr;
+  at::parallel_for(0, z.numel(), kElementsPerTask, [&](int64_t begin, int64_t end) {
+    std::vector<double> scratch;
+    for (int64_t chunk = begin; chunk < end; chunk += kElementsPerChunk)
+      act.apply(data + chunk, data + chunk, d ? d + chunk : nullptr, std::min(kElementsPerChunk, end - chunk),
+                scratch);
   });
 }
 
 // Replaces the pre-activations z (contiguous) by f(z), unscaled (the normalize2mom constant is
 // folded into the next layer's weights). Where `derivative` is defined it receives f'(z), the
-// derivatives ATen's backward of each function computes. SiLU and the sigmoid take their
-// exponentials from exp_values; the other transcendental parts run as ATen's vectorized operators.
+// derivatives ATen's backward of each function computes. SiLU and the sigmoid are
+// ScaledActivation's (their exponentials from exp_values); the other transcendental parts run as
+// ATen's vectorized operators.
 template <typename T>
 void activate(Kind kind, at::Tensor& z, at::Tensor derivative) {
   if (!derivative.defined()) {
     switch (kind) {
+      case Kind::identity: return;
       case Kind::silu:
-        for_each_element_and_exp_of_negated<T>(z, [](T& x, T e, int64_t) { x = x / (1 + e); });
-        return;
+      case Kind::sigmoid: apply_in_chunks<T>(kind, z, derivative); return;
       case Kind::ssp: at::softplus_out(z, z, 1, 20).sub_(std::log(2.0)); return;
       case Kind::tanh: z.tanh_(); return;
       case Kind::abs: z.abs_(); return;
-      case Kind::sigmoid:
-        for_each_element_and_exp_of_negated<T>(z, [](T& x, T e, int64_t) { x = 1 / (1 + e); });
-        return;
       case Kind::relu: z.relu_(); return;
     }
   }
   T* d = derivative.data_ptr<T>();
   switch (kind) {
+    case Kind::identity: derivative.fill_(1); return;
     case Kind::silu:
-      for_each_element_and_exp_of_negated<T>(z, [d](T& x, T e, int64_t i) {
-        const T s = 1 / (1 + e);
-        d[i] = s * (1 + x * (1 - s));
-        x *= s;
-      });
-      return;
+    case Kind::sigmoid: apply_in_chunks<T>(kind, z, derivative); return;
     case Kind::ssp:  // softplus with beta 1 and threshold 20 (linear above it), less log 2
       at::sigmoid_out(derivative, z);
       for_each_element<T>(z, [d](T& x, int64_t i) {
@@ -104,12 +89,6 @@ void activate(Kind kind, at::Tensor& z, at::Tensor derivative) {
       for_each_element<T>(z, [d](T& x, int64_t i) {
         d[i] = x > 0 ? T(1) : (x < 0 ? T(-1) : T(0));
         x = std::abs(x);
-      });
-      return;
-    case Kind::sigmoid:
-      for_each_element_and_exp_of_negated<T>(z, [d](T& x, T e, int64_t i) {
-        x = 1 / (1 + e);
-        d[i] = x * (1 - x);
       });
       return;
     case Kind::relu:
@@ -239,8 +218,8 @@ at::Tensor radial_mlp(const e3nn::FullyConnectedNetImpl& fc, const at::Tensor& x
   if (columns.defined()) weights.back() = weights.back().index_select(1, columns);
 
   const e3nn::ScalarActivation& act = fc.activation();
-  const std::optional<Kind> kind = kind_of(act.name());
-  bool fusable = kind && kernels_take({x});
+  const std::optional<ScaledActivation> kernels_act = scaled_activation(act);
+  bool fusable = kernels_act && kernels_take({x});
   bool any_weight_grad = false;
   for (const at::Tensor& w : weights) {
     fusable = fusable && kernels_take({x, w});
@@ -253,10 +232,10 @@ at::Tensor radial_mlp(const e3nn::FullyConnectedNetImpl& fc, const at::Tensor& x
   const at::Tensor rows = x.reshape({-1, inputs});
   at::Tensor out;
   if (at::GradMode::is_enabled() && (x.requires_grad() || any_weight_grad)) {
-    out = RadialMlp::apply(rows, at::TensorList(weights), act.name(), *kind, act.scale());
+    out = RadialMlp::apply(rows, at::TensorList(weights), act.name(), kernels_act->kind, act.scale());
   } else {
     ++g_calls.forward;
-    out = run_layers(rows, weights, layer_scales(weights, act.scale()), *kind, /*keep=*/false).out;
+    out = run_layers(rows, weights, layer_scales(weights, act.scale()), kernels_act->kind, /*keep=*/false).out;
   }
   return out.view(out_sizes);
 }

@@ -84,59 +84,53 @@ struct ScaledActivation {
     }
   }
 
-  // value(x_i), or derivative(x_i), of n inputs at once, the same numbers to rounding: SiLU, SSP
-  // and the sigmoid take their exponentials from exp_values in one vectorized pass. `scratch`
-  // grows to 2n doubles.
+  // value(x_i) into `values` and derivative(x_i) into `derivatives`, either null when not wanted,
+  // of n inputs at once (`values` may be x itself), the same numbers to rounding: SiLU, SSP and
+  // the sigmoid take the one exponential both need from exp_values in one vectorized pass.
+  // `scratch` grows to 2n doubles.
   template <typename T>
-  void values(const T* x, T* out, int64_t n, std::vector<double>& scratch) const {
-    const T scale_t = static_cast<T>(scale);
+  void apply(const T* x, T* values, T* derivatives, int64_t n, std::vector<double>& scratch) const {
     const double* e = exponentials(x, n, scratch);
     switch (kind) {
       case Kind::silu:
-        for (int64_t i = 0; i < n; ++i) out[i] = x[i] / (T(1) + static_cast<T>(e[i])) * scale_t;
-        return;
+        return each(x, e, values, derivatives, n, [](T xi, T ei, T& f, T& df) {
+          const T s = T(1) / (T(1) + ei);
+          f = xi / (T(1) + ei);
+          df = s * (T(1) + xi * (T(1) - s));
+        });
       case Kind::ssp:
-        for (int64_t i = 0; i < n; ++i)
-          out[i] = ((x[i] > T(20) ? x[i] : std::log1p(static_cast<T>(e[i]))) - static_cast<T>(std::log(2.0))) *
-                   scale_t;
-        return;
+        return each(x, e, values, derivatives, n, [](T xi, T z, T& f, T& df) {
+          f = (xi > T(20) ? xi : std::log1p(z)) - static_cast<T>(std::log(2.0));
+          df = xi > T(20) ? T(1) : z / (z + T(1));
+        });
       case Kind::sigmoid:
-        for (int64_t i = 0; i < n; ++i) out[i] = T(1) / (T(1) + static_cast<T>(e[i])) * scale_t;
-        return;
+        return each(x, e, values, derivatives, n, [](T, T ei, T& f, T& df) {
+          f = T(1) / (T(1) + ei);
+          df = (T(1) - f) * f;
+        });
       default:
-        for (int64_t i = 0; i < n; ++i) out[i] = value(x[i]);
-    }
-  }
-  template <typename T>
-  void derivatives(const T* x, T* out, int64_t n, std::vector<double>& scratch) const {
-    const T scale_t = static_cast<T>(scale);
-    const double* e = exponentials(x, n, scratch);
-    switch (kind) {
-      case Kind::silu:
         for (int64_t i = 0; i < n; ++i) {
-          const T s = T(1) / (T(1) + static_cast<T>(e[i]));
-          out[i] = s * (T(1) + x[i] * (T(1) - s)) * scale_t;
+          const T xi = x[i];
+          if (values) values[i] = value(xi);
+          if (derivatives) derivatives[i] = derivative(xi);
         }
-        return;
-      case Kind::ssp:
-        for (int64_t i = 0; i < n; ++i) {
-          const T z = static_cast<T>(e[i]);
-          out[i] = (x[i] > T(20) ? T(1) : z / (z + T(1))) * scale_t;
-        }
-        return;
-      case Kind::sigmoid:
-        for (int64_t i = 0; i < n; ++i) {
-          const T s = T(1) / (T(1) + static_cast<T>(e[i]));
-          out[i] = (T(1) - s) * s * scale_t;
-        }
-        return;
-      default:
-        for (int64_t i = 0; i < n; ++i) out[i] = derivative(x[i]);
     }
   }
 
  private:
-  // The exponentials values() and derivatives() read: e^-x for SiLU and the sigmoid, e^x for SSP,
+  // apply()'s loop for a function with exponentials: f(x_i, e_i, value, derivative), both unscaled.
+  template <typename T, typename F>
+  void each(const T* x, const double* e, T* values, T* derivatives, int64_t n, const F& f) const {
+    const T scale_t = static_cast<T>(scale);
+    for (int64_t i = 0; i < n; ++i) {
+      T value, derivative;
+      f(x[i], static_cast<T>(e[i]), value, derivative);
+      if (values) values[i] = value * scale_t;
+      if (derivatives) derivatives[i] = derivative * scale_t;
+    }
+  }
+
+  // The exponentials apply() reads: e^-x for SiLU and the sigmoid, e^x for SSP,
   // none for the rest.
   template <typename T>
   const double* exponentials(const T* x, int64_t n, std::vector<double>& scratch) const {
