@@ -125,13 +125,6 @@ KLAY_AVX2_ENTRY void tiled_rows_avx2(const Operands& o, int64_t begin, int64_t e
   for (; i < end; ++i) tile_rows<T, 1>(o, cols, a + i * o.lda, b, c + i * o.ldc);
 }
 
-// The register tiles' product on rows [begin, end); b is read row by row, so it must be row-major.
-template <typename T>
-void tiled_product(at::Tensor& out, const at::Tensor& a, const at::Tensor& b_row_major, int64_t begin, int64_t end) {
-  const Operands o{a.size(1), a.stride(0), b_row_major.stride(0), out.stride(0)};
-  tiled_rows_avx2<T>(o, begin, end, out.size(1), a.data_ptr<T>(), b_row_major.data_ptr<T>(), out.data_ptr<T>());
-}
-
 bool tiles_take(const at::Tensor& out, const at::Tensor& a, const at::Tensor& b) {
   const at::ScalarType type = a.scalar_type();
   return wide_vector_units() && a.device().is_cpu() && (type == at::kDouble || type == at::kFloat) &&
@@ -175,12 +168,18 @@ void row_matmul_out(at::Tensor& out, const at::Tensor& a, const at::Tensor& b) {
       1, std::min<int64_t>(at::in_parallel_region() ? 1 : at::get_num_threads(), rows / kFewestRowsPerSlice));
 #ifdef KLAY_HAVE_AVX2_ENTRY
   if (rows > 0 && tiles_take(out, a, b)) {
+    // The tiles read b row by row, so it must be row-major.
     const at::Tensor b_row_major = b.stride(1) == 1 ? b : b.contiguous();
     at::parallel_for(0, slices, 1, [&](int64_t first, int64_t last) {
-      for (int64_t s = first; s < last; ++s)
-        AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "row_matmul", [&] {
-          tiled_product<scalar_t>(out, a, b_row_major, rows * s / slices, rows * (s + 1) / slices);
-        });
+      AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "row_matmul", [&] {
+        for (int64_t s = first; s < last; ++s) {
+          const int64_t begin = rows * s / slices, end = rows * (s + 1) / slices;
+          rows_times<scalar_t>(a.data_ptr<scalar_t>() + begin * a.stride(0), a.stride(0),
+                               b_row_major.data_ptr<scalar_t>(), b_row_major.stride(0),
+                               out.data_ptr<scalar_t>() + begin * out.stride(0), out.stride(0), end - begin, a.size(1),
+                               out.size(1));
+        }
+      });
     });
     return;
   }
