@@ -8,11 +8,54 @@
 // the next term is below 1e-17, and 2^k put into the exponent bits. Larger or non-finite values
 // (and the subnormal results below e^-708) take std::exp.
 #pragma once
+#include <cmath>
 #include <cstdint>
+#include <cstring>
+
+#include "kernels/vector_units.hpp"
 
 namespace klay::kernels {
 
 // y[i] = e^x[i]; y must not overlap x.
 void exp_values(const double* x, double* y, int64_t n);
+
+// The largest |x| reduced_exp evaluates; exp_values hands the others to std::exp.
+constexpr double kLargestReducedExp = 708.0;
+
+constexpr double inverse_factorial(int n) { return n <= 1 ? 1.0 : inverse_factorial(n - 1) / n; }
+
+// e^x for |x| ≤ kLargestReducedExp, the body of exp_values' loop, for fused loops that take their
+// exponentials inline (the activations): they check the range themselves.
+KLAY_KERNEL_BODY double reduced_exp(double x) {
+  // ln 2 = ln2_high + ln2_low, the first with its low 32 bits zero, so k·ln2_high is exact for |k| < 2^20.
+  constexpr double ln2_high = 0x1.62e42fee00000p-1, ln2_low = 0x1.a39ef35793c76p-33, log2_e = 0x1.71547652b82fep+0;
+  // v + round_to_integer − round_to_integer is v rounded to the nearest integer (|v| < 2^51), and
+  // the low bits of v + round_to_integer hold that integer.
+  constexpr double round_to_integer = 0x1.8p52;
+  constexpr double c2 = inverse_factorial(2), c3 = inverse_factorial(3), c4 = inverse_factorial(4),
+                   c5 = inverse_factorial(5), c6 = inverse_factorial(6), c7 = inverse_factorial(7),
+                   c8 = inverse_factorial(8), c9 = inverse_factorial(9), c10 = inverse_factorial(10),
+                   c11 = inverse_factorial(11), c12 = inverse_factorial(12), c13 = inverse_factorial(13);
+  const double shifted = x * log2_e + round_to_integer;
+  const double k = shifted - round_to_integer;  // x ≈ k·ln 2
+  const double r = (x - k * ln2_high) - k * ln2_low;
+  // The terms from r^3 on in Estrin's scheme, the first three by Horner's rule: 7 dependent steps
+  // rather than 13, so more elements' polynomials overlap in the pipeline, and the largest terms
+  // still rounded last.
+  const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+  const double tail = ((c3 + c4 * r) + (c5 + c6 * r) * r2) + ((c7 + c8 * r) + (c9 + c10 * r) * r2) * r4 +
+                      ((c11 + c12 * r) + c13 * r2) * r8;
+  const double p = 1.0 + r * (1.0 + r * (c2 + r * tail));
+  // 2^k: the exponent field k + 1023 (in 1…2046 for |x| ≤ 708) from the low bits of `shifted`.
+  uint64_t bits;
+  std::memcpy(&bits, &shifted, sizeof bits);
+  const uint64_t scale_bits = (bits + 1023) << 52;
+  double scale;
+  std::memcpy(&scale, &scale_bits, sizeof scale);
+  return p * scale;
+}
+
+// True when reduced_exp does not take x (outside the range, or not finite).
+KLAY_KERNEL_BODY bool outside_reduced_exp(double x) { return !(std::abs(x) <= kLargestReducedExp); }
 
 }  // namespace klay::kernels

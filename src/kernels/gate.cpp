@@ -99,7 +99,6 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::GateImpl& gate) {
 template <typename T>
 struct Scratch {
   std::vector<T> in, values, derivatives;
-  std::vector<double> exponentials;
 };
 
 // The activations and their derivatives (either destination null when not wanted) of the columns
@@ -117,7 +116,7 @@ void activate_rows(const std::vector<Plan::Activated>& activated, const std::vec
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t i = 0; i < length; ++i) scratch.in[r * length + i] = x[r * dim_in + activated[run.first + i].input];
     run.act.apply(scratch.in.data(), values ? scratch.values.data() : nullptr,
-                  derivatives ? scratch.derivatives.data() : nullptr, n, scratch.exponentials);
+                  derivatives ? scratch.derivatives.data() : nullptr, n);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t i = 0; i < length; ++i) {
         if (values) values[r * width + run.first + i] = scratch.values[r * length + i];

@@ -24,80 +24,21 @@ KernelCallCounts g_calls;
 // The activations e3nn::ScalarActivation names; the kernels' own derivatives of them.
 using Kind = ScaledActivation::Kind;
 
-// Elements handed to a thread at a time, and to the exponential at a time.
+// Elements handed to a thread at a time.
 constexpr int64_t kElementsPerTask = 16384;
-constexpr int64_t kElementsPerChunk = 256;
 
-template <typename T, typename F>
-void for_each_element(const at::Tensor& t, const F& f) {
-  T* data = t.data_ptr<T>();
-  at::parallel_for(0, t.numel(), kElementsPerTask, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) f(data[i], i);
-  });
-}
-
-// SiLU or the sigmoid of z in place, with the derivative into `derivative` where it is defined,
-// unscaled: ScaledActivation::apply a chunk at a time (the exponentials from exp_values).
+// Replaces the pre-activations z (contiguous) by f(z), unscaled (the normalize2mom constant is
+// folded into the next layer's weights). Where `derivative` is defined it receives f'(z), the
+// derivatives ATen's backward of each function computes (ScaledActivation::apply).
 template <typename T>
-void apply_in_chunks(Kind kind, at::Tensor& z, const at::Tensor& derivative) {
+void activate(Kind kind, at::Tensor& z, const at::Tensor& derivative) {
+  if (kind == Kind::identity && !derivative.defined()) return;
   const ScaledActivation act{kind, 1.0};
   T* data = z.data_ptr<T>();
   T* d = derivative.defined() ? derivative.data_ptr<T>() : nullptr;
   at::parallel_for(0, z.numel(), kElementsPerTask, [&](int64_t begin, int64_t end) {
-    std::vector<double> scratch;
-    for (int64_t chunk = begin; chunk < end; chunk += kElementsPerChunk)
-      act.apply(data + chunk, data + chunk, d ? d + chunk : nullptr, std::min(kElementsPerChunk, end - chunk),
-                scratch);
+    act.apply(data + begin, data + begin, d ? d + begin : nullptr, end - begin);
   });
-}
-
-// Replaces the pre-activations z (contiguous) by f(z), unscaled (the normalize2mom constant is
-// folded into the next layer's weights). Where `derivative` is defined it receives f'(z), the
-// derivatives ATen's backward of each function computes. SiLU and the sigmoid are
-// ScaledActivation's (their exponentials from exp_values); the other transcendental parts run as
-// ATen's vectorized operators.
-template <typename T>
-void activate(Kind kind, at::Tensor& z, at::Tensor derivative) {
-  if (!derivative.defined()) {
-    switch (kind) {
-      case Kind::identity: return;
-      case Kind::silu:
-      case Kind::sigmoid: apply_in_chunks<T>(kind, z, derivative); return;
-      case Kind::ssp: at::softplus_out(z, z, 1, 20).sub_(std::log(2.0)); return;
-      case Kind::tanh: z.tanh_(); return;
-      case Kind::abs: z.abs_(); return;
-      case Kind::relu: z.relu_(); return;
-    }
-  }
-  T* d = derivative.data_ptr<T>();
-  switch (kind) {
-    case Kind::identity: derivative.fill_(1); return;
-    case Kind::silu:
-    case Kind::sigmoid: apply_in_chunks<T>(kind, z, derivative); return;
-    case Kind::ssp:  // softplus with beta 1 and threshold 20 (linear above it), less log 2
-      at::sigmoid_out(derivative, z);
-      for_each_element<T>(z, [d](T& x, int64_t i) {
-        if (x > 20) d[i] = 1;
-      });
-      at::softplus_out(z, z, 1, 20).sub_(std::log(2.0));
-      return;
-    case Kind::tanh:
-      z.tanh_();
-      for_each_element<T>(z, [d](T& x, int64_t i) { d[i] = 1 - x * x; });
-      return;
-    case Kind::abs:
-      for_each_element<T>(z, [d](T& x, int64_t i) {
-        d[i] = x > 0 ? T(1) : (x < 0 ? T(-1) : T(0));
-        x = std::abs(x);
-      });
-      return;
-    case Kind::relu:
-      for_each_element<T>(z, [d](T& x, int64_t i) {
-        d[i] = x > 0 ? T(1) : T(0);
-        if (x < 0) x = 0;
-      });
-      return;
-  }
 }
 
 // The factor folded into layer k's weights: 1/√h_k, times the normalize2mom constant κ of the

@@ -18,6 +18,15 @@ bool wide_vector_units() {
 #endif
 }
 
+bool avx512_vector_units() {
+#ifdef KLAY_HAVE_AVX2_ENTRY
+  static const bool has = __builtin_cpu_supports("x86-64-v4");
+  return has && g_wide_vectors;
+#else
+  return false;
+#endif
+}
+
 void set_wide_vector_units_enabled(bool enabled) { g_wide_vectors = enabled; }
 
 }  // namespace klay::kernels
