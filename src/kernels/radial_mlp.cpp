@@ -138,7 +138,7 @@ class RadialMlp : public torch::autograd::Function<RadialMlp> {
     for (size_t k = layers; k-- > lowest;) {
       if (wanted[1 + k]) grads[1 + k] = at::mm(layer_input(k).t(), grad_z).mul_(scales[k]);
       if (k > lowest)
-        grad_z = row_matmul(grad_z, scaled(k).t()).mul_(derivative(k));
+        grad_z = row_matmul(grad_z, scaled(k).t(), derivative(k));
       else if (k == 0 && wanted[0])
         grads[0] = row_matmul(grad_z, scaled(0).t());
     }

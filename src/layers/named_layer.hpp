@@ -1,6 +1,7 @@
 // A Layer that knows its KLay type and YAML name, so that run-time errors say which layer of the
 // model failed ("AtomwiseSumIndex 'total_energy': ...") and inputs are checked with clear messages.
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include <ATen/core/Tensor.h>
@@ -50,10 +51,19 @@ class NamedLayer : public Layer {
   }
 
   // Every node an edge names must be one of the n_nodes nodes.
+  // On the CPU one pass over the indices: ATen's min and max reductions cost more than the
+  // small layers' kernels.
   void check_edge_nodes(const at::Tensor& edge_index, int64_t n_nodes) const {
-    if (edge_index.size(1) > 0 &&
-        (edge_index.min().item<int64_t>() < 0 || edge_index.max().item<int64_t>() >= n_nodes))
-      fail("edge_index refers to a node outside 0.." + std::to_string(n_nodes - 1));
+    bool outside = false;
+    if (edge_index.device().is_cpu()) {
+      const at::Tensor indices = edge_index.contiguous();
+      const int64_t* p = indices.data_ptr<int64_t>();
+      for (int64_t i = 0; i < indices.numel(); ++i)
+        outside |= static_cast<uint64_t>(p[i]) >= static_cast<uint64_t>(n_nodes);
+    } else if (edge_index.size(1) > 0) {
+      outside = edge_index.min().item<int64_t>() < 0 || edge_index.max().item<int64_t>() >= n_nodes;
+    }
+    if (outside) fail("edge_index refers to a node outside 0.." + std::to_string(n_nodes - 1));
   }
 
  private:

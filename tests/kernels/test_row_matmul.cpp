@@ -1,10 +1,11 @@
 // Row-sliced products against at::mm: tall and short operands, a transposed right operand, an
-// output that is a column range of a wider tensor, every tiling of the columns in both types, and
-// the autograd-recorded fallback.
+// output that is a column range of a wider tensor, every tiling of the columns in both types, an
+// elementwise factor, and the autograd-recorded fallback.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/autograd.h>
 
 #include "kernels/row_matmul.hpp"
 #include "kernels/vector_units.hpp"
@@ -83,6 +84,26 @@ TEST_P(RowMatmul, EveryColumnTilingInBothTypes) {
   }
 }
 
+// The factor multiplies each entry of the product once: the same bits as the product times it, on
+// the tiles (every column tiling, both types), on BLAS with wide units off, and past the tiles'
+// largest right operand.
+TEST_P(RowMatmul, AFactorMultipliesEachEntryOfTheProduct) {
+  at::manual_seed(5);
+  for (const bool wide : {true, false}) {
+    set_wide_vector_units_enabled(wide);
+    for (const at::ScalarType type : {at::kDouble, at::kFloat}) {
+      const auto options = at::TensorOptions().dtype(type);
+      for (const auto& [rows, inner, cols] : {std::tuple{2400, 64, 64}, {301, 8, 13}, {9, 5, 1}, {300, 600, 64}}) {
+        const at::Tensor a = at::randn({rows, inner}, options), b = at::randn({inner, cols}, options);
+        const at::Tensor factor = at::randn({rows, cols}, options);
+        EXPECT_TRUE(at::equal(row_matmul(a, b, factor), row_matmul(a, b) * factor))
+            << c10::toString(type) << " " << rows << "x" << inner << "x" << cols << (wide ? " tiles" : " BLAS");
+      }
+    }
+  }
+  set_wide_vector_units_enabled(true);
+}
+
 // Where autograd records the product, it is at::mm's own, with its gradients.
 TEST_P(RowMatmul, OperandsThatRequireGradGetAutogradsProduct) {
   at::manual_seed(4);
@@ -92,6 +113,11 @@ TEST_P(RowMatmul, OperandsThatRequireGradGetAutogradsProduct) {
   ASSERT_TRUE(product.requires_grad());
   product.sum().backward();
   EXPECT_LE(relative_difference(a.grad(), at::ones({500, 9}, options).mm(b.t())), 1e-15);
+
+  const at::Tensor factor = at::randn({500, 9}, options), scaled = row_matmul(a, b, factor);
+  ASSERT_TRUE(scaled.requires_grad());
+  const at::Tensor grad = torch::autograd::grad({scaled.sum()}, {a})[0];
+  EXPECT_LE(relative_difference(grad, factor.mm(b.t())), 1e-15);
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, RowMatmul, ::testing::Values(1, 2, 3));
