@@ -114,13 +114,12 @@ at::Tensor ContractionImpl::forward(const at::Tensor& x, const at::Tensor& node_
                 std::to_string(coupling_dim_) + "]");
   const int64_t n = x.size(0), rows = n * num_features_;
   const at::Tensor features = x.reshape({rows, coupling_dim_});
-  // θ_ν[n·F + c, p] = Σ_e y[n,e] W_ν[e,p,c]
+  // θ_ν[n·F + c, p] = Σ_e y[n,e] W_ν[e,p,c]: the product with W_ν's (small) transpose [e, c, p] is
+  // θ_ν in its final layout, where the product with W_ν itself would need a transposed copy of the
+  // (large) result and another of its gradient.
   auto element_weights = [&](const at::Tensor& w) {
     const int64_t params = w.size(1);
-    return at::matmul(node_attrs, w.reshape({w.size(0), params * num_features_}))
-        .view({n, params, num_features_})
-        .transpose(1, 2)
-        .reshape({rows, params});
+    return at::mm(node_attrs, w.transpose(1, 2).reshape({w.size(0), num_features_ * params})).view({rows, params});
   };
   // Nested order of MACE: A_ν = U_ν·θ_ν + B_{ν+1}, B_ν = Σ_{i_ν} A_ν[…, i_ν] x[i_ν]. The U_ν·θ_ν part
   // of B_ν contracts the outer products x[i_ν]·θ_ν[p] with U_ν directly, so A_ν (L times larger

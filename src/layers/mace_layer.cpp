@@ -28,6 +28,7 @@
 #include "e3nn/linear.hpp"
 #include "e3nn/symmetric_contraction.hpp"
 #include "e3nn/tensor_product.hpp"
+#include "kernels/column_permutation.hpp"
 #include "kernels/linear.hpp"
 #include "kernels/radial_mlp.hpp"
 #include "kernels/self_connection.hpp"
@@ -117,7 +118,7 @@ class MaceLayer : public EquivariantLayer {
     for (int64_t c = 0; c < num_features_; ++c)
       for (size_t k = 0; k < target.size(); ++k)
         for (int64_t m = 0; m < target[k].ir.dim(); ++m) columns.push_back(offsets[k] + c * target[k].ir.dim() + m);
-    coupling_columns_ = at::tensor(columns, at::kLong);
+    coupling_ = kernels::ColumnPermutation(columns);
     declare_input(1, node_feats_irreps);
     declare_input(2, node_attr_irreps);
     declare_output(hidden);
@@ -157,8 +158,7 @@ class MaceLayer : public EquivariantLayer {
                                      kernels::radial_mlp(*conv_tp_weights_, edge_feats), sender, receiver, n_nodes,
                                      1.0 / avg_num_neighbors_);
     const at::Tensor aggregated = kernels::linear(*linear_, summed_messages);
-    const at::Tensor coupled = aggregated.index_select(1, coupling_columns_.to(aggregated.device()))
-                                   .view({n_nodes, num_features_, coupling_dim_});
+    const at::Tensor coupled = coupling_.apply(aggregated).view({n_nodes, num_features_, coupling_dim_});
 
     at::Tensor out = kernels::linear(
         *product_linear_, symmetric_contractions_->forward(coupled, node_attrs, kernels::sparse_contraction_chain));
@@ -172,7 +172,7 @@ class MaceLayer : public EquivariantLayer {
   double avg_num_neighbors_ = 1.0;
   bool use_sc_ = true;
   int64_t num_features_ = 0, coupling_dim_ = 1;
-  at::Tensor coupling_columns_;  // int64 [F·L]
+  kernels::ColumnPermutation coupling_;  // F·L columns: irreps blocks to channel-major
 
   e3nn::Linear linear_up_{nullptr};
   e3nn::TensorProduct conv_tp_{nullptr};
