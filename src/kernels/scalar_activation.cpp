@@ -14,16 +14,25 @@ namespace {
 
 using Kind = ScaledActivation::Kind;
 
-template <Kind K, typename T, bool kValues, bool kDerivatives>
+// The loop is bound by the vector units' throughput, so what it need not compute it leaves out:
+// the unwanted result, and the multiplication by a scale of 1 (the radial MLP's: exact either way).
+template <Kind K, typename T, bool kValues, bool kDerivatives, bool kScaled>
 KLAY_KERNEL_BODY void exponential_loop(const T* x, T* values, T* derivatives, int64_t n, T scale) {
   constexpr double sign = ScaledActivation::exponent_sign(K);
   for (int64_t i = 0; i < n; ++i) {
     const T xi = x[i];  // read before values[i] is written: values may be x
     T f, df;
     ScaledActivation::from_exponential<K, T>(xi, static_cast<T>(reduced_exp(sign * static_cast<double>(xi))), f, df);
-    if constexpr (kValues) values[i] = f * scale;
-    if constexpr (kDerivatives) derivatives[i] = df * scale;
+    if constexpr (kValues) values[i] = kScaled ? f * scale : f;
+    if constexpr (kDerivatives) derivatives[i] = kScaled ? df * scale : df;
   }
+}
+
+template <Kind K, typename T, bool kScaled>
+KLAY_KERNEL_BODY void exponential_loops(const T* x, T* values, T* derivatives, int64_t n, T scale) {
+  if (values && derivatives) exponential_loop<K, T, true, true, kScaled>(x, values, derivatives, n, scale);
+  else if (values) exponential_loop<K, T, true, false, kScaled>(x, values, derivatives, n, scale);
+  else if (derivatives) exponential_loop<K, T, false, true, kScaled>(x, values, derivatives, n, scale);
 }
 
 // True when reduced_exp takes every exponential of x (|x| ≤ kLargestReducedExp, all finite).
@@ -37,9 +46,8 @@ KLAY_KERNEL_BODY bool all_reduced(const T* x, int64_t n) {
 template <Kind K, typename T>
 KLAY_KERNEL_BODY bool apply_reduced(const T* x, T* values, T* derivatives, int64_t n, T scale) {
   if (!all_reduced(x, n)) return false;
-  if (values && derivatives) exponential_loop<K, T, true, true>(x, values, derivatives, n, scale);
-  else if (values) exponential_loop<K, T, true, false>(x, values, derivatives, n, scale);
-  else if (derivatives) exponential_loop<K, T, false, true>(x, values, derivatives, n, scale);
+  if (scale == T(1)) exponential_loops<K, T, false>(x, values, derivatives, n, scale);
+  else exponential_loops<K, T, true>(x, values, derivatives, n, scale);
   return true;
 }
 
