@@ -1,12 +1,11 @@
-// e^x of many values in one loop that the compiler vectorizes, built for the widest vector
-// instructions the CPU has (chosen when the library loads), as sin_cos.hpp does for sin and cos:
-// the activations of the radial networks and gates take one exponential per element, which glibc
-// computes in one scalar call each and ATen's at::sigmoid in an operator of its own.
+// e^x as one inline body for loops the compiler vectorizes (the activations' SiLU, sigmoid and
+// softplus take one exponential per element, which glibc computes in one scalar call each), built
+// into each loop's entry for the widest vector instructions the CPU has.
 //
 // Within about one unit in the last place of glibc for |x| ≤ 708: x = k·ln 2 + r with ln 2 in two
 // parts (Cody-Waite, exact for that range), e^r for |r| ≤ ln 2 / 2 its Taylor polynomial cut where
-// the next term is below 1e-17, and 2^k put into the exponent bits. Larger or non-finite values
-// (and the subnormal results below e^-708) take std::exp.
+// the next term is below 1e-17, and 2^k put into the exponent bits. The loops hand larger or
+// non-finite values (and the subnormal results below e^-708) to std::exp (outside_reduced_exp).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -16,16 +15,12 @@
 
 namespace klay::kernels {
 
-// y[i] = e^x[i]; y must not overlap x.
-void exp_values(const double* x, double* y, int64_t n);
-
-// The largest |x| reduced_exp evaluates; exp_values hands the others to std::exp.
+// The largest |x| reduced_exp evaluates.
 constexpr double kLargestReducedExp = 708.0;
 
 constexpr double inverse_factorial(int n) { return n <= 1 ? 1.0 : inverse_factorial(n - 1) / n; }
 
-// e^x for |x| ≤ kLargestReducedExp, the body of exp_values' loop, for fused loops that take their
-// exponentials inline (the activations): they check the range themselves.
+// e^x for |x| ≤ kLargestReducedExp; the loops check the range themselves.
 KLAY_KERNEL_BODY double reduced_exp(double x) {
   // ln 2 = ln2_high + ln2_low, the first with its low 32 bits zero, so k·ln2_high is exact for |k| < 2^20.
   constexpr double ln2_high = 0x1.62e42fee00000p-1, ln2_low = 0x1.a39ef35793c76p-33, log2_e = 0x1.71547652b82fep+0;

@@ -20,7 +20,7 @@ KernelCallCounts g_calls;
 
 // Rows handed to a thread at a time.
 constexpr int64_t kRowsPerTask = 64;
-// Rows whose activations go to exp_values together.
+// Rows whose activations go to ScaledActivation::apply together.
 constexpr int64_t kRowsPerBatch = 16;
 
 struct Plan : torch::CustomClassHolder {

@@ -14,7 +14,7 @@
 #define KLAY_AVX512_ENTRY __attribute__((target("arch=x86-64-v4")))
 #endif
 
-// A plain loop the compiler vectorizes (sin_cos, exp_values): one copy per vector width (AVX-512,
+// A plain loop the compiler vectorizes (sin_cos): one copy per vector width (AVX-512,
 // AVX2 with FMA, the x86-64 baseline), the dynamic loader picking the one the CPU runs.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define KLAY_VECTOR_WIDTH_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))

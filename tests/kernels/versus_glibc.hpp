@@ -1,4 +1,4 @@
-// What the tests of the vectorized elementary functions (sin_cos, exp_values) share: arguments
+// What the tests of the vectorized elementary functions (sin_cos, reduced_exp) share: arguments
 // drawn uniformly, and their bar against glibc.
 #pragma once
 #include <random>
