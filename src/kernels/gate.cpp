@@ -180,12 +180,22 @@ void backward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T*
         for (int64_t j = 0; j < S; ++j) grad[plan.scalars[j].input] = gn[j] * scalar_derivatives[r * S + j];
         if (scalars_only) continue;
         std::fill(grad_gates.begin(), grad_gates.end(), T(0));
+        // A gate's 2l+1 gated components are consecutive: their sum stays in a register, where
+        // summing into grad_gates component by component chains each addition on the last one's store.
+        int64_t gate = -1;
+        T sum = 0;
         for (size_t j = 0; j < plan.gated.size(); ++j) {
           const Plan::Gated& d = plan.gated[j];
+          if (d.gate != gate) {
+            if (gate >= 0) grad_gates[gate] += sum;
+            gate = d.gate;
+            sum = 0;
+          }
           const T scaled = gn[S + j] * static_cast<T>(d.scale);
           grad[d.input] = scaled * gates[r * G + d.gate];
-          grad_gates[d.gate] += scaled * xn[d.input];
+          sum += scaled * xn[d.input];
         }
+        if (gate >= 0) grad_gates[gate] += sum;
         for (int64_t t = 0; t < G; ++t) grad[plan.gates[t].input] = grad_gates[t] * gate_derivatives[r * G + t];
       }
     }

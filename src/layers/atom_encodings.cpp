@@ -29,8 +29,10 @@
 // Output dtype: the encoders have only integer inputs, so the float dtype of their output cannot be
 // taken from an input. It is the model's floating dtype (Layer::set_floating_dtype): float64, KLay's
 // reference dtype, unless the model runs in float32.
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -63,15 +65,24 @@ class AtomEncoder : public NamedLayer {
 
   at::Tensor labels(const CallArgs& call) const { return index_input(call, 0, "x"); }
 
-  // Every label must lie in [lo, hi]; names the first offending value.
+  // Every label must lie in [lo, hi]; names the first offending value. On the CPU one pass over
+  // the labels: ATen's comparisons and reduction cost more than encoding them (every MD step).
   void require_range(const at::Tensor& x, int64_t lo, int64_t hi, const std::string& what) const {
     if (x.numel() == 0) return;
-    const at::Tensor outside = (x < lo).logical_or(x > hi);
-    if (outside.any().item<bool>()) {
-      const int64_t bad = x.masked_select(outside)[0].item<int64_t>();
-      fail("input value " + std::to_string(bad) + " is not " + what + " (allowed " +
-           std::to_string(lo) + "..." + std::to_string(hi) + ")");
+    int64_t bad = 0;
+    if (x.device().is_cpu()) {
+      const at::Tensor labels = x.contiguous();
+      const int64_t* p = labels.data_ptr<int64_t>();
+      const int64_t* first_bad = std::find_if(p, p + labels.numel(), [&](int64_t v) { return v < lo || v > hi; });
+      if (first_bad == p + labels.numel()) return;
+      bad = *first_bad;
+    } else {
+      const at::Tensor outside = (x < lo).logical_or(x > hi);
+      if (!outside.any().item<bool>()) return;
+      bad = x.masked_select(outside)[0].item<int64_t>();
     }
+    fail("input value " + std::to_string(bad) + " is not " + what + " (allowed " + std::to_string(lo) + "..." +
+         std::to_string(hi) + ")");
   }
 
  private:
@@ -90,10 +101,22 @@ class OneHotAtomEncoding : public AtomEncoder {
         register_buffer("z_to_idx_shift", at::scalar_tensor(atomic_numbers ? 1 : 0, at::kLong));
   }
 
+  // On the CPU the rows are written directly: at::one_hot checks the range again with two
+  // reductions, and its int64 result then needs a conversion.
   c10::IValue call(const CallArgs& call) override {
     const at::Tensor index = labels(call) - z_to_idx_shift_;
     require_range(index, 0, num_elems_ - 1, "a valid element index after the shift");
-    return at::one_hot(index, num_elems_).to(output_dtype());
+    if (!index.device().is_cpu()) return at::one_hot(index, num_elems_).to(output_dtype());
+    const at::Tensor rows = index.contiguous();
+    at::Tensor out = at::zeros({rows.numel(), num_elems_}, at::TensorOptions().dtype(output_dtype()));
+    AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "one_hot", [&] {
+      const int64_t* p = rows.data_ptr<int64_t>();
+      scalar_t* o = out.data_ptr<scalar_t>();
+      for (int64_t i = 0; i < rows.numel(); ++i) o[i * num_elems_ + p[i]] = 1;
+    });
+    std::vector<int64_t> shape = index.sizes().vec();
+    shape.push_back(num_elems_);
+    return out.view(shape);
   }
 
  private:

@@ -40,6 +40,13 @@ TEST(OneHotAtomEncoding, OutOfRangeLabelNamesLayerAndValue) {
     EXPECT_NE(std::string(e.what()).find("input value 2"), std::string::npos) << e.what();
   }
   EXPECT_THROW(call_tensor(*layer, {at::tensor({0.0}, f64())}), Error);  // labels must be int64
+  try {  // the first offending label, below the range
+    call_tensor(*layer, {labels({1, -3, 5})});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("input value -3 is not a valid element index"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(OneHotAtomEncoding, FollowsModelDtype) {
