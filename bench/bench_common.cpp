@@ -1,6 +1,7 @@
 #include "bench_common.hpp"
 
 #include <dlfcn.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -132,6 +133,8 @@ Options parse_options(int argc, char** argv, const std::string& purpose) {
   }
   return options;
 }
+
+void use_threads(int threads) { omp_set_num_threads(threads); }
 
 double print_machine(const Options& options) {
   if (options.threads > 0) at::set_num_threads(options.threads);

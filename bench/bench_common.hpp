@@ -28,6 +28,13 @@ Options parse_options(int argc, char** argv, const std::string& purpose);
 // 1024² float64 matmul rate it measured (GFLOP/s), the yardstick for the kernels' rates.
 double print_machine(const Options& options);
 
+// Switches the threads ATen's loops (and so the kernels) run on between timed calls, through
+// OpenMP's count, which at::get_num_threads reads. at::set_num_threads would also re-create ATen's
+// pthreadpool, whose new worker then spins for milliseconds on a core the next calls need: in
+// `perf`, a short-lived libpthreadpool thread per switch, and a 2-thread evaluation interleaved
+// with 1-thread ones ran 1.3-2.9x slower than 1 thread.
+void use_threads(int threads);
+
 // Median of the collected milliseconds (NaN if empty).
 double median_ms(std::vector<double> samples);
 

@@ -228,7 +228,7 @@ void run_blocks(const StepOptions& o) {
     std::vector<double> ms[4], energy(4);
     for (int r = 0; r < o.rounds + 1; ++r)  // round 0 warms up
       for (int w = 0; w < 4; ++w) {
-        at::set_num_threads(ways[w].threads);
+        use_threads(ways[w].threads);
         model->set_spatial_blocks(ways[w].blocks, o.block_atoms);
         energy[w] = evaluate();
         const double t = time_once_ms(evaluate);
@@ -238,7 +238,7 @@ void run_blocks(const StepOptions& o) {
                 o.rounds, load_average().c_str());
     const double baseline = median_ms(ms[0]);
     for (int w = 0; w < 4; ++w) {
-      at::set_num_threads(ways[w].threads);
+      use_threads(ways[w].threads);
       const int64_t blocks = ways[w].blocks ? md::spatial_block_count(atoms.n_owned, ways[w].threads, o.block_atoms) : 1;
       const double median = median_ms(ms[w]);
       std::printf("  %-20s %3ld block(s) %10.3f ms  speed-up over 1 thread whole %5.2fx   energy %.12f eV\n",
@@ -279,13 +279,13 @@ int run(int argc, char** argv) {
   enum Way { kAsMd, kFloat32, kTwoThreads, kEveryFeature, kComposite, kWays };
   auto evaluate = [&](Way way) {
     kernels::set_fused_kernels_enabled(way != kComposite);
-    if (way == kTwoThreads) at::set_num_threads(2);
+    if (way == kTwoThreads) use_threads(2);
     md::ResultsView results;
     results.forces = forces.data();
     md::MdModel& m = way == kFloat32 ? *single : way == kEveryFeature || way == kComposite ? *every_feature : *model;
     m.compute(atoms, results);
     kernels::set_fused_kernels_enabled(true);
-    if (way == kTwoThreads) at::set_num_threads(o.common.threads);
+    if (way == kTwoThreads) use_threads(o.common.threads);
     return results.energy;
   };
   std::vector<Way> ways{kAsMd};

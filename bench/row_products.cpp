@@ -51,7 +51,7 @@ int run(int argc, char** argv) {
     }
     double ms[2][2];  // [threads 1 or many][mm, rows]
     for (int t = 0; t < 2; ++t) {
-      at::set_num_threads(t == 0 ? 1 : threads);
+      use_threads(t == 0 ? 1 : threads);
       // A sample is kCalls calls: single calls of 10-300 µs are at the timer's and the scheduler's mercy.
       const int calls = options.quick ? 1 : kCalls;
       const auto mm = [&] { for (int c = 0; c < calls; ++c) at::mm_out(out, a, b); };
@@ -65,7 +65,7 @@ int run(int argc, char** argv) {
       ms[t][0] = median_ms(samples[0]);
       ms[t][1] = median_ms(samples[1]);
     }
-    at::set_num_threads(1);
+    use_threads(1);
     log_one += std::log(ms[0][0] / ms[0][1]);
     log_many += std::log(ms[1][0] / ms[1][1]);
     const std::string shape = "[" + std::to_string(rows) + "," + std::to_string(s.inner) + "," +
