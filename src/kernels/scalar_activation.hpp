@@ -19,8 +19,6 @@ struct ScaledActivation {
   enum class Kind { identity, silu, ssp, tanh, abs, sigmoid, relu } kind = Kind::identity;
   double scale = 1.0;
 
-  // True for the activations computed from one exponential (from_exponential).
-  static constexpr bool takes_exponential(Kind k) { return k == Kind::silu || k == Kind::ssp || k == Kind::sigmoid; }
   // The sign of the exponential's argument: e^-x for SiLU and the sigmoid, e^x for SSP.
   static constexpr double exponent_sign(Kind k) { return k == Kind::ssp ? 1.0 : -1.0; }
 
