@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/irrep_blocks.hpp"
 #include "kernels/kernel_autograd.hpp"
 #include "kernels/row_matmul.hpp"
 #include "kernels/uvu_convolution.hpp"
@@ -21,18 +22,12 @@ KernelCallCounts g_calls;
 // Feature rows handed to a thread at a time by the gathers and scatters.
 constexpr int64_t kRowsPerTask = 256;
 
-// One entry of an irrep group, in the features and in the group's weight block.
-struct Block {
-  int64_t column;  // first column of the entry in the features (input) or the result (output)
-  int64_t mul;
-  int64_t first;   // first row (input) or column (output) of the entry in the weight block
-};
-
 // What a forward computes: the groups of the irreps it reads, their entries and weight blocks.
 struct Plan : torch::CustomClassHolder {
   struct Group {
     int64_t d = 1, rows = 0, cols = 0;
-    std::vector<Block> inputs, outputs;
+    // The entries, `first` each one's first row (inputs) or column (outputs) of the weight block.
+    std::vector<IrrepBlock> inputs, outputs;
     at::Tensor weight_index, coefficient;  // e3nn::LinearImpl::IrrepGroup's
   };
   // The module outlives the graphs built from its forwards, as the tensor product of a
@@ -84,37 +79,16 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::LinearImpl& linear, const std::ve
 }
 
 // Scalar entries side by side in the features are already the group's matrix (a strided view).
-bool in_place(const std::vector<Block>& blocks, int64_t d) {
+bool in_place(const std::vector<IrrepBlock>& blocks, int64_t d) {
   if (d != 1) return false;
-  for (const Block& b : blocks)
+  for (const IrrepBlock& b : blocks)
     if (b.column != blocks.front().column + b.first) return false;
   return true;
 }
 
-// Feature row a's entries `blocks` as rows a·d … a·d + d − 1 of the group's component-major matrix
-// (row a·d + k, column b.first + u holds features[a, b.column + u·d + k]), and back.
-template <typename T>
-void gather_row(const T* features_row, const std::vector<Block>& blocks, int64_t d, int64_t total, T* matrix_rows) {
-  for (const Block& b : blocks) {
-    const T* s = features_row + b.column;
-    T* t = matrix_rows + b.first;
-    for (int64_t u = 0; u < b.mul; ++u)
-      for (int64_t k = 0; k < d; ++k) t[k * total + u] = s[u * d + k];
-  }
-}
-template <typename T>
-void scatter_row(const T* matrix_rows, const std::vector<Block>& blocks, int64_t d, int64_t total, T* features_row) {
-  for (const Block& b : blocks) {
-    const T* s = matrix_rows + b.first;
-    T* t = features_row + b.column;
-    for (int64_t u = 0; u < b.mul; ++u)
-      for (int64_t k = 0; k < d; ++k) t[u * d + k] = s[k * total + u];
-  }
-}
-
 // The entries of features [n, width] as the group's component-major matrix [n·d, total].
 template <typename T>
-at::Tensor group_matrix(const at::Tensor& features, const std::vector<Block>& blocks, int64_t d, int64_t total) {
+at::Tensor group_matrix(const at::Tensor& features, const std::vector<IrrepBlock>& blocks, int64_t d, int64_t total) {
   if (in_place(blocks, d)) return features.narrow(1, blocks.front().column, total);
   const int64_t n = features.size(0), width = features.size(1);
   at::Tensor matrix = at::empty({n * d, total}, features.options());
@@ -129,7 +103,7 @@ at::Tensor group_matrix(const at::Tensor& features, const std::vector<Block>& bl
 // The product a·b [n·d, total] written to the entries of target [n, width] (the inverse of
 // group_matrix).
 template <typename T>
-void product_into(const at::Tensor& a, const at::Tensor& b, at::Tensor& target, const std::vector<Block>& blocks,
+void product_into(const at::Tensor& a, const at::Tensor& b, at::Tensor& target, const std::vector<IrrepBlock>& blocks,
                   int64_t d, int64_t total) {
   if (in_place(blocks, d)) {
     at::Tensor view = target.narrow(1, blocks.front().column, total);
@@ -153,8 +127,8 @@ constexpr int64_t kRowsPerBlock = 32;
 // time in the thread's own scratch, which stays in cache where the two passed whole matrices through
 // memory. For right operands rows_times takes; the same numbers.
 template <typename T>
-void grouped_product(const at::Tensor& features, const std::vector<Block>& inputs, int64_t in_total,
-                     const at::Tensor& b, at::Tensor& target, const std::vector<Block>& outputs, int64_t d,
+void grouped_product(const at::Tensor& features, const std::vector<IrrepBlock>& inputs, int64_t in_total,
+                     const at::Tensor& b, at::Tensor& target, const std::vector<IrrepBlock>& outputs, int64_t d,
                      int64_t out_total) {
   const int64_t n = features.size(0), width_in = features.size(1), width_out = target.size(1);
   const bool gather = !in_place(inputs, d), scatter = !in_place(outputs, d);
@@ -185,8 +159,8 @@ void grouped_product(const at::Tensor& features, const std::vector<Block>& input
 
 // grouped_product where rows_times takes b, else group_matrix and product_into.
 template <typename T>
-void group_product(const at::Tensor& features, const std::vector<Block>& inputs, int64_t in_total,
-                   const at::Tensor& b, at::Tensor& target, const std::vector<Block>& outputs, int64_t d,
+void group_product(const at::Tensor& features, const std::vector<IrrepBlock>& inputs, int64_t in_total,
+                   const at::Tensor& b, at::Tensor& target, const std::vector<IrrepBlock>& outputs, int64_t d,
                    int64_t out_total) {
   if (rows_times_takes(b.numel() * static_cast<int64_t>(sizeof(T)))) {
     grouped_product<T>(features, inputs, in_total, b.contiguous(), target, outputs, d, out_total);

@@ -6,10 +6,12 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <optional>
 #include <vector>
 
+#include "kernels/irrep_blocks.hpp"
 #include "kernels/row_matmul.hpp"
 #include "kernels/uvu_convolution.hpp"
 
@@ -111,21 +113,19 @@ void fill_products(const OutputGroup& group, int64_t first, int64_t last, Rows<c
     }
 }
 
-// Between the output layout out[n, offset + w·d + k] and y[(n, k), w], for rows [first, last), y
-// holding those rows from its start.
+// Between the output layout out[n, offset + w·d + k] and y[(n, k), w] (the entry's component-major
+// rows), for rows [first, last), y holding those rows from its start.
 template <typename T>
 void scatter_output(const OutputGroup& group, int64_t first, int64_t last, const T* y, Rows<T> out) {
-  const int64_t d = group.d, mul = group.mul_out;
+  const std::array<IrrepBlock, 1> entry{{{group.out_offset, group.mul_out, 0}}};
   for (int64_t n = first; n < last; ++n)
-    for (int64_t k = 0; k < d; ++k)
-      for (int64_t w = 0; w < mul; ++w) out[n][group.out_offset + w * d + k] = y[((n - first) * d + k) * mul + w];
+    scatter_row(y + (n - first) * group.d * group.mul_out, entry, group.d, group.mul_out, out[n]);
 }
 template <typename T>
 void gather_output(const OutputGroup& group, int64_t first, int64_t last, Rows<const T> g, T* y) {
-  const int64_t d = group.d, mul = group.mul_out;
+  const std::array<IrrepBlock, 1> entry{{{group.out_offset, group.mul_out, 0}}};
   for (int64_t n = first; n < last; ++n)
-    for (int64_t k = 0; k < d; ++k)
-      for (int64_t w = 0; w < mul; ++w) y[((n - first) * d + k) * mul + w] = g[n][group.out_offset + w * d + k];
+    gather_row(g[n], entry, group.d, group.mul_out, y + (n - first) * group.d * group.mul_out);
 }
 
 // From gz[(n, k), (p, u, v)], the gradient of z for rows [first, last) (gz holding those rows from
