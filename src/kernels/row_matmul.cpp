@@ -63,10 +63,9 @@ struct Lanes<float> {
   KLAY_AVX2_BODY static void store(float* p, V v, __m256i m) { _mm256_maskstore_ps(p, m, v); }
 };
 
+// The leading dimensions of a, b, c and the elementwise factor (when there is one), and the inner size.
 struct Operands {
-  int64_t inner, lda, ldb, ldc;
-  const void* factor = nullptr;  // T [rows, cols] with leading dimension ldf, or null
-  int64_t ldf = 0;
+  int64_t inner, lda, ldb, ldc, ldf;
 };
 
 // c[0:Rows, 0:Vectors·width] = a[0:Rows, :] · b[:, 0:Vectors·width], the sums over the inner index in
@@ -127,16 +126,15 @@ KLAY_AVX2_BODY void tile_rows(const Operands& o, int64_t cols, const T* a, const
 }
 
 template <typename T>
-KLAY_AVX2_ENTRY void tiled_rows_avx2(const Operands& o, int64_t begin, int64_t end, int64_t cols, const T* a,
-                                     const T* b, T* c) {
-  int64_t i = begin;
-  const T* factor = static_cast<const T*>(o.factor);
+KLAY_AVX2_ENTRY void tiled_rows_avx2(const Operands& o, int64_t rows, int64_t cols, const T* a, const T* b, T* c,
+                                     const T* factor) {
+  int64_t i = 0;
   const auto factor_rows = [&](int64_t row) { return factor ? factor + row * o.ldf : nullptr; };
   // One register across: eight rows for eight chains of multiply-adds.
   if (cols <= Lanes<T>::kWidth)
-    for (; i + 8 <= end; i += 8) tile_rows<T, 8>(o, cols, a + i * o.lda, b, c + i * o.ldc, factor_rows(i));
-  for (; i + 4 <= end; i += 4) tile_rows<T, 4>(o, cols, a + i * o.lda, b, c + i * o.ldc, factor_rows(i));
-  for (; i < end; ++i) tile_rows<T, 1>(o, cols, a + i * o.lda, b, c + i * o.ldc, factor_rows(i));
+    for (; i + 8 <= rows; i += 8) tile_rows<T, 8>(o, cols, a + i * o.lda, b, c + i * o.ldc, factor_rows(i));
+  for (; i + 4 <= rows; i += 4) tile_rows<T, 4>(o, cols, a + i * o.lda, b, c + i * o.ldc, factor_rows(i));
+  for (; i < rows; ++i) tile_rows<T, 1>(o, cols, a + i * o.lda, b, c + i * o.ldc, factor_rows(i));
 }
 
 bool tiles_take(const at::Tensor& out, const at::Tensor& a, const at::Tensor& b) {
@@ -157,7 +155,7 @@ void rows_times(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t 
                 int64_t cols, const T* factor, int64_t ldf) {
 #ifdef KLAY_HAVE_AVX2_ENTRY
   if (wide_vector_units()) {
-    tiled_rows_avx2<T>(Operands{inner, lda, ldb, ldc, factor, ldf}, 0, rows, cols, a, b, c);
+    tiled_rows_avx2<T>(Operands{inner, lda, ldb, ldc, ldf}, rows, cols, a, b, c, factor);
     return;
   }
 #endif
