@@ -7,6 +7,18 @@
 #include "md/stage_levels.hpp"
 
 namespace klay::md {
+namespace {
+
+// start[a] = how many of the items have a key below a (start has n_keys + 1 entries): where key a's
+// items begin once the items are grouped by key.
+template <typename Items, typename Key>
+void key_starts(const Items& items, int64_t n_keys, const Key& key, std::vector<int64_t>& start) {
+  start.assign(static_cast<size_t>(n_keys) + 1, 0);
+  for (const auto& item : items) ++start[key(item) + 1];
+  for (int64_t a = 0; a < n_keys; ++a) start[a + 1] += start[a];
+}
+
+}  // namespace
 
 void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_atoms, int depth,
                                const NeighborsOf& neighbors_of, bool compact, StagedGraph& out) {
@@ -67,9 +79,7 @@ void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_
 
 void StagedGraphBuilder::append_sorted_unique(const std::vector<std::pair<int64_t, int64_t>>& pairs,
                                               int64_t n_atoms, StagedGraph& out) {
-  bucket_start_.assign(static_cast<size_t>(n_atoms) + 1, 0);
-  for (const auto& pair : pairs) ++bucket_start_[pair.first + 1];
-  for (int64_t a = 0; a < n_atoms; ++a) bucket_start_[a + 1] += bucket_start_[a];
+  key_starts(pairs, n_atoms, [](const auto& pair) { return pair.first; }, bucket_start_);
   bucket_fill_.assign(bucket_start_.begin(), bucket_start_.end() - 1);
   seconds_.resize(pairs.size());
   for (const auto& [first, second] : pairs) seconds_[bucket_fill_[first]++] = second;
@@ -87,9 +97,8 @@ void StagedGraphBuilder::append_sorted_unique(const std::vector<std::pair<int64_
 StagedGraph staged_graph_of_atoms(const double* coords, int64_t n_owned, int64_t n_atoms,
                                   double cutoff, int depth) {
   const std::vector<NeighborPair> pairs = find_neighbors(coords, n_atoms, Cell::open(), cutoff);
-  std::vector<int64_t> first(static_cast<size_t>(n_atoms) + 1, 0);
-  for (const NeighborPair& p : pairs) ++first[p.i + 1];
-  for (int64_t a = 0; a < n_atoms; ++a) first[a + 1] += first[a];
+  std::vector<int64_t> first;  // pairs come grouped by i
+  key_starts(pairs, n_atoms, [](const NeighborPair& p) { return p.i; }, first);
   StagedGraph graph;
   StagedGraphBuilder builder;
   builder.build(nullptr, n_owned, n_atoms, depth,
