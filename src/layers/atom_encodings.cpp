@@ -29,7 +29,6 @@
 // Output dtype: the encoders have only integer inputs, so the float dtype of their output cannot be
 // taken from an input. It is the model's floating dtype (Layer::set_floating_dtype): float64, KLay's
 // reference dtype, unless the model runs in float32.
-#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -65,24 +64,11 @@ class AtomEncoder : public NamedLayer {
 
   at::Tensor labels(const CallArgs& call) const { return index_input(call, 0, "x"); }
 
-  // Every label must lie in [lo, hi]; names the first offending value. On the CPU one pass over
-  // the labels: ATen's comparisons and reduction cost more than encoding them (every MD step).
+  // Every label must lie in [lo, hi]; names the first offending value.
   void require_range(const at::Tensor& x, int64_t lo, int64_t hi, const std::string& what) const {
-    if (x.numel() == 0) return;
-    int64_t bad = 0;
-    if (x.device().is_cpu()) {
-      const at::Tensor labels = x.contiguous();
-      const int64_t* p = labels.data_ptr<int64_t>();
-      const int64_t* first_bad = std::find_if(p, p + labels.numel(), [&](int64_t v) { return v < lo || v > hi; });
-      if (first_bad == p + labels.numel()) return;
-      bad = *first_bad;
-    } else {
-      const at::Tensor outside = (x < lo).logical_or(x > hi);
-      if (!outside.any().item<bool>()) return;
-      bad = x.masked_select(outside)[0].item<int64_t>();
-    }
-    fail("input value " + std::to_string(bad) + " is not " + what + " (allowed " + std::to_string(lo) + "..." +
-         std::to_string(hi) + ")");
+    if (const std::optional<int64_t> bad = first_outside(x, lo, hi))
+      fail("input value " + std::to_string(*bad) + " is not " + what + " (allowed " + std::to_string(lo) + "..." +
+           std::to_string(hi) + ")");
   }
 
  private:

@@ -1,7 +1,9 @@
 // A Layer that knows its KLay type and YAML name, so that run-time errors say which layer of the
 // model failed ("AtomwiseSumIndex 'total_energy': ...") and inputs are checked with clear messages.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <ATen/core/Tensor.h>
@@ -51,19 +53,25 @@ class NamedLayer : public Layer {
   }
 
   // Every node an edge names must be one of the n_nodes nodes.
-  // On the CPU one pass over the indices: ATen's min and max reductions cost more than the
-  // small layers' kernels.
   void check_edge_nodes(const at::Tensor& edge_index, int64_t n_nodes) const {
-    bool outside = false;
-    if (edge_index.device().is_cpu()) {
-      const at::Tensor indices = edge_index.contiguous();
-      const int64_t* p = indices.data_ptr<int64_t>();
-      for (int64_t i = 0; i < indices.numel(); ++i)
-        outside |= static_cast<uint64_t>(p[i]) >= static_cast<uint64_t>(n_nodes);
-    } else if (edge_index.size(1) > 0) {
-      outside = edge_index.min().item<int64_t>() < 0 || edge_index.max().item<int64_t>() >= n_nodes;
+    if (first_outside(edge_index, 0, n_nodes - 1))
+      fail("edge_index refers to a node outside 0.." + std::to_string(n_nodes - 1));
+  }
+
+  // The first of the int64 values of x outside [lo, hi], if any. On the CPU one pass over them:
+  // ATen's comparisons and reductions, every MD step, cost more than the small layers' kernels.
+  static std::optional<int64_t> first_outside(const at::Tensor& x, int64_t lo, int64_t hi) {
+    if (x.numel() == 0) return std::nullopt;
+    if (x.device().is_cpu()) {
+      const at::Tensor values = x.contiguous();
+      const int64_t* p = values.data_ptr<int64_t>();
+      const int64_t* end = p + values.numel();
+      const int64_t* bad = std::find_if(p, end, [&](int64_t v) { return v < lo || v > hi; });
+      return bad == end ? std::nullopt : std::optional<int64_t>(*bad);
     }
-    if (outside) fail("edge_index refers to a node outside 0.." + std::to_string(n_nodes - 1));
+    const at::Tensor outside = x.lt(lo).logical_or(x.gt(hi));
+    if (!outside.any().item<bool>()) return std::nullopt;
+    return x.masked_select(outside)[0].item<int64_t>();
   }
 
  private:
