@@ -240,5 +240,27 @@ TEST(MaceLayer, WrongInputWidthsAreNamed) {
   }
 }
 
+// An edge naming a node past the last, or a negative one, is refused with the nodes' range.
+TEST(MaceLayer, EdgesToNodesOutsideTheGraphAreRefused) {
+  const MaceCase& c = kSmallCase;
+  auto layer = build_layer("MACE_layer", c.config);
+  const MaceInputs in = random_inputs(c, 8);
+  const int64_t n_nodes = in.node_feats.size(0);
+  const at::Tensor vectors = at::randn({18, 3}, f64());
+  const at::Tensor edge_feats = at::randn({18, c.n_radial}, f64());
+  for (const int64_t bad : {n_nodes, int64_t{-1}}) {
+    at::Tensor edge_index = in.edge_index.clone();
+    edge_index[1][5] = bad;
+    try {
+      call_tensor(*layer, {vectors, in.node_feats, in.node_attrs, edge_feats, edge_index});
+      FAIL() << "an edge to node " << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("edge_index refers to a node outside 0.." + std::to_string(n_nodes - 1)),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace klay::testing
