@@ -114,12 +114,18 @@ void fill_products(const OutputGroup& group, int64_t first, int64_t last, Rows<c
 }
 
 // Between the output layout out[n, offset + w·d + k] and y[(n, k), w] (the entry's component-major
-// rows), for rows [first, last), y holding those rows from its start.
+// rows), for rows [first, last), y holding those rows from its start; added to out's entries when
+// `add`, else written over them.
 template <typename T>
-void scatter_output(const OutputGroup& group, int64_t first, int64_t last, const T* y, Rows<T> out) {
+void scatter_output(const OutputGroup& group, int64_t first, int64_t last, const T* y, Rows<T> out, bool add) {
   const std::array<IrrepBlock, 1> entry{{{group.out_offset, group.mul_out, 0}}};
-  for (int64_t n = first; n < last; ++n)
-    scatter_row(y + (n - first) * group.d * group.mul_out, entry, group.d, group.mul_out, out[n]);
+  for (int64_t n = first; n < last; ++n) {
+    const T* rows = y + (n - first) * group.d * group.mul_out;
+    if (add)
+      for_each_entry(entry, group.d, group.mul_out, [&](int64_t column, int64_t m) { out[n][column] += rows[m]; });
+    else
+      scatter_row(rows, entry, group.d, group.mul_out, out[n]);
+  }
 }
 template <typename T>
 void gather_output(const OutputGroup& group, int64_t first, int64_t last, Rows<const T> g, T* y) {
@@ -176,96 +182,125 @@ void for_each_row_block(int64_t rows, const F& f) {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// The kernel's forward, written over `out` ([N, dim_out], contiguous) or added to it, and its
+// backward (the gradients of x, the attributes and the weights, first in a list of num_grads), for
+// the two autograd functions below.
+at::Tensor product_forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& attrs, const at::Tensor& weight,
+                           const at::Tensor& out, bool add, const c10::intrusive_ptr<Plan>& plan) {
+  ++g_calls.forward;
+  const at::Tensor xc = x.contiguous(), ac = attrs.contiguous(), wc = weight.contiguous();
+  const int64_t rows = xc.size(0), dim_out = out.size(1);
+  // Per block of rows: z = x ⊗ attributes, y = z · W, scattered to the output (rows_times).
+  for (const OutputGroup& group : plan->groups) {
+    const at::Tensor w = stacked_weights(group, wc).contiguous();
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "self_connection_forward", [&] {
+      const Rows<const scalar_t> xr{xc.data_ptr<scalar_t>(), xc.size(1)}, ar{ac.data_ptr<scalar_t>(), ac.size(1)};
+      const Rows<scalar_t> outr{out.data_ptr<scalar_t>(), dim_out};
+      for_each_row_block(rows, [&](int64_t first, int64_t last) {
+        std::vector<scalar_t> z(kRowsPerBlock * group.d * group.width), y(kRowsPerBlock * group.d * group.mul_out);
+        fill_products<scalar_t>(group, first, last, xr, ar, z.data());
+        rows_times<scalar_t>(z.data(), group.width, w.data_ptr<scalar_t>(), group.mul_out, y.data(), group.mul_out,
+                             (last - first) * group.d, group.width, group.mul_out);
+        scatter_output<scalar_t>(group, first, last, y.data(), outr, add);
+      });
+    });
+  }
+  ctx->save_for_backward({xc, ac, wc});
+  keep_plan(ctx, plan);
+  return out;
+}
+
+variable_list product_backward(AutogradContext* ctx, const variable_list& grad_outputs, size_t num_grads) {
+  const variable_list saved = ctx->get_saved_variables();
+  const at::Tensor &x = saved[0], &attrs = saved[1], &weight = saved[2];
+  const auto plan = kept_plan<Plan>(ctx);
+  const at::Tensor& g = grad_outputs[0];
+  variable_list grads(num_grads);
+  const bool want[3] = {ctx->needs_input_grad(0), ctx->needs_input_grad(1), ctx->needs_input_grad(2)};
+  if (!g.defined() || !(want[0] || want[1] || want[2])) return grads;
+
+  if (at::GradMode::is_enabled()) {
+    ++g_calls.composite_backward;
+    const auto composite = [&](const std::vector<at::Tensor>& v) {
+      return plan->tp->forward_with_weight(v[0], v[1], v[2]);
+    };
+    return composite_partials({x, attrs, weight}, {want[0], want[1], want[2]}, composite, g, grads.size());
+  }
+
+  ++g_calls.backward;
+  const at::Tensor gc = g.contiguous();
+  const int64_t rows = x.size(0);
+  at::Tensor grad_x = want[0] ? at::zeros_like(x) : at::Tensor();
+  at::Tensor grad_a = want[1] ? at::zeros_like(attrs) : at::Tensor();
+  at::Tensor grad_w = want[2] ? at::zeros_like(weight) : at::Tensor();
+  for (const OutputGroup& group : plan->groups) {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "self_connection_backward", [&] {
+      const Rows<const scalar_t> xr{x.data_ptr<scalar_t>(), x.size(1)}, ar{attrs.data_ptr<scalar_t>(), attrs.size(1)},
+          gr{gc.data_ptr<scalar_t>(), gc.size(1)};
+      auto rows_of = [](at::Tensor& t) {
+        return Rows<scalar_t>{t.defined() ? t.data_ptr<scalar_t>() : nullptr, t.defined() ? t.size(1) : 0};
+      };
+      const Rows<scalar_t> grad_xr = rows_of(grad_x), grad_ar = rows_of(grad_a);
+      // Per block of rows: gy gathered from the output's gradient, gz = gy · Wᵀ, into x and the attributes.
+      if (want[0] || want[1]) {
+        const at::Tensor wt = stacked_weights(group, weight).t().contiguous();
+        for_each_row_block(rows, [&](int64_t first, int64_t last) {
+          std::vector<scalar_t> gy(kRowsPerBlock * group.d * group.mul_out),
+              gz(kRowsPerBlock * group.d * group.width);
+          gather_output<scalar_t>(group, first, last, gr, gy.data());
+          rows_times<scalar_t>(gy.data(), group.mul_out, wt.data_ptr<scalar_t>(), group.width, gz.data(), group.width,
+                               (last - first) * group.d, group.mul_out, group.width);
+          products_backward<scalar_t>(group, first, last, xr, ar, gz.data(), grad_xr, grad_ar);
+        });
+      }
+      // The weights' gradient (training) sums over every row: z and gy whole, then one product.
+      if (want[2]) {
+        const at::Tensor z = at::empty({rows * group.d, group.width}, x.options());
+        const at::Tensor gy = at::empty({rows * group.d, group.mul_out}, x.options());
+        for_each_row_block(rows, [&](int64_t first, int64_t last) {
+          fill_products<scalar_t>(group, first, last, xr, ar, z.data_ptr<scalar_t>() + first * group.d * group.width);
+          gather_output<scalar_t>(group, first, last, gr, gy.data_ptr<scalar_t>() + first * group.d * group.mul_out);
+        });
+        const at::Tensor gw = at::mm(z.t(), gy);  // [width, mul_out]
+        for (const OutputGroup::Path& p : group.paths)
+          grad_w.narrow(0, p.weight_offset, p.mul1 * p.mul2 * group.mul_out)
+              .copy_(gw.narrow(0, p.column, p.mul1 * p.mul2).reshape(-1) * p.scale);
+      }
+    });
+  }
+  grads[0] = grad_x;
+  grads[1] = grad_a;
+  grads[2] = grad_w;
+  return grads;
+}
+
 class SelfConnection : public torch::autograd::Function<SelfConnection> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& attrs,
                             const at::Tensor& weight, const c10::intrusive_ptr<Plan>& plan) {
-    ++g_calls.forward;
-    const at::Tensor xc = x.contiguous(), ac = attrs.contiguous(), wc = weight.contiguous();
-    const int64_t rows = xc.size(0), dim_out = plan->tp->irreps_out().dim();
-    at::Tensor out = plan->writes_every_output ? at::empty({rows, dim_out}, x.options())
-                                               : at::zeros({rows, dim_out}, x.options());
-    // Per block of rows: z = x ⊗ attributes, y = z · W, scattered to the output (rows_times).
-    for (const OutputGroup& group : plan->groups) {
-      const at::Tensor w = stacked_weights(group, wc).contiguous();
-      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "self_connection_forward", [&] {
-        const Rows<const scalar_t> xr{xc.data_ptr<scalar_t>(), xc.size(1)}, ar{ac.data_ptr<scalar_t>(), ac.size(1)};
-        const Rows<scalar_t> outr{out.data_ptr<scalar_t>(), dim_out};
-        for_each_row_block(rows, [&](int64_t first, int64_t last) {
-          std::vector<scalar_t> z(kRowsPerBlock * group.d * group.width), y(kRowsPerBlock * group.d * group.mul_out);
-          fill_products<scalar_t>(group, first, last, xr, ar, z.data());
-          rows_times<scalar_t>(z.data(), group.width, w.data_ptr<scalar_t>(), group.mul_out, y.data(), group.mul_out,
-                               (last - first) * group.d, group.width, group.mul_out);
-          scatter_output<scalar_t>(group, first, last, y.data(), outr);
-        });
-      });
-    }
-    ctx->save_for_backward({xc, ac, wc});
-    keep_plan(ctx, plan);
-    return out;
+    const int64_t rows = x.size(0), dim_out = plan->tp->irreps_out().dim();
+    const at::Tensor out = plan->writes_every_output ? at::empty({rows, dim_out}, x.options())
+                                                     : at::zeros({rows, dim_out}, x.options());
+    return product_forward(ctx, x, attrs, weight, out, /*add=*/false, plan);
   }
-
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &x = saved[0], &attrs = saved[1], &weight = saved[2];
-    const auto plan = kept_plan<Plan>(ctx);
-    const at::Tensor& g = grad_outputs[0];
-    variable_list grads(4);
-    const bool want[3] = {ctx->needs_input_grad(0), ctx->needs_input_grad(1), ctx->needs_input_grad(2)};
-    if (!g.defined() || !(want[0] || want[1] || want[2])) return grads;
+    return product_backward(ctx, grad_outputs, 4);
+  }
+};
 
-    if (at::GradMode::is_enabled()) {
-      ++g_calls.composite_backward;
-      const auto composite = [&](const std::vector<at::Tensor>& v) {
-        return plan->tp->forward_with_weight(v[0], v[1], v[2]);
-      };
-      return composite_partials({x, attrs, weight}, {want[0], want[1], want[2]}, composite, g, grads.size());
-    }
-
-    ++g_calls.backward;
-    const at::Tensor gc = g.contiguous();
-    const int64_t rows = x.size(0);
-    at::Tensor grad_x = want[0] ? at::zeros_like(x) : at::Tensor();
-    at::Tensor grad_a = want[1] ? at::zeros_like(attrs) : at::Tensor();
-    at::Tensor grad_w = want[2] ? at::zeros_like(weight) : at::Tensor();
-    for (const OutputGroup& group : plan->groups) {
-      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "self_connection_backward", [&] {
-        const Rows<const scalar_t> xr{x.data_ptr<scalar_t>(), x.size(1)}, ar{attrs.data_ptr<scalar_t>(), attrs.size(1)},
-            gr{gc.data_ptr<scalar_t>(), gc.size(1)};
-        auto rows_of = [](at::Tensor& t) {
-          return Rows<scalar_t>{t.defined() ? t.data_ptr<scalar_t>() : nullptr, t.defined() ? t.size(1) : 0};
-        };
-        const Rows<scalar_t> grad_xr = rows_of(grad_x), grad_ar = rows_of(grad_a);
-        // Per block of rows: gy gathered from the output's gradient, gz = gy · Wᵀ, into x and the attributes.
-        if (want[0] || want[1]) {
-          const at::Tensor wt = stacked_weights(group, weight).t().contiguous();
-          for_each_row_block(rows, [&](int64_t first, int64_t last) {
-            std::vector<scalar_t> gy(kRowsPerBlock * group.d * group.mul_out),
-                gz(kRowsPerBlock * group.d * group.width);
-            gather_output<scalar_t>(group, first, last, gr, gy.data());
-            rows_times<scalar_t>(gy.data(), group.mul_out, wt.data_ptr<scalar_t>(), group.width, gz.data(), group.width,
-                                 (last - first) * group.d, group.mul_out, group.width);
-            products_backward<scalar_t>(group, first, last, xr, ar, gz.data(), grad_xr, grad_ar);
-          });
-        }
-        // The weights' gradient (training) sums over every row: z and gy whole, then one product.
-        if (want[2]) {
-          const at::Tensor z = at::empty({rows * group.d, group.width}, x.options());
-          const at::Tensor gy = at::empty({rows * group.d, group.mul_out}, x.options());
-          for_each_row_block(rows, [&](int64_t first, int64_t last) {
-            fill_products<scalar_t>(group, first, last, xr, ar, z.data_ptr<scalar_t>() + first * group.d * group.width);
-            gather_output<scalar_t>(group, first, last, gr, gy.data_ptr<scalar_t>() + first * group.d * group.mul_out);
-          });
-          const at::Tensor gw = at::mm(z.t(), gy);  // [width, mul_out]
-          for (const OutputGroup::Path& p : group.paths)
-            grad_w.narrow(0, p.weight_offset, p.mul1 * p.mul2 * group.mul_out)
-                .copy_(gw.narrow(0, p.column, p.mul1 * p.mul2).reshape(-1) * p.scale);
-        }
-      });
-    }
-    grads[0] = grad_x;
-    grads[1] = grad_a;
-    grads[2] = grad_w;
+// sum + the product, written into sum's storage: an in-place operation to autograd (mark_dirty),
+// so that a convolution's message plus its self-connection costs no zero-filled product and no
+// separate addition.
+class AddedSelfConnection : public torch::autograd::Function<AddedSelfConnection> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& attrs,
+                            const at::Tensor& weight, const at::Tensor& sum, const c10::intrusive_ptr<Plan>& plan) {
+    ctx->mark_dirty({sum});
+    return product_forward(ctx, x, attrs, weight, sum, /*add=*/true, plan);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    variable_list grads = product_backward(ctx, grad_outputs, 5);
+    if (ctx->needs_input_grad(3)) grads[3] = grad_outputs[0];
     return grads;
   }
 };
@@ -276,16 +311,37 @@ bool self_connection_supports(const e3nn::TensorProductImpl& tp) { return static
 
 KernelCounters self_connection_counters() { return g_calls.snapshot(); }
 
-at::Tensor self_connection(const e3nn::TensorProductImpl& tp, const at::Tensor& x, const at::Tensor& attrs,
-                           const at::Tensor& weight) {
+namespace {
+
+at::Tensor run(const e3nn::TensorProductImpl& tp, const at::Tensor& x, const at::Tensor& attrs,
+               const at::Tensor& weight, const at::Tensor& sum) {
   const at::Tensor& w = tp.internal_weights() ? tp.weight : weight;
   const bool fitting = x.dim() == 2 && attrs.dim() == 2 && x.size(0) == attrs.size(0) &&
                        x.size(1) == tp.irreps_in1().dim() && attrs.size(1) == tp.irreps_in2().dim() &&
                        w.defined() && w.dim() == 1 && w.size(0) == tp.weight_numel();
   const c10::intrusive_ptr<Plan> plan =
-      fitting && kernels_take({x, attrs, w}) ? make_plan(tp) : c10::intrusive_ptr<Plan>();
-  if (!plan) return tp.forward(x, attrs, weight);
-  return SelfConnection::apply(x, attrs, w, plan);
+      fitting && kernels_take({x, attrs, w, sum}) ? make_plan(tp) : c10::intrusive_ptr<Plan>();
+  if (!plan) return sum.defined() ? sum + tp.forward(x, attrs, weight) : tp.forward(x, attrs, weight);
+  // Written in place only where autograd allows it and nothing else sees the storage change
+  // through another view; otherwise the sum is a new tensor.
+  const bool in_place = sum.defined() && sum.dim() == 2 && sum.size(0) == x.size(0) &&
+                        sum.size(1) == tp.irreps_out().dim() && sum.is_contiguous() && !sum.is_view() &&
+                        !(sum.is_leaf() && sum.requires_grad());
+  if (in_place) return AddedSelfConnection::apply(x, attrs, w, sum, plan);
+  const at::Tensor product = SelfConnection::apply(x, attrs, w, plan);
+  return sum.defined() ? sum + product : product;
+}
+
+}  // namespace
+
+at::Tensor self_connection(const e3nn::TensorProductImpl& tp, const at::Tensor& x, const at::Tensor& attrs,
+                           const at::Tensor& weight) {
+  return run(tp, x, attrs, weight, at::Tensor());
+}
+
+at::Tensor add_self_connection(at::Tensor sum, const e3nn::TensorProductImpl& tp, const at::Tensor& x,
+                               const at::Tensor& attrs, const at::Tensor& weight) {
+  return run(tp, x, attrs, weight, sum);
 }
 
 }  // namespace klay::kernels

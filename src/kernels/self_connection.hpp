@@ -22,6 +22,13 @@ namespace klay::kernels {
 at::Tensor self_connection(const e3nn::TensorProductImpl& tp, const at::Tensor& x, const at::Tensor& attrs,
                            const at::Tensor& weight = {});
 
+// sum + self_connection(tp, x, attrs, weight), where the kernel runs written into sum's storage
+// (autograd records an in-place operation, so the caller must not read `sum` afterwards; `sum`
+// must not be saved by any autograd node, else the backward reports it modified). A message plus
+// its self-connection thus needs no zero-filled product and no separate addition.
+at::Tensor add_self_connection(at::Tensor sum, const e3nn::TensorProductImpl& tp, const at::Tensor& x,
+                               const at::Tensor& attrs, const at::Tensor& weight = {});
+
 // True when self_connection runs the kernel for this product: its second operand is scalars and
 // every instruction is uvw with weights.
 bool self_connection_supports(const e3nn::TensorProductImpl& tp);

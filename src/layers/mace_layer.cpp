@@ -162,7 +162,7 @@ class MaceLayer : public EquivariantLayer {
 
     at::Tensor out = kernels::linear(
         *product_linear_, symmetric_contractions_->forward(coupled, node_attrs, kernels::sparse_contraction_chain));
-    if (use_sc_) out = out + kernels::self_connection(*skip_tp_, node_feats, node_attrs);
+    if (use_sc_) out = kernels::add_self_connection(out, *skip_tp_, node_feats, node_attrs);
     return out;
   }
 

@@ -120,9 +120,9 @@ at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
 
   at::Tensor out =
       only ? kernels::linear(*linear_2_, aggregated, only->irreps) : kernels::linear(*linear_2_, aggregated);
-  if (sc_ && !only) out = out + kernels::self_connection(*sc_, h, x);
+  if (sc_ && !only) out = kernels::add_self_connection(out, *sc_, h, x);
   if (only && only->sc.tp)
-    out = out + kernels::self_connection(*only->sc.tp, h, x, sc_->weight.index_select(0, only->sc.weight_columns));
+    out = kernels::add_self_connection(out, *only->sc.tp, h, x, sc_->weight.index_select(0, only->sc.weight_columns));
   return out;
 }
 

@@ -172,6 +172,48 @@ TEST(SelfConnection, ResultsDoNotDependOnTheThreadCount) {
   expect_close(one, two, 1e-14);
 }
 
+// add_self_connection(sum, ...) against sum + the composite product: values, the gradients of
+// the features, attributes, weights and of `sum` itself, and second derivatives; written into
+// sum's storage where sum is a plain intermediate, a new tensor where it is a view or a leaf.
+TEST(SelfConnection, AddingIntoASumMatchesTheSumOfBoth) {
+  const Case c = cases()[0];
+  const e3nn::TensorProduct tp = self_connection_product(c, 29);
+  const Inputs in = random_inputs(*tp, 31, true, 6);
+  const at::Tensor base = at::randn({31, tp->irreps_out().dim()}, at::kDouble);
+  enum class Sum { Intermediate, View, Leaf };
+  for (const Sum kind : {Sum::Intermediate, Sum::View, Sum::Leaf}) {
+    for (const bool second_order : {false, true}) {
+      SCOPED_TRACE(std::to_string(static_cast<int>(kind)) + (second_order ? ", second order" : ""));
+      std::vector<at::Tensor> results[2];
+      for (const bool fused : {true, false}) {
+        set_fused_kernels_enabled(fused);
+        const at::Tensor x = in.x.clone().requires_grad_(), attrs = in.attrs.clone().requires_grad_();
+        const at::Tensor b = base.clone().requires_grad_();
+        at::Tensor sum = kind == Sum::Leaf ? b : b * 2.0;
+        if (kind == Sum::View) sum = sum.view({31, -1});
+        const void* storage = sum.data_ptr();
+        const at::Tensor out = add_self_connection(sum, *tp, x, attrs);
+        if (fused) {
+          EXPECT_EQ(out.data_ptr() == storage, kind == Sum::Intermediate);
+        }
+        const at::Tensor loss = (out * in.probe).sum();
+        const auto first = torch::autograd::grad({loss}, {x, attrs, tp->weight, b}, {}, true, second_order);
+        std::vector<at::Tensor> r{out.detach(), first[0].detach(), first[1].detach(), first[2].detach(),
+                                  first[3].detach()};
+        if (second_order) {
+          const auto second = torch::autograd::grad({(first[0] * first[0]).sum()}, {tp->weight, attrs});
+          r.push_back(second[0].detach());
+          r.push_back(second[1].detach());
+        }
+        results[fused ? 0 : 1] = r;
+      }
+      set_fused_kernels_enabled(true);
+      ASSERT_EQ(results[0].size(), results[1].size());
+      for (size_t k = 0; k < results[0].size(); ++k) EXPECT_LE(relative_error(results[0][k], results[1][k]), 1e-12) << k;
+    }
+  }
+}
+
 TEST(SelfConnection, OtherProductsRunTheirForward) {
   // A second operand that is not scalars (E3Attention's key product with the spherical harmonics).
   at::manual_seed(1);
