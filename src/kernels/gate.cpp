@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "kernels/prefetch.hpp"
 #include "kernels/scalar_activation.hpp"
 #include "kernels/uvu_convolution.hpp"
 
@@ -176,6 +177,7 @@ void backward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T*
         const T* xn = x + n * plan.dim_in;
         const T* gn = g + n * plan.dim_out;
         T* grad = grad_x + n * plan.dim_in;
+        if (n + 1 < last) prefetch(xn + plan.dim_in, plan.dim_in);
         std::fill(grad, grad + plan.dim_in, T(0));
         for (int64_t j = 0; j < S; ++j) grad[plan.scalars[j].input] = gn[j] * scalar_derivatives[r * S + j];
         if (scalars_only) continue;

@@ -3,6 +3,7 @@
 // copy u, component k at column + u·d + k of a feature row; in the matrix it is rows k (of
 // `total` columns each) and columns first + u.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 namespace klay::kernels {
@@ -12,6 +13,21 @@ struct IrrepBlock {
   int64_t mul;
   int64_t first;   // the entry's first column in the matrix rows
 };
+
+// The feature columns the blocks cover, from the first to the last (the columns between too).
+struct ColumnSpan {
+  int64_t first = 0, count = 0;
+};
+template <typename Blocks>
+inline ColumnSpan column_span(const Blocks& blocks, int64_t d) {
+  if (blocks.empty()) return {};
+  int64_t first = blocks.front().column, end = first;
+  for (const IrrepBlock& b : blocks) {
+    first = std::min(first, b.column);
+    end = std::max(end, b.column + b.mul * d);
+  }
+  return {first, end - first};
+}
 
 // f(feature column, matrix index) for every copy and component of the blocks (any range of them).
 template <typename Blocks, typename F>

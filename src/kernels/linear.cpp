@@ -11,6 +11,7 @@
 
 #include "kernels/irrep_blocks.hpp"
 #include "kernels/kernel_autograd.hpp"
+#include "kernels/prefetch.hpp"
 #include "kernels/row_matmul.hpp"
 #include "kernels/uvu_convolution.hpp"
 
@@ -135,6 +136,7 @@ void grouped_product(const at::Tensor& features, const std::vector<IrrepBlock>& 
   const T* src = features.data_ptr<T>();
   const T* w = b.data_ptr<T>();
   T* dst = target.data_ptr<T>();
+  const ColumnSpan read = column_span(inputs, d), written = column_span(outputs, d);
   at::parallel_for(0, n, kRowsPerBlock, [&](int64_t begin, int64_t end) {
     std::vector<T> a_block(gather ? kRowsPerBlock * d * in_total : 0),
         c_block(scatter ? kRowsPerBlock * d * out_total : 0);
@@ -143,16 +145,22 @@ void grouped_product(const at::Tensor& features, const std::vector<IrrepBlock>& 
       const T* a = src + r0 * width_in + inputs.front().column;
       int64_t lda = width_in;
       if (gather) {
-        for (int64_t r = 0; r < rows; ++r)
+        for (int64_t r = 0; r < rows; ++r) {
+          if (r0 + r + kPrefetchRowsAhead < end)
+            prefetch(src + (r0 + r + kPrefetchRowsAhead) * width_in + read.first, read.count);
           gather_row(src + (r0 + r) * width_in, inputs, d, in_total, a_block.data() + r * d * in_total);
+        }
         a = a_block.data();
         lda = in_total;
       }
       T* c = scatter ? c_block.data() : dst + r0 * width_out + outputs.front().column;
       rows_times<T>(a, lda, w, out_total, c, scatter ? out_total : width_out, rows * d, in_total, out_total);
       if (scatter)
-        for (int64_t r = 0; r < rows; ++r)
+        for (int64_t r = 0; r < rows; ++r) {
+          if (r0 + r + kPrefetchRowsAhead < end)
+            prefetch_for_writing(dst + (r0 + r + kPrefetchRowsAhead) * width_out + written.first, written.count);
           scatter_row(c_block.data() + r * d * out_total, outputs, d, out_total, dst + (r0 + r) * width_out);
+        }
     }
   });
 }

@@ -24,6 +24,7 @@
 
 #include "e3nn/scatter.hpp"
 #include "kernels/entry_values.hpp"
+#include "kernels/prefetch.hpp"
 #include "kernels/vector_units.hpp"
 #include "base/error.hpp"
 
@@ -380,6 +381,19 @@ KLAY_KERNEL_BODY void forward_path(const Plan::Path& p, const Plan::Entry* entri
     }                                              \
   } while (0)
 
+// Asks for the rows edge e's step reads (its sender's features, its attributes and weights) and,
+// given gx, the sender's row of the feature gradient: one edge ahead, as the senders are scattered
+// over feature matrices larger than the L2 cache.
+template <typename Args, typename T>
+inline void prefetch_edge(const Args& a, int64_t e, T* gx) {
+  const Plan& plan = *a.plan;
+  const int64_t sender = a.sender[e];
+  prefetch(a.x + sender * plan.dim_in, plan.dim_in);
+  if (gx) prefetch_for_writing(gx + sender * plan.dim_in, plan.dim_in);
+  prefetch(a.sh + e * plan.dim_sh, plan.dim_sh);
+  prefetch(a.w + e * plan.weight_numel, plan.weight_numel);
+}
+
 // out[r] = Σ over r's edges e of Σ_paths w_e[u] · Σ_{i,j} c_ijk sh_e[j] x[sender_e][i][u].
 template <typename T, int Mul>
 KLAY_KERNEL_BODY void forward_rows(const ForwardArgs<T>& a, int64_t begin, int64_t end, T* acc, T* scratch) {
@@ -389,6 +403,7 @@ KLAY_KERNEL_BODY void forward_rows(const ForwardArgs<T>& a, int64_t begin, int64
     std::fill(acc, acc + plan.dim_out, T(0));
     for (int64_t q = a.by_receiver->start[r]; q < a.by_receiver->start[r + 1]; ++q) {
       const int64_t e = a.by_receiver->order[q];
+      if (q + 1 < a.by_receiver->start[end]) prefetch_edge(a, a.by_receiver->order[q + 1], static_cast<T*>(nullptr));
       const T* xe = a.x + a.sender[e] * plan.dim_in;
       const T* ye = a.sh + e * plan.dim_sh;
       const T* we = a.w + e * plan.weight_numel;
@@ -457,6 +472,7 @@ KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int
     const T* ge = a.g + r * plan.dim_out;
     for (int64_t q = a.by_receiver->start[r]; q < a.by_receiver->start[r + 1]; ++q) {
       const int64_t e = a.by_receiver->order[q];
+      if (q + 1 < a.by_receiver->start[end]) prefetch_edge(a, a.by_receiver->order[q + 1], gx);
       const T* xs = a.x + a.sender[e] * plan.dim_in;
       T* gxs = gx ? gx + a.sender[e] * plan.dim_in : nullptr;
       const T* ye = a.sh + e * plan.dim_sh;
