@@ -76,7 +76,7 @@ SpatialBlock EdgesByAtom::block(const std::vector<int64_t>& owned, int depth) co
   for (int64_t a : owned) level[a] = 0;
   std::vector<int64_t> frontier = owned, next_frontier;
   walk_stages(
-      depth, level, frontier, next_frontier, block.atoms,
+      depth, level, frontier, next_frontier, block.atoms, [](const std::vector<int64_t>&) {},
       [&](int64_t a, const auto& visit) {
         for (int64_t i = first_[a]; i < first_[a + 1]; ++i) {
           const int64_t e = incident_[i];

@@ -14,12 +14,15 @@ namespace klay::md {
 inline constexpr int kUnreachedLevel = -1;
 
 // level: [atoms], kUnreachedLevel except the owned atoms (0), which `frontier` lists. Appends each
-// stage's new atoms, sorted by index, to `atoms`. for_each_link(a, visit) calls visit(b, link) for
-// every link of atom a (to atom b); collect(k, link) receives the links of G_k not in G_{k-1}.
-template <typename ForEachLink, typename Collect>
+// stage's new atoms, sorted by index, to `atoms`. prepare_stage(frontier) runs before each stage's
+// walk; for_each_link(a, visit) calls visit(b, link) for every link of atom a (to atom b);
+// collect(k, link) receives the links of G_k not in G_{k-1}.
+template <typename PrepareStage, typename ForEachLink, typename Collect>
 void walk_stages(int depth, std::vector<int>& level, std::vector<int64_t>& frontier, std::vector<int64_t>& next,
-                 std::vector<int64_t>& atoms, ForEachLink&& for_each_link, Collect&& collect) {
+                 std::vector<int64_t>& atoms, PrepareStage&& prepare_stage, ForEachLink&& for_each_link,
+                 Collect&& collect) {
   for (int k = 0; k < depth; ++k) {
+    prepare_stage(frontier);
     next.clear();
     for (int64_t a : frontier)
       for_each_link(a, [&](int64_t b, const auto& link) {

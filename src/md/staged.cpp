@@ -1,7 +1,11 @@
 #include "md/staged.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <string>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "base/error.hpp"
 #include "md/stage_levels.hpp"
@@ -41,12 +45,15 @@ void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_
     frontier_.push_back(a);
   }
   out.atoms.assign(frontier_.begin(), frontier_.end());
+  range_.resize(static_cast<size_t>(n_atoms));
   walk_stages(
       depth, level_, frontier_, next_frontier_, out.atoms,
+      [&](const std::vector<int64_t>& frontier) { find_neighbors(frontier, neighbors_of); },
       [&](int64_t a, const auto& visit) {
-        neighbors_.clear();
-        neighbors_of(a, neighbors_);
-        for (int64_t b : neighbors_) {
+        const Found& found = range_[a];
+        const std::vector<int64_t>& neighbors = found_[found.thread];
+        for (int64_t i = found.begin; i < found.end; ++i) {
+          const int64_t b = neighbors[i];
           if (b < 0 || b >= n_atoms)
             throw Error("staged graph: atom " + std::to_string(a) + " has neighbour index " + std::to_string(b) +
                         " outside [0, " + std::to_string(n_atoms) + ")");
@@ -75,6 +82,45 @@ void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_
     append_sorted_unique(edges, n_atoms, out);
     out.stage_edges.push_back(out.n_edges());
   }
+}
+
+void StagedGraphBuilder::find_neighbors(const std::vector<int64_t>& frontier, const NeighborsOf& neighbors_of) {
+  const int64_t n = static_cast<int64_t>(frontier.size());
+  // Atoms handed to a thread at a time: the cost per atom varies (ghost atoms have shorter lists).
+  constexpr int64_t kAtomsPerTask = 32;
+  int threads = 1;
+#ifdef _OPENMP
+  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), n / kAtomsPerTask)));
+#endif
+  found_.resize(std::max<size_t>(found_.size(), static_cast<size_t>(threads)));
+  for (int t = 0; t < threads; ++t) found_[t].clear();
+  // Each thread's first failure, with its position in the frontier.
+  std::vector<std::pair<int64_t, std::exception_ptr>> failures(static_cast<size_t>(threads), {n, nullptr});
+  const auto find = [&](int t, int64_t first, int64_t last) {
+    std::vector<int64_t>& found = found_[t];
+    for (int64_t m = first; m < last && m < failures[t].first; ++m) {
+      const int64_t a = frontier[m], begin = static_cast<int64_t>(found.size());
+      try {
+        neighbors_of(a, found);
+      } catch (...) {
+        failures[t] = {m, std::current_exception()};
+      }
+      range_[a] = {t, begin, static_cast<int64_t>(found.size())};
+    }
+  };
+  if (threads == 1) {
+    find(0, 0, n);
+  } else {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int64_t task = 0; task < (n + kAtomsPerTask - 1) / kAtomsPerTask; ++task)
+      find(omp_get_thread_num(), task * kAtomsPerTask, std::min(n, (task + 1) * kAtomsPerTask));
+#endif
+  }
+  // The failure of the first atom in frontier order, as a serial search would report it.
+  const auto first = std::min_element(failures.begin(), failures.end(),
+                                      [](const auto& x, const auto& y) { return x.first < y.first; });
+  if (first->second) std::rethrow_exception(first->second);
 }
 
 void StagedGraphBuilder::append_sorted_unique(const std::vector<std::pair<int64_t, int64_t>>& pairs,

@@ -29,6 +29,7 @@ struct StagedGraph {
 
 // Appends the neighbours of `atom` (any order, duplicates allowed) to `out`; only called for atoms
 // of S_{D-1}, so neighbour lists of atoms further out may be incomplete (LAMMPS's outer ghosts).
+// Called from several OpenMP threads at once (each with its own `out`), for different atoms.
 using NeighborsOf = std::function<void(int64_t atom, std::vector<int64_t>& out)>;
 
 // Builds staged graphs and keeps its scratch storage between calls (one per MD step).
@@ -47,8 +48,18 @@ class StagedGraphBuilder {
   void append_sorted_unique(const std::vector<std::pair<int64_t, int64_t>>& pairs, int64_t n_atoms,
                             StagedGraph& out);
 
+  // The neighbours of a stage's frontier atoms, found on every thread before the (serial) walk:
+  // thread t's in found_[t], atom a's at found_[t][range_[a].begin, range_[a].end).
+  struct Found {
+    int thread;
+    int64_t begin, end;
+  };
+  void find_neighbors(const std::vector<int64_t>& frontier, const NeighborsOf& neighbors_of);
+
   std::vector<int> level_;
-  std::vector<int64_t> frontier_, next_frontier_, neighbors_, bucket_start_, bucket_fill_, seconds_;
+  std::vector<std::vector<int64_t>> found_;
+  std::vector<Found> range_;
+  std::vector<int64_t> frontier_, next_frontier_, bucket_start_, bucket_fill_, seconds_;
   std::vector<std::vector<std::pair<int64_t, int64_t>>> by_level_;
 };
 

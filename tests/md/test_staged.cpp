@@ -2,8 +2,12 @@
 // (shared/conformance/staged_*), and the prefix property G_0 ⊆ G_1 ⊆ … of the edge array.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
+#include <atomic>
 #include <cmath>
 #include <set>
+#include <string>
 #include <utility>
 
 #include "md/staged.hpp"
@@ -139,4 +143,82 @@ TEST(StagedGraph, CompactionKeepsReachedAtomsInStageOrder) {
   // Stage 1 adds 5-6 (model 2-5) and 2-1 (model 3-4).
   EXPECT_EQ(std::vector<int64_t>(g.edge_pairs.begin() + 12, g.edge_pairs.end()),
             (std::vector<int64_t>{2, 5, 3, 4, 4, 3, 5, 2}));
+}
+
+namespace {
+
+// Atoms on a cubic grid of `side`³ points 1 Å apart; neighbours within 1.5 Å (axes and face
+// diagonals); owned: the atoms with x below side/2.
+struct Grid {
+  int64_t side;
+  int64_t n_atoms() const { return side * side * side; }
+  std::vector<int64_t> owned() const {
+    std::vector<int64_t> out;
+    for (int64_t a = 0; a < n_atoms(); ++a)
+      if (a % side < side / 2) out.push_back(a);
+    return out;
+  }
+  void neighbors(int64_t a, std::vector<int64_t>& out) const {
+    const int64_t x = a % side, y = a / side % side, z = a / (side * side);
+    for (int64_t dz = -1; dz <= 1; ++dz)
+      for (int64_t dy = -1; dy <= 1; ++dy)
+        for (int64_t dx = -1; dx <= 1; ++dx) {
+          const int64_t nx = x + dx, ny = y + dy, nz = z + dz;
+          if ((dx || dy || dz) && dx * dx + dy * dy + dz * dz <= 2 && nx >= 0 && ny >= 0 && nz >= 0 &&
+              nx < side && ny < side && nz < side)
+            out.push_back(nx + side * (ny + side * nz));
+        }
+  }
+};
+
+}  // namespace
+
+// The frontier's neighbours are found on every OpenMP thread: the same graph as on one thread.
+TEST(StagedGraph, SameGraphOnAnyThreadCount) {
+  const Grid grid{14};
+  const std::vector<int64_t> owned = grid.owned();
+  std::atomic<bool> other_thread{false};
+  const auto neighbors_of = [&](int64_t a, std::vector<int64_t>& out) {
+    if (omp_get_thread_num() > 0) other_thread = true;
+    grid.neighbors(a, out);
+  };
+  const int threads = omp_get_max_threads();
+  StagedGraph graphs[2];
+  for (int t : {1, 2}) {
+    omp_set_num_threads(t);
+    klay::md::StagedGraphBuilder builder;
+    builder.build(owned.data(), static_cast<int64_t>(owned.size()), grid.n_atoms(), 2, neighbors_of, true,
+                  graphs[t - 1]);
+  }
+  omp_set_num_threads(threads);
+  EXPECT_TRUE(other_thread);  // the two-thread build did use a second thread
+  EXPECT_EQ(graphs[0].edge_pairs, graphs[1].edge_pairs);
+  EXPECT_EQ(graphs[0].stage_edges, graphs[1].stage_edges);
+  EXPECT_EQ(graphs[0].atoms, graphs[1].atoms);
+  EXPECT_GT(graphs[0].stage_edges[0], 0);
+}
+
+// A neighbour search that fails for several atoms reports the first in stage order, whichever
+// thread met it.
+TEST(StagedGraph, FirstFailingAtomIsReportedOnAnyThreadCount) {
+  const Grid grid{14};
+  const std::vector<int64_t> owned = grid.owned();
+  const int64_t first_bad = owned[100], second_bad = owned[owned.size() - 5];
+  const auto neighbors_of = [&](int64_t a, std::vector<int64_t>& out) {
+    if (a == first_bad || a == second_bad) throw klay::Error("no list for atom " + std::to_string(a));
+    grid.neighbors(a, out);
+  };
+  const int threads = omp_get_max_threads();
+  for (int t : {1, 2}) {
+    omp_set_num_threads(t);
+    klay::md::StagedGraphBuilder builder;
+    StagedGraph g;
+    try {
+      builder.build(owned.data(), static_cast<int64_t>(owned.size()), grid.n_atoms(), 2, neighbors_of, true, g);
+      ADD_FAILURE() << "no error on " << t << " thread(s)";
+    } catch (const klay::Error& e) {
+      EXPECT_EQ(std::string(e.what()), "no list for atom " + std::to_string(first_bad)) << t << " thread(s)";
+    }
+  }
+  omp_set_num_threads(threads);
 }
