@@ -15,6 +15,7 @@
 #include "kernels/row_matmul.hpp"
 #include "kernels/scalar_activation.hpp"
 #include "kernels/uvu_convolution.hpp"
+#include "kernels/vector_units.hpp"
 
 namespace klay::kernels {
 namespace {
@@ -58,13 +59,72 @@ struct LayerPass {
   std::vector<at::Tensor> derivatives;  // f'(z_k) of the hidden layers
 };
 
+// Rows a thread carries through every layer at a time, so that their activations stay in cache.
+constexpr int64_t kRowsPerBlock = 64;
+
+// Whether the layers run block by block: every product on the register tiles (rows_times gives
+// row_matmul's numbers there) and the operands in the kernels' types.
+bool blockwise(const at::Tensor& x, const std::vector<at::Tensor>& matrices) {
+  if (!wide_vector_units()) return false;
+  for (const at::Tensor& m : matrices)
+    if (!rows_times_takes(m.numel() * m.element_size()) || m.scalar_type() != x.scalar_type()) return false;
+  return true;
+}
+
+// The widest layer output, for the blocks' scratch rows.
+int64_t widest(const std::vector<at::Tensor>& matrices) {
+  int64_t width = 0;
+  for (const at::Tensor& m : matrices) width = std::max({width, m.size(0), m.size(1)});
+  return width;
+}
+
+// run_layers on the threads' slices of the rows, kRowsPerBlock rows through every layer at a time,
+// in one parallel region; pass.scaled holds the (contiguous) scaled weights.
+template <typename T>
+void forward_blocks(const at::Tensor& x, Kind kind, bool keep, LayerPass& pass) {
+  const size_t layers = pass.scaled.size();
+  const int64_t n = x.size(0);
+  pass.out = at::empty({n, pass.scaled.back().size(1)}, x.options());
+  for (size_t k = 0; keep && k + 1 < layers; ++k) {
+    pass.activations.push_back(at::empty({n, pass.scaled[k].size(1)}, x.options()));
+    pass.derivatives.push_back(at::empty({n, pass.scaled[k].size(1)}, x.options()));
+  }
+  const ScaledActivation act{kind, 1.0};
+  const int64_t width = widest(pass.scaled);
+  at::parallel_for(0, n, kRowsPerBlock, [&](int64_t begin, int64_t end) {
+    std::vector<T> scratch(keep ? 0 : 2 * kRowsPerBlock * width);
+    for (int64_t r0 = begin; r0 < end; r0 += kRowsPerBlock) {
+      const int64_t rows = std::min(kRowsPerBlock, end - r0);
+      const T* a = x.data_ptr<T>() + r0 * x.stride(0);
+      int64_t lda = x.stride(0);
+      for (size_t k = 0; k < layers; ++k) {
+        const at::Tensor& w = pass.scaled[k];
+        const int64_t cols = w.size(1);
+        const bool last = k + 1 == layers;
+        T* z = last   ? pass.out.data_ptr<T>() + r0 * cols
+               : keep ? pass.activations[k].data_ptr<T>() + r0 * cols
+                      : scratch.data() + (k % 2) * kRowsPerBlock * width;
+        rows_times<T>(a, lda, w.data_ptr<T>(), cols, z, cols, rows, w.size(0), cols);
+        if (last) break;
+        act.apply(z, z, keep ? pass.derivatives[k].data_ptr<T>() + r0 * cols : nullptr, rows * cols);
+        a = z;
+        lda = cols;
+      }
+    }
+  });
+}
+
 LayerPass run_layers(const at::Tensor& x, const std::vector<at::Tensor>& weights, const std::vector<double>& scales,
                      Kind kind, bool keep) {
   LayerPass pass;
+  for (size_t k = 0; k < weights.size(); ++k) pass.scaled.push_back((weights[k] * scales[k]).contiguous());
+  if (x.stride(-1) == 1 && blockwise(x, pass.scaled)) {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "radial_mlp_forward", [&] { forward_blocks<scalar_t>(x, kind, keep, pass); });
+    return pass;
+  }
   at::Tensor a = x;
   for (size_t k = 0; k < weights.size(); ++k) {
-    pass.scaled.push_back(weights[k] * scales[k]);
-    at::Tensor z = row_matmul(a, pass.scaled.back());
+    at::Tensor z = row_matmul(a, pass.scaled[k]);
     if (k + 1 == weights.size()) {
       pass.out = z;
       break;
@@ -79,6 +139,33 @@ LayerPass run_layers(const at::Tensor& x, const std::vector<at::Tensor>& weights
     a = z;
   }
   return pass;
+}
+
+// The input's gradient grad_x [n, h_0] from the output's g, transposed[k] = (W_k·scale_k)ᵀ
+// contiguous and derivative(k) the saved f'(z) of layer k's input (k ≥ 1), as the layer-by-layer
+// backward computes it, a block of rows through every layer at a time in one parallel region.
+template <typename T, typename Derivative>
+void backward_blocks(const at::Tensor& g, const std::vector<at::Tensor>& transposed, const Derivative& derivative,
+                     at::Tensor& grad_x) {
+  const size_t layers = transposed.size();
+  const int64_t n = g.size(0), width = widest(transposed);
+  at::parallel_for(0, n, kRowsPerBlock, [&](int64_t begin, int64_t end) {
+    std::vector<T> scratch(2 * kRowsPerBlock * width);
+    for (int64_t r0 = begin; r0 < end; r0 += kRowsPerBlock) {
+      const int64_t rows = std::min(kRowsPerBlock, end - r0);
+      const T* gz = g.data_ptr<T>() + r0 * g.stride(0);
+      int64_t ldg = g.stride(0);
+      for (size_t k = layers; k-- > 0;) {
+        const at::Tensor& wt = transposed[k];
+        const int64_t cols = wt.size(1);
+        T* dst = k == 0 ? grad_x.data_ptr<T>() + r0 * cols : scratch.data() + (k % 2) * kRowsPerBlock * width;
+        rows_times<T>(gz, ldg, wt.data_ptr<T>(), cols, dst, cols, rows, wt.size(0), cols,
+                      k == 0 ? nullptr : derivative(k) + r0 * cols, cols);
+        gz = dst;
+        ldg = cols;
+      }
+    }
+  });
 }
 
 using torch::autograd::AutogradContext;
@@ -134,6 +221,18 @@ class RadialMlp : public torch::autograd::Function<RadialMlp> {
     }
 
     ++g_calls.backward;
+    // Only the input's gradient (MD's forces): every layer back to the input a block of rows at a time.
+    std::vector<at::Tensor> transposed;
+    if (lowest == 0 && std::none_of(wanted.begin() + 1, wanted.end(), [](bool w) { return w; }))
+      for (size_t k = 0; k < layers; ++k) transposed.push_back(scaled(k).t().contiguous());
+    if (!transposed.empty() && g.stride(-1) == 1 && blockwise(x, transposed)) {
+      grads[0] = at::empty_like(x);
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "radial_mlp_backward", [&] {
+        backward_blocks<scalar_t>(g, transposed, [&](size_t k) { return derivative(k).data_ptr<scalar_t>(); },
+                                  grads[0]);
+      });
+      return grads;
+    }
     at::Tensor grad_z = g;  // the gradient with respect to layer k's output
     for (size_t k = layers; k-- > lowest;) {
       if (wanted[1 + k]) grads[1 + k] = at::mm(layer_input(k).t(), grad_z).mul_(scales[k]);

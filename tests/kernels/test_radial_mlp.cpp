@@ -15,6 +15,7 @@
 #include "kernels/radial_mlp.hpp"
 #include "kernels/relative_error.hpp"
 #include "kernels/uvu_convolution.hpp"
+#include "kernels/vector_units.hpp"
 
 namespace klay::kernels {
 namespace {
@@ -140,6 +141,34 @@ TEST(RadialMlp, GradientOfTheInputAloneAndNoGradient) {
   EXPECT_EQ(radial_mlp_counters().forward_calls - inference_before.forward_calls, 1);
   EXPECT_FALSE(inference.requires_grad());
   EXPECT_LE(relative_error(inference, module_out), 1e-12);
+}
+
+// Without weight gradients the layers run a block of rows at a time through every layer (on the
+// register tiles); with the wide vector units off, layer by layer. Both against the module, for
+// row counts around the block size, on one and two threads.
+TEST(RadialMlp, RowBlocksMatchTheCompositeNetForAnyRowsAndThreads) {
+  e3nn::FullyConnectedNet net = make_net({8, 32, 32, 24}, "silu");
+  for (at::Tensor& w : net->parameters()) w.requires_grad_(false);
+  const int threads = at::get_num_threads();
+  for (const int64_t rows : {1, 64, 65, 300}) {
+    const at::Tensor x = make_input(rows, 8, 5).requires_grad_();
+    const at::Tensor module_out = net->forward(x);
+    const at::Tensor probe = at::cos(at::arange(module_out.numel(), at::kDouble)).view_as(module_out);
+    const at::Tensor module_grad_x = torch::autograd::grad({(module_out * probe).sum()}, {x})[0];
+    for (const bool wide : {true, false})
+      for (const int n : {1, 2}) {
+        SCOPED_TRACE(std::to_string(rows) + " rows, wide units " + (wide ? "on, " : "off, ") + std::to_string(n) +
+                     " threads");
+        set_wide_vector_units_enabled(wide);
+        at::set_num_threads(n);
+        const at::Tensor out = radial_mlp(*net, x);
+        const at::Tensor grad_x = torch::autograd::grad({(out * probe).sum()}, {x})[0];
+        EXPECT_LE(relative_error(out, module_out), 1e-12);
+        EXPECT_LE(relative_error(grad_x, module_grad_x), 1e-12);
+      }
+  }
+  set_wide_vector_units_enabled(true);
+  at::set_num_threads(threads);
 }
 
 TEST(RadialMlp, InferenceMatchesTheCompositeNetForEveryActivation) {
