@@ -32,8 +32,8 @@ void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_
                 std::to_string(n_atoms));
   if (owned && !compact) throw Error("staged graph: an owned-atom list needs compaction");
   level_.assign(static_cast<size_t>(n_atoms), kUnreachedLevel);
-  by_level_.resize(static_cast<size_t>(depth));
-  for (auto& edges : by_level_) edges.clear();
+  stages_.resize(static_cast<size_t>(depth));
+  for (Stage& stage : stages_) stage.pairs.clear();
 
   frontier_.clear();
   for (int64_t m = 0; m < n_owned; ++m) {
@@ -62,8 +62,8 @@ void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_
         }
       },
       [&](int k, const std::pair<int64_t, int64_t>& pair) {
-        by_level_[k].push_back(pair);
-        by_level_[k].emplace_back(pair.second, pair.first);
+        stages_[k].pairs.push_back(pair);
+        stages_[k].pairs.emplace_back(pair.second, pair.first);
       });
 
   if (compact) {
@@ -75,11 +75,20 @@ void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_
   }
   out.edge_pairs.clear();
   out.stage_edges.clear();
-  for (auto& edges : by_level_) {
+  // The stages are sorted independently, each on a thread of its own where there are threads.
+  const auto sort_stage = [&](int k) {
+    Stage& stage = stages_[k];
     if (compact)
-      for (auto& [x, y] : edges) x = out.model_index[x], y = out.model_index[y];
+      for (auto& [x, y] : stage.pairs) x = out.model_index[x], y = out.model_index[y];
     // Both ends in the same frontier: (a,b) and (b,a) arrive twice; neighbour lists may repeat.
-    append_sorted_unique(edges, n_atoms, out);
+    sort_unique(n_atoms, stage);
+  };
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(std::max(1, std::min(depth, omp_get_max_threads()))) schedule(static, 1)
+#endif
+  for (int k = 0; k < depth; ++k) sort_stage(k);
+  for (const Stage& stage : stages_) {
+    out.edge_pairs.insert(out.edge_pairs.end(), stage.sorted.begin(), stage.sorted.end());
     out.stage_edges.push_back(out.n_edges());
   }
 }
@@ -123,19 +132,20 @@ void StagedGraphBuilder::find_neighbors(const std::vector<int64_t>& frontier, co
   if (first->second) std::rethrow_exception(first->second);
 }
 
-void StagedGraphBuilder::append_sorted_unique(const std::vector<std::pair<int64_t, int64_t>>& pairs,
-                                              int64_t n_atoms, StagedGraph& out) {
-  key_starts(pairs, n_atoms, [](const auto& pair) { return pair.first; }, bucket_start_);
-  bucket_fill_.assign(bucket_start_.begin(), bucket_start_.end() - 1);
-  seconds_.resize(pairs.size());
-  for (const auto& [first, second] : pairs) seconds_[bucket_fill_[first]++] = second;
+void StagedGraphBuilder::sort_unique(int64_t n_atoms, Stage& stage) {
+  key_starts(stage.pairs, n_atoms, [](const auto& pair) { return pair.first; }, stage.bucket_start);
+  stage.bucket_fill.assign(stage.bucket_start.begin(), stage.bucket_start.end() - 1);
+  stage.seconds.resize(stage.pairs.size());
+  for (const auto& [first, second] : stage.pairs) stage.seconds[stage.bucket_fill[first]++] = second;
+  stage.sorted.clear();
   for (int64_t a = 0; a < n_atoms; ++a) {
-    const auto begin = seconds_.begin() + bucket_start_[a], end = seconds_.begin() + bucket_start_[a + 1];
+    const auto begin = stage.seconds.begin() + stage.bucket_start[a];
+    const auto end = stage.seconds.begin() + stage.bucket_start[a + 1];
     std::sort(begin, end);
     for (auto b = begin; b != end; ++b)
       if (b == begin || *b != *(b - 1)) {
-        out.edge_pairs.push_back(a);
-        out.edge_pairs.push_back(*b);
+        stage.sorted.push_back(a);
+        stage.sorted.push_back(*b);
       }
   }
 }

@@ -43,10 +43,15 @@ class StagedGraphBuilder {
              const NeighborsOf& neighbors_of, bool compact, StagedGraph& out);
 
  private:
-  // The pairs of one stage in ascending order, each once, appended to out.edge_pairs: a counting
-  // sort by first index (all below n_atoms), then each first index's few second indices sorted.
-  void append_sorted_unique(const std::vector<std::pair<int64_t, int64_t>>& pairs, int64_t n_atoms,
-                            StagedGraph& out);
+  // One stage's pairs and what sorting them needs (each stage's on a thread of its own).
+  struct Stage {
+    std::vector<std::pair<int64_t, int64_t>> pairs;  // as the walk collected them
+    std::vector<int64_t> bucket_start, bucket_fill, seconds;
+    std::vector<int64_t> sorted;  // the pairs in ascending order, each once, flattened
+  };
+  // stage.sorted from stage.pairs: a counting sort by first index (all below n_atoms), then each
+  // first index's few second indices sorted.
+  static void sort_unique(int64_t n_atoms, Stage& stage);
 
   // The neighbours of a stage's frontier atoms, found on every thread before the (serial) walk:
   // thread t's in found_[t], atom a's at found_[t][range_[a].begin, range_[a].end).
@@ -59,8 +64,8 @@ class StagedGraphBuilder {
   std::vector<int> level_;
   std::vector<std::vector<int64_t>> found_;
   std::vector<Found> range_;
-  std::vector<int64_t> frontier_, next_frontier_, bucket_start_, bucket_fill_, seconds_;
-  std::vector<std::vector<std::pair<int64_t, int64_t>>> by_level_;
+  std::vector<int64_t> frontier_, next_frontier_;
+  std::vector<Stage> stages_;
 };
 
 // Staged graphs of explicit atoms (no periodicity): neighbours are all atoms within cutoff.
