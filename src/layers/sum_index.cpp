@@ -21,6 +21,9 @@
 // an MPI rank with no atoms gets energy 0 and the row-0 convention still holds.
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "layers/named_layer.hpp"
 
 namespace klay {
@@ -42,12 +45,22 @@ class AtomwiseSumIndex : public NamedLayer {
     if (index.dim() != 1 || index.size(0) != src.size(0))
       fail("input index must be [" + std::to_string(src.size(0)) + "] (one entry per row of src), got " +
            c10::str(index.sizes()));
-    const int64_t segments = index.numel() == 0 ? 1 : index.max().item<int64_t>() + 1;
-    if (index.numel() != 0 && index.min().item<int64_t>() < 0) fail("input index has negative entries");
+    if (first_outside(index, 0, std::numeric_limits<int64_t>::max())) fail("input index has negative entries");
+    const int64_t segments = index.numel() == 0 ? 1 : largest(index) + 1;
     while (index.dim() < src.dim()) index = index.unsqueeze(-1);
     std::vector<int64_t> shape = src.sizes().vec();
     shape[0] = segments;
     return at::zeros(shape, src.options()).scatter_add_(0, index, src);
+  }
+
+ private:
+  // The largest entry of a non-empty int64 index: a loop on the CPU, where ATen's reduction and
+  // .item() cost more than the sum itself every MD step.
+  static int64_t largest(const at::Tensor& index) {
+    if (!index.device().is_cpu()) return index.max().item<int64_t>();
+    const at::Tensor values = index.contiguous();
+    const int64_t* p = values.data_ptr<int64_t>();
+    return *std::max_element(p, p + values.numel());
   }
 };
 
