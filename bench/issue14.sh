@@ -6,11 +6,13 @@
 #   bench/issue14.sh              # results in bench/results/issue14/
 #   OUT=DIR BUILD=DIR bench/issue14.sh
 #
-# Parts (about 3 minutes on this project's 2-core machine; LAMMPS runs 30 timed steps after 5 of
+# Parts (about 4 minutes on this project's 2-core machine; LAMMPS runs 30 timed steps after 5 of
 # warm-up, as 10 steps of a few milliseconds each were at the scheduler's mercy):
 #   speed_threads1   klay bench speed, examples/si, 512/4,096/32,768 atoms, float64 and float32,
 #                    1 rank, 1 thread, Stillinger-Weber baseline
 #   speed_threads2   the same at 512 and 4,096 atoms, float64, 2 threads
+#   threads          bench/threads_alternated.sh: threads 1 and 2 in alternated pairs of LAMMPS runs
+#                    (one pair of single runs is at the mercy of the VM's slow spells)
 #   md_step          bench_md_step: one force evaluation, float64 / float32 / composite interleaved
 #   torchscript      bench_native_vs_torchscript --copies 200: each conformance layer against
 #                    Python KLay's TorchScript, forward and forward+backward
@@ -33,6 +35,8 @@ part speed_threads2
 OUT="$out" "$root/bench/speed.sh" --sizes 512,4096 --ranks 1 --dtype float64 --threads 2 \
   --steps 30 --warmup 5 --json "$out/speed_threads2.json" --plot "$out/speed_threads2.png" \
   > "$out/speed_threads2.txt" 2>&1
+part threads
+OUT="$out" BUILD="$build" "$root/bench/threads_alternated.sh" > "$out/threads_alternated.log" 2>&1
 part md_step
 "$build/bench/bench_md_step" --cells 4 --threads 1 --rounds 15 > "$out/md_step.txt" 2>&1
 part torchscript
