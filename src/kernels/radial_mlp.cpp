@@ -60,7 +60,7 @@ struct LayerPass {
 };
 
 // Rows a thread carries through every layer at a time, so that their activations stay in cache.
-constexpr int64_t kRowsPerBlock = 64;
+constexpr int64_t kRowsPerBlock = 256;
 
 // Whether the layers run block by block: every product on the register tiles (rows_times gives
 // row_matmul's numbers there) and the operands in the kernels' types.
