@@ -22,7 +22,7 @@ KLAY_KERNEL_BODY void exponential_loop(const T* x, T* values, T* derivatives, in
   for (int64_t i = 0; i < n; ++i) {
     const T xi = x[i];  // read before values[i] is written: values may be x
     T f, df;
-    ScaledActivation::from_exponential<K, T>(xi, static_cast<T>(reduced_exp(sign * static_cast<double>(xi))), f, df);
+    ScaledActivation::from_exponential<K, T>(xi, reduced_exp(static_cast<T>(sign) * xi), f, df);
     if constexpr (kValues) values[i] = kScaled ? f * scale : f;
     if constexpr (kDerivatives) derivatives[i] = kScaled ? df * scale : df;
   }
@@ -39,7 +39,7 @@ KLAY_KERNEL_BODY void exponential_loops(const T* x, T* values, T* derivatives, i
 template <typename T>
 KLAY_KERNEL_BODY bool all_reduced(const T* x, int64_t n) {
   int64_t outside = 0;
-  for (int64_t i = 0; i < n; ++i) outside |= static_cast<int64_t>(outside_reduced_exp(static_cast<double>(x[i])));
+  for (int64_t i = 0; i < n; ++i) outside |= static_cast<int64_t>(outside_reduced_exp(x[i]));
   return outside == 0;
 }
 

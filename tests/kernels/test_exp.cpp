@@ -54,5 +54,45 @@ TEST(Exp, LeavesValuesPastTheReducedRangeToGlibc) {
   for (const double x : {708.0, -708.0, 0.0, -0.0, 1e-300, 35.5}) EXPECT_FALSE(outside_reduced_exp(x)) << x;
 }
 
+KLAY_VECTOR_WIDTH_CLONES
+void reduced_expfs(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = reduced_exp(x[i]);
+}
+
+// max |float reduced_exp − expf| / expf over the values (as floats).
+double largest_relative_difference_float(const std::vector<double>& values) {
+  std::vector<float> x(values.begin(), values.end()), y(values.size());
+  reduced_expfs(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  double largest = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double glibc = std::exp(x[i]);  // expf's result, as float
+    const float expf_value = std::exp(x[i]);
+    if (y[i] == expf_value) continue;
+    const double difference = std::abs(static_cast<double>(y[i]) - glibc) / std::abs(glibc);
+    largest = std::isnan(difference) ? std::numeric_limits<double>::infinity() : std::max(largest, difference);
+  }
+  return largest;
+}
+
+// Two float ulps: the float activations' exponential.
+constexpr double kTwoFloatUlp = 0x1p-22;
+
+TEST(Exp, FloatMatchesGlibcToTheLastPlaces) {
+  EXPECT_LE(largest_relative_difference_float(uniform(-40, 40, 100000, 4)), kTwoFloatUlp);
+  EXPECT_LE(largest_relative_difference_float(uniform(-1e-6, 1e-6, 10000, 5)), kTwoFloatUlp);
+  EXPECT_LE(largest_relative_difference_float(uniform(-87, 87, 100000, 6)), kTwoFloatUlp);
+  std::vector<double> near_ln2_multiples;
+  for (int k = -125; k <= 125; ++k)
+    for (const double nudge : {-1e-5, 0.0, 1e-5}) near_ln2_multiples.push_back(k * M_LN2 + nudge);
+  EXPECT_LE(largest_relative_difference_float(near_ln2_multiples), kTwoFloatUlp);
+}
+
+TEST(Exp, FloatLeavesValuesPastTheReducedRangeToGlibc) {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const float x : {87.5f, 88.7f, 1e30f, -87.5f, -103.0f, inf, -inf, std::nanf("")})
+    EXPECT_TRUE(outside_reduced_exp(x)) << x;
+  for (const float x : {87.0f, -87.0f, 0.0f, -0.0f, 1e-30f, 35.5f}) EXPECT_FALSE(outside_reduced_exp(x)) << x;
+}
+
 }  // namespace
 }  // namespace klay::kernels
