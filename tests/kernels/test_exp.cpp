@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/exp.hpp"
@@ -19,31 +20,43 @@ void reduced_exps(const double* __restrict x, double* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = reduced_exp(x[i]);
 }
 
-// max |reduced_exp − glibc| / glibc over the values.
-double largest_relative_difference(const std::vector<double>& x) {
-  std::vector<double> y(x.size());
-  reduced_exps(x.data(), y.data(), static_cast<int64_t>(x.size()));
+KLAY_VECTOR_WIDTH_CLONES
+void reduced_expfs(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = reduced_exp(x[i]);
+}
+
+// max |reduced_exp − glibc| / glibc over the values, taken as T (glibc's exp or expf).
+template <typename T>
+double largest_relative_difference(const std::vector<double>& values) {
+  std::vector<T> x(values.begin(), values.end()), y(values.size());
+  if constexpr (std::is_same_v<T, float>) reduced_expfs(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  else reduced_exps(x.data(), y.data(), static_cast<int64_t>(x.size()));
   double largest = 0;
   for (size_t i = 0; i < x.size(); ++i) {
-    const double glibc = std::exp(x[i]);
+    const T glibc = std::exp(x[i]);
     if (y[i] == glibc) continue;
-    const double difference = std::abs(y[i] - glibc) / std::abs(glibc);
+    const double difference = std::abs(static_cast<double>(y[i]) - glibc) / std::abs(static_cast<double>(glibc));
     largest = std::isnan(difference) ? std::numeric_limits<double>::infinity() : std::max(largest, difference);
   }
   return largest;
 }
 
 TEST(Exp, MatchesGlibcToTheLastPlaces) {
-  EXPECT_LE(largest_relative_difference(uniform(-40, 40, 100000, 1)), kTwoUlp);
-  EXPECT_LE(largest_relative_difference(uniform(-1e-6, 1e-6, 10000, 2)), kTwoUlp);
-  EXPECT_LE(largest_relative_difference(uniform(-708, 708, 100000, 3)), kTwoUlp);
+  EXPECT_LE(largest_relative_difference<double>(uniform(-40, 40, 100000, 1)), kTwoUlp);
+  EXPECT_LE(largest_relative_difference<double>(uniform(-1e-6, 1e-6, 10000, 2)), kTwoUlp);
+  EXPECT_LE(largest_relative_difference<double>(uniform(-708, 708, 100000, 3)), kTwoUlp);
+}
+
+// k·ln 2 for |k| ≤ k_max, each also nudged down and up, where the reduction changes k.
+std::vector<double> near_multiples_of_ln2(int k_max, double nudge) {
+  std::vector<double> x;
+  for (int k = -k_max; k <= k_max; ++k)
+    for (const double step : {-nudge, 0.0, nudge}) x.push_back(k * M_LN2 + step);
+  return x;
 }
 
 TEST(Exp, NearMultiplesOfLn2) {
-  std::vector<double> x;
-  for (int k = -1021; k <= 1021; ++k)
-    for (const double nudge : {-1e-12, 0.0, 1e-12}) x.push_back(k * M_LN2 + nudge);
-  EXPECT_LE(largest_relative_difference(x), kTwoUlp);
+  EXPECT_LE(largest_relative_difference<double>(near_multiples_of_ln2(1021, 1e-12)), kTwoUlp);
 }
 
 // Past ±708, and the non-finite, are the loops' to hand to glibc.
@@ -54,37 +67,14 @@ TEST(Exp, LeavesValuesPastTheReducedRangeToGlibc) {
   for (const double x : {708.0, -708.0, 0.0, -0.0, 1e-300, 35.5}) EXPECT_FALSE(outside_reduced_exp(x)) << x;
 }
 
-KLAY_VECTOR_WIDTH_CLONES
-void reduced_expfs(const float* __restrict x, float* __restrict y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = reduced_exp(x[i]);
-}
-
-// max |float reduced_exp − expf| / expf over the values (as floats).
-double largest_relative_difference_float(const std::vector<double>& values) {
-  std::vector<float> x(values.begin(), values.end()), y(values.size());
-  reduced_expfs(x.data(), y.data(), static_cast<int64_t>(x.size()));
-  double largest = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double glibc = std::exp(x[i]);  // expf's result, as float
-    const float expf_value = std::exp(x[i]);
-    if (y[i] == expf_value) continue;
-    const double difference = std::abs(static_cast<double>(y[i]) - glibc) / std::abs(glibc);
-    largest = std::isnan(difference) ? std::numeric_limits<double>::infinity() : std::max(largest, difference);
-  }
-  return largest;
-}
-
 // Two float ulps: the float activations' exponential.
 constexpr double kTwoFloatUlp = 0x1p-22;
 
 TEST(Exp, FloatMatchesGlibcToTheLastPlaces) {
-  EXPECT_LE(largest_relative_difference_float(uniform(-40, 40, 100000, 4)), kTwoFloatUlp);
-  EXPECT_LE(largest_relative_difference_float(uniform(-1e-6, 1e-6, 10000, 5)), kTwoFloatUlp);
-  EXPECT_LE(largest_relative_difference_float(uniform(-87, 87, 100000, 6)), kTwoFloatUlp);
-  std::vector<double> near_ln2_multiples;
-  for (int k = -125; k <= 125; ++k)
-    for (const double nudge : {-1e-5, 0.0, 1e-5}) near_ln2_multiples.push_back(k * M_LN2 + nudge);
-  EXPECT_LE(largest_relative_difference_float(near_ln2_multiples), kTwoFloatUlp);
+  EXPECT_LE(largest_relative_difference<float>(uniform(-40, 40, 100000, 4)), kTwoFloatUlp);
+  EXPECT_LE(largest_relative_difference<float>(uniform(-1e-6, 1e-6, 10000, 5)), kTwoFloatUlp);
+  EXPECT_LE(largest_relative_difference<float>(uniform(-87, 87, 100000, 6)), kTwoFloatUlp);
+  EXPECT_LE(largest_relative_difference<float>(near_multiples_of_ln2(125, 1e-5)), kTwoFloatUlp);
 }
 
 TEST(Exp, FloatLeavesValuesPastTheReducedRangeToGlibc) {
