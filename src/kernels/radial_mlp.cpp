@@ -226,7 +226,8 @@ class RadialMlp : public torch::autograd::Function<RadialMlp> {
     if (lowest == 0 && std::none_of(wanted.begin() + 1, wanted.end(), [](bool w) { return w; }))
       for (size_t k = 0; k < layers; ++k) transposed.push_back(scaled(k).t().contiguous());
     if (!transposed.empty() && g.stride(-1) == 1 && blockwise(x, transposed)) {
-      grads[0] = at::empty_like(x);
+      // Row-major whatever x's layout (empty_like would keep a transposed x's strides).
+      grads[0] = at::empty({x.size(0), x.size(1)}, x.options());
       AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "radial_mlp_backward", [&] {
         backward_blocks<scalar_t>(g, transposed, [&](size_t k) { return derivative(k).data_ptr<scalar_t>(); },
                                   grads[0]);

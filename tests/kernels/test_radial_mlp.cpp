@@ -171,6 +171,22 @@ TEST(RadialMlp, RowBlocksMatchTheCompositeNetForAnyRowsAndThreads) {
   at::set_num_threads(threads);
 }
 
+// An input whose rows are not contiguous (a transpose): the forward runs layer by layer, and the
+// input's gradient must still come out right, whatever layout the backward writes it in.
+TEST(RadialMlp, TransposedInputGetsItsGradient) {
+  e3nn::FullyConnectedNet net = make_net({8, 32, 32, 24}, "silu");
+  for (at::Tensor& w : net->parameters()) w.requires_grad_(false);
+  const at::Tensor base = make_input(8, 300, 11).requires_grad_();
+  const at::Tensor x = base.t();  // [300, 8], strides (1, 300)
+  const at::Tensor module_out = net->forward(x);
+  const at::Tensor probe = at::cos(at::arange(module_out.numel(), at::kDouble)).view_as(module_out);
+  const at::Tensor module_grad = torch::autograd::grad({(module_out * probe).sum()}, {base})[0];
+  const at::Tensor out = radial_mlp(*net, x);
+  const at::Tensor grad = torch::autograd::grad({(out * probe).sum()}, {base})[0];
+  EXPECT_LE(relative_error(out, module_out), 1e-12);
+  EXPECT_LE(relative_error(grad, module_grad), 1e-12);
+}
+
 TEST(RadialMlp, InferenceMatchesTheCompositeNetForEveryActivation) {
   for (const std::string& activation : kActivations) {
     SCOPED_TRACE(activation);
