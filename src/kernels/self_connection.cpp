@@ -321,14 +321,13 @@ at::Tensor run(const e3nn::TensorProductImpl& tp, const at::Tensor& x, const at:
                        w.defined() && w.dim() == 1 && w.size(0) == tp.weight_numel();
   const c10::intrusive_ptr<Plan> plan =
       fitting && kernels_take({x, attrs, w, sum}) ? make_plan(tp) : c10::intrusive_ptr<Plan>();
-  if (!plan) return sum.defined() ? sum + tp.forward(x, attrs, weight) : tp.forward(x, attrs, weight);
   // Written in place only where autograd allows it and nothing else sees the storage change
   // through another view; otherwise the sum is a new tensor.
-  const bool in_place = sum.defined() && sum.dim() == 2 && sum.size(0) == x.size(0) &&
+  const bool in_place = plan && sum.defined() && sum.dim() == 2 && sum.size(0) == x.size(0) &&
                         sum.size(1) == tp.irreps_out().dim() && sum.is_contiguous() && !sum.is_view() &&
                         !(sum.is_leaf() && sum.requires_grad());
   if (in_place) return AddedSelfConnection::apply(x, attrs, w, sum, plan);
-  const at::Tensor product = SelfConnection::apply(x, attrs, w, plan);
+  const at::Tensor product = plan ? SelfConnection::apply(x, attrs, w, plan) : tp.forward(x, attrs, weight);
   return sum.defined() ? sum + product : product;
 }
 
