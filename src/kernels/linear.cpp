@@ -14,6 +14,7 @@
 #include "kernels/prefetch.hpp"
 #include "kernels/row_matmul.hpp"
 #include "kernels/uvu_convolution.hpp"
+#include "kernels/vector_units.hpp"
 
 namespace klay::kernels {
 namespace {
@@ -96,7 +97,9 @@ at::Tensor group_matrix(const at::Tensor& features, const std::vector<IrrepBlock
   const T* src = features.data_ptr<T>();
   T* dst = matrix.data_ptr<T>();
   at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
-    for (int64_t a = begin; a < end; ++a) gather_row(src + a * width, blocks, d, total, dst + a * d * total);
+    for (const IrrepBlock& b : blocks)
+      to_component_major(block_layout(b, d, total, width), end - begin, src + begin * width + b.column,
+                         dst + begin * d * total + b.first);
   });
   return matrix;
 }
@@ -116,53 +119,96 @@ void product_into(const at::Tensor& a, const at::Tensor& b, at::Tensor& target, 
   const T* src = product.data_ptr<T>();
   T* dst = target.data_ptr<T>();
   at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) scatter_row(src + r * d * total, blocks, d, total, dst + r * width);
+    for (const IrrepBlock& b : blocks)
+      to_multiplicity_major(block_layout(b, d, total, width), end - begin, src + begin * d * total + b.first,
+                            dst + begin * width + b.column, /*add=*/false);
   });
 }
 
 // Feature rows gathered, multiplied and scattered at a time by grouped_product.
 constexpr int64_t kRowsPerBlock = 32;
 
-// target's entries `outputs` = (features' entries `inputs` as the group's matrix) · b, b [in_total,
-// out_total] row-major: group_matrix and product_into in one pass, kRowsPerBlock feature rows at a
-// time in the thread's own scratch, which stays in cache where the two passed whole matrices through
-// memory. For right operands rows_times takes; the same numbers.
+// What grouped_product computes: target's entries `outputs` = (features' entries `inputs` as the
+// group's matrix) · b, b [in_total, out_total] row-major.
+template <typename T>
+struct GroupedProduct {
+  const T* features;
+  int64_t width_in;
+  const std::vector<IrrepBlock>* inputs;
+  int64_t in_total;
+  const T* b;
+  T* target;
+  int64_t width_out;
+  const std::vector<IrrepBlock>* outputs;
+  int64_t d, out_total;
+  bool gather, scatter;
+};
+
+// Feature rows [begin, end) of a grouped product, kRowsPerBlock at a time gathered into the thread's
+// own scratch, multiplied and scattered, so that they stay in cache where group_matrix and
+// product_into pass whole matrices through memory; the same numbers.
+template <typename T>
+KLAY_KERNEL_BODY void grouped_rows(const GroupedProduct<T>& p, int64_t begin, int64_t end) {
+  const int64_t d = p.d, in_total = p.in_total, out_total = p.out_total;
+  const ColumnSpan read = column_span(*p.inputs, d), written = column_span(*p.outputs, d);
+  std::vector<T> a_block(p.gather ? kRowsPerBlock * d * in_total : 0),
+      c_block(p.scatter ? kRowsPerBlock * d * out_total : 0);
+  for (int64_t r0 = begin; r0 < end; r0 += kRowsPerBlock) {
+    const int64_t rows = std::min(kRowsPerBlock, end - r0);
+    const T* a = p.features + r0 * p.width_in + p.inputs->front().column;
+    int64_t lda = p.width_in;
+    if (p.gather) {
+      for (int64_t r = 0; r < rows; ++r) {
+        if (r0 + r + kPrefetchRowsAhead < end)
+          prefetch(p.features + (r0 + r + kPrefetchRowsAhead) * p.width_in + read.first, read.count);
+        gather_rows(p.features + (r0 + r) * p.width_in, p.width_in, 1, *p.inputs, d, in_total,
+                    a_block.data() + r * d * in_total);
+      }
+      a = a_block.data();
+      lda = in_total;
+    }
+    T* c = p.scatter ? c_block.data() : p.target + r0 * p.width_out + p.outputs->front().column;
+    rows_times<T>(a, lda, p.b, out_total, c, p.scatter ? out_total : p.width_out, rows * d, in_total, out_total);
+    if (p.scatter)
+      for (int64_t r = 0; r < rows; ++r) {
+        if (r0 + r + kPrefetchRowsAhead < end)
+          prefetch_for_writing(p.target + (r0 + r + kPrefetchRowsAhead) * p.width_out + written.first, written.count);
+        scatter_rows(c_block.data() + r * d * out_total, *p.outputs, d, out_total, p.target + (r0 + r) * p.width_out,
+                     p.width_out, 1);
+      }
+  }
+}
+
+template <typename T>
+void grouped_rows_baseline(const GroupedProduct<T>& p, int64_t begin, int64_t end) {
+  grouped_rows(p, begin, end);
+}
+#ifdef KLAY_HAVE_AVX2_ENTRY
+template <typename T>
+KLAY_AVX2_ENTRY void grouped_rows_avx2(const GroupedProduct<T>& p, int64_t begin, int64_t end) {
+  grouped_rows(p, begin, end);
+}
+template <typename T>
+KLAY_AVX512_ENTRY void grouped_rows_avx512(const GroupedProduct<T>& p, int64_t begin, int64_t end) {
+  grouped_rows(p, begin, end);
+}
+#endif
+
+// grouped_rows over all rows, on the threads, in the widest vector units the CPU has. For right
+// operands rows_times takes.
 template <typename T>
 void grouped_product(const at::Tensor& features, const std::vector<IrrepBlock>& inputs, int64_t in_total,
                      const at::Tensor& b, at::Tensor& target, const std::vector<IrrepBlock>& outputs, int64_t d,
                      int64_t out_total) {
-  const int64_t n = features.size(0), width_in = features.size(1), width_out = target.size(1);
-  const bool gather = !in_place(inputs, d), scatter = !in_place(outputs, d);
-  const T* src = features.data_ptr<T>();
-  const T* w = b.data_ptr<T>();
-  T* dst = target.data_ptr<T>();
-  const ColumnSpan read = column_span(inputs, d), written = column_span(outputs, d);
-  at::parallel_for(0, n, kRowsPerBlock, [&](int64_t begin, int64_t end) {
-    std::vector<T> a_block(gather ? kRowsPerBlock * d * in_total : 0),
-        c_block(scatter ? kRowsPerBlock * d * out_total : 0);
-    for (int64_t r0 = begin; r0 < end; r0 += kRowsPerBlock) {
-      const int64_t rows = std::min(kRowsPerBlock, end - r0);
-      const T* a = src + r0 * width_in + inputs.front().column;
-      int64_t lda = width_in;
-      if (gather) {
-        for (int64_t r = 0; r < rows; ++r) {
-          if (r0 + r + kPrefetchRowsAhead < end)
-            prefetch(src + (r0 + r + kPrefetchRowsAhead) * width_in + read.first, read.count);
-          gather_row(src + (r0 + r) * width_in, inputs, d, in_total, a_block.data() + r * d * in_total);
-        }
-        a = a_block.data();
-        lda = in_total;
-      }
-      T* c = scatter ? c_block.data() : dst + r0 * width_out + outputs.front().column;
-      rows_times<T>(a, lda, w, out_total, c, scatter ? out_total : width_out, rows * d, in_total, out_total);
-      if (scatter)
-        for (int64_t r = 0; r < rows; ++r) {
-          if (r0 + r + kPrefetchRowsAhead < end)
-            prefetch_for_writing(dst + (r0 + r + kPrefetchRowsAhead) * width_out + written.first, written.count);
-          scatter_row(c_block.data() + r * d * out_total, outputs, d, out_total, dst + (r0 + r) * width_out);
-        }
-    }
-  });
+  const GroupedProduct<T> p{features.data_ptr<T>(), features.size(1), &inputs, in_total,
+                            b.data_ptr<T>(),        target.data_ptr<T>(), target.size(1), &outputs,
+                            d,                      out_total,           !in_place(inputs, d), !in_place(outputs, d)};
+  void (*rows)(const GroupedProduct<T>&, int64_t, int64_t) = grouped_rows_baseline<T>;
+#ifdef KLAY_HAVE_AVX2_ENTRY
+  if (avx512_vector_units()) rows = grouped_rows_avx512<T>;
+  else if (wide_vector_units()) rows = grouped_rows_avx2<T>;
+#endif
+  at::parallel_for(0, features.size(0), kRowsPerBlock, [&](int64_t begin, int64_t end) { rows(p, begin, end); });
 }
 
 // grouped_product where rows_times takes b, else group_matrix and product_into.

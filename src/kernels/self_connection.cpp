@@ -6,7 +6,6 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
-#include <array>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -118,20 +117,13 @@ void fill_products(const OutputGroup& group, int64_t first, int64_t last, Rows<c
 // `add`, else written over them.
 template <typename T>
 void scatter_output(const OutputGroup& group, int64_t first, int64_t last, const T* y, Rows<T> out, bool add) {
-  const std::array<IrrepBlock, 1> entry{{{group.out_offset, group.mul_out, 0}}};
-  for (int64_t n = first; n < last; ++n) {
-    const T* rows = y + (n - first) * group.d * group.mul_out;
-    if (add)
-      for_each_entry(entry, group.d, group.mul_out, [&](int64_t column, int64_t m) { out[n][column] += rows[m]; });
-    else
-      scatter_row(rows, entry, group.d, group.mul_out, out[n]);
-  }
+  const EntryLayout entry{group.mul_out, group.d, out.stride, group.d * group.mul_out, group.mul_out};
+  to_multiplicity_major(entry, last - first, y, out[first] + group.out_offset, add);
 }
 template <typename T>
 void gather_output(const OutputGroup& group, int64_t first, int64_t last, Rows<const T> g, T* y) {
-  const std::array<IrrepBlock, 1> entry{{{group.out_offset, group.mul_out, 0}}};
-  for (int64_t n = first; n < last; ++n)
-    gather_row(g[n], entry, group.d, group.mul_out, y + (n - first) * group.d * group.mul_out);
+  const EntryLayout entry{group.mul_out, group.d, g.stride, group.d * group.mul_out, group.mul_out};
+  to_component_major(entry, last - first, g[first] + group.out_offset, y);
 }
 
 // From gz[(n, k), (p, u, v)], the gradient of z for rows [first, last) (gz holding those rows from

@@ -23,6 +23,7 @@
 
 #include "e3nn/scatter.hpp"
 #include "kernels/entry_values.hpp"
+#include "kernels/irrep_blocks.hpp"
 #include "kernels/prefetch.hpp"
 #include "kernels/vector_units.hpp"
 #include "base/error.hpp"
@@ -35,17 +36,22 @@ KernelCallCounts g_calls;
 // The fewest receivers worth a thread of their own.
 constexpr int64_t kFewestReceiversPerThread = 16;
 
-// Where each entry of a feature vector in e3nn's layout (copy u, component i of a block at
-// offset + u·(2l+1) + i) sits in the kernels' component-major layout (offset + i·mul + u).
-std::vector<int32_t> component_major_positions(const e3nn::Irreps& irreps) {
-  std::vector<int32_t> position;
+// A feature vector's irrep entries as the kernels move them between e3nn's layout (copy u,
+// component i of an entry at offset + u·(2l+1) + i) and the component-major one (offset + i·mul + u),
+// for rows of `width` values.
+struct LayoutEntry {
+  int64_t offset;
+  EntryLayout layout;
+};
+std::vector<LayoutEntry> component_major_entries(const e3nn::Irreps& irreps) {
+  std::vector<LayoutEntry> entries;
   const std::vector<int64_t> offsets = irreps.offsets();
+  const int64_t width = irreps.dim();
   for (size_t b = 0; b < irreps.size(); ++b) {
     const int64_t mul = irreps[b].mul, d = irreps[b].ir.dim();
-    for (int64_t u = 0; u < mul; ++u)
-      for (int64_t i = 0; i < d; ++i) position.push_back(static_cast<int32_t>(offsets[b] + i * mul + u));
+    if (mul * d > 0) entries.push_back({offsets[b], {mul, d, width, width, mul}});
   }
-  return position;
+  return entries;
 }
 
 // The tensor product reduced to what the kernels read: per path, the non-zero w3j entries
@@ -64,7 +70,7 @@ struct Plan : torch::CustomClassHolder {
   std::vector<Entry> entries;
   std::vector<double> double_values;  // the entries' values in each type a kernel runs in
   std::vector<float> float_values;
-  std::vector<int32_t> in_positions, out_positions;  // component_major_positions of the input and output
+  std::vector<LayoutEntry> in_entries, out_entries;  // component_major_entries of the input and output
   int64_t dim_in = 0, dim_sh = 0, dim_out = 0, weight_numel = 0, max_mul = 1;
   int64_t uniform_mul = 0;  // the multiplicity of every path, or 0 when they differ
 
@@ -95,8 +101,8 @@ bool plan_supports(const e3nn::TensorProductImpl& tp) {
 c10::intrusive_ptr<Plan> make_plan(const e3nn::TensorProductImpl& tp, double scale) {
   auto plan = c10::make_intrusive<Plan>();
   plan->scale = scale;
-  plan->in_positions = component_major_positions(tp.irreps_in1());
-  plan->out_positions = component_major_positions(tp.irreps_out());
+  plan->in_entries = component_major_entries(tp.irreps_in1());
+  plan->out_entries = component_major_entries(tp.irreps_out());
   plan->dim_in = tp.irreps_in1().dim();
   plan->dim_sh = tp.irreps_in2().dim();
   plan->dim_out = tp.irreps_out().dim();
@@ -184,27 +190,25 @@ PlanCache& plan_cache() {
   return cache;
 }
 
-// Multiplicity-major (e3nn) ⇄ component-major, for one feature vector.
+// Rows of features in e3nn's layout [rows, width] as component-major rows.
 template <typename T>
-void to_component_major(const std::vector<int32_t>& positions, const T* src, T* dst) {
-  for (size_t n = 0; n < positions.size(); ++n) dst[positions[n]] = src[n];
-}
-template <typename T>
-void to_multiplicity_major(const std::vector<int32_t>& positions, const T* src, T* dst) {
-  for (size_t n = 0; n < positions.size(); ++n) dst[n] = src[positions[n]];
-}
-
-template <typename T>
-at::Tensor component_major(const std::vector<int32_t>& positions, const at::Tensor& features) {
+at::Tensor component_major(const std::vector<LayoutEntry>& entries, const at::Tensor& features) {
   const at::Tensor src = features.contiguous();
   at::Tensor dst = at::empty_like(src);
-  const int64_t rows = src.size(0), width = src.size(1);
+  const int64_t width = src.size(1);
   const T* s = src.data_ptr<T>();
   T* d = dst.data_ptr<T>();
-  at::parallel_for(0, rows, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t n = begin; n < end; ++n) to_component_major(positions, s + n * width, d + n * width);
+  at::parallel_for(0, src.size(0), 256, [&](int64_t begin, int64_t end) {
+    for (const LayoutEntry& e : entries)
+      to_component_major(e.layout, end - begin, s + begin * width + e.offset, d + begin * width + e.offset);
   });
   return dst;
+}
+
+// One component-major row back to e3nn's layout, inside the kernels' entry points.
+template <typename T>
+KLAY_KERNEL_BODY void row_to_multiplicity_major(const std::vector<LayoutEntry>& entries, const T* src, T* dst) {
+  for (const LayoutEntry& e : entries) copy_to_multiplicity_major(e.layout, 1, src + e.offset, dst + e.offset);
 }
 
 void check_nodes(const int64_t* node_of_edge, int64_t num_edges, int64_t num_nodes, const char* what) {
@@ -237,13 +241,17 @@ c10::intrusive_ptr<Grouping> group_edges(const int64_t* node_of_edge, int64_t nu
 
 // The loops. A multiplicity known at compile time (Mul > 0, the common uniform widths) lets the
 // copies loop unroll into vector registers; Mul = 0 reads it from the path. Each body is inlined
-// into a baseline and an AVX2+FMA entry point (kernels/vector_units.hpp).
+// into a baseline, an AVX2+FMA and an AVX-512 entry point (kernels/vector_units.hpp).
 
 // One row of `mul` copies held while the loops run: in registers when the width is known at
-// compile time (GCC vector extensions, as many of the widest vectors as divide the row: 32-byte
-// AVX2 registers in the AVX2 entry points, pairs of SSE2 registers in the baseline ones; 16 or 8
-// bytes for the small widths, single lanes for odd ones), else in a scratch row. Summing a row of
-// a few copies through memory instead chains each update on the store of the previous one.
+// compile time (GCC vector extensions, as many of the widest vectors as divide the row, at most
+// `Widest` bytes: 64-byte AVX-512 registers in the AVX-512 entry points, 32-byte AVX2 ones in the
+// AVX2 entry points, pairs of SSE2 registers in the baseline ones; 16 or 8 bytes for the small
+// widths, single lanes for odd ones), else in a scratch row. Summing a row of a few copies through
+// memory instead chains each update on the store of the previous one. Each lane is one copy's
+// sum, so the width does not change the numbers. Half as many instructions per row in 64-byte
+// registers made the Si example's MD step about 5 % faster in float64, 3 % in float32, on AMD Zen 4,
+// whose 512-bit units are two 256-bit halves.
 // The vector type only lives inside always-inline bodies and the entry points compiled for one
 // target; no function with a vector argument crosses a target boundary, which -Wpsabi warns about.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -252,18 +260,22 @@ struct VectorOf {
   typedef T type __attribute__((vector_size(Bytes)));
 };
 
-template <typename T, int Mul>
+template <typename T, int Mul, int Widest>
 constexpr int vector_bytes() {
   constexpr int row = Mul * static_cast<int>(sizeof(T));
-  return row % 32 == 0 ? 32 : row % 16 == 0 ? 16 : row % 8 == 0 ? 8 : static_cast<int>(sizeof(T));
+  return Widest >= 64 && row % 64 == 0 ? 64
+         : row % 32 == 0               ? 32
+         : row % 16 == 0               ? 16
+         : row % 8 == 0                ? 8
+                                       : static_cast<int>(sizeof(T));
 }
 
-template <typename T, int Mul, bool InRegisters = (Mul > 0)>
+template <typename T, int Mul, int Widest, bool InRegisters = (Mul > 0)>
 struct Copies;
 
-template <typename T, int Mul>
-struct Copies<T, Mul, true> {
-  using V = typename VectorOf<T, vector_bytes<T, Mul>()>::type;
+template <typename T, int Mul, int Widest>
+struct Copies<T, Mul, Widest, true> {
+  using V = typename VectorOf<T, vector_bytes<T, Mul, Widest>()>::type;
   static constexpr int kLanes = sizeof(V) / sizeof(T), kVectors = Mul / kLanes;
   V v[kVectors];
 
@@ -305,8 +317,8 @@ struct Copies<T, Mul, true> {
   }
 };
 
-template <typename T, int Mul>
-struct Copies<T, Mul, false> {
+template <typename T, int Mul, int Widest>
+struct Copies<T, Mul, Widest, false> {
   T* __restrict v;
 
   explicit Copies(T* scratch) : v(scratch) {}
@@ -343,10 +355,10 @@ struct ForwardArgs {
 
 // One path of one edge into its receiver's accumulator (component-major):
 // acc[k][u] += w_e[u] · Σ_{i,j} c_ijk sh_e[j] x[i][u].
-template <typename T, int Mul>
+template <typename T, int Mul, int Widest>
 KLAY_KERNEL_BODY void forward_path(const Plan::Path& p, const Plan::Entry* entries, const T* value, const T* xe,
                                    const T* ye, const T* we, T* acc, T* scratch) {
-  Copies<T, Mul> t(scratch);
+  Copies<T, Mul, Widest> t(scratch);
   const int64_t mul = Mul > 0 ? Mul : p.mul;
   const T* xp = xe + p.in_offset;
   const T* yp = ye + p.sh_offset;
@@ -394,7 +406,7 @@ inline void prefetch_edge(const Args& a, int64_t e, T* gx) {
 }
 
 // out[r] = Σ over r's edges e of Σ_paths w_e[u] · Σ_{i,j} c_ijk sh_e[j] x[sender_e][i][u].
-template <typename T, int Mul>
+template <typename T, int Mul, int Widest>
 KLAY_KERNEL_BODY void forward_rows(const ForwardArgs<T>& a, int64_t begin, int64_t end, T* acc, T* scratch) {
   const Plan& plan = *a.plan;
   const Plan::Entry* entries = plan.entries.data();
@@ -407,12 +419,12 @@ KLAY_KERNEL_BODY void forward_rows(const ForwardArgs<T>& a, int64_t begin, int64
       const T* ye = a.sh + e * plan.dim_sh;
       const T* we = a.w + e * plan.weight_numel;
       for (const Plan::Path& p : plan.paths) {
-#define KLAY_FORWARD_PATH(Width) forward_path<T, Width>(p, entries, a.value, xe, ye, we, acc, scratch)
+#define KLAY_FORWARD_PATH(Width) forward_path<T, Width, Widest>(p, entries, a.value, xe, ye, we, acc, scratch)
         KLAY_FOR_PATH_WIDTH(Mul, p, KLAY_FORWARD_PATH);
 #undef KLAY_FORWARD_PATH
       }
     }
-    to_multiplicity_major(plan.out_positions, acc, a.out + r * plan.dim_out);
+    row_to_multiplicity_major(plan.out_entries, acc, a.out + r * plan.dim_out);
   }
 }
 
@@ -429,11 +441,11 @@ struct BackwardArgs {
 // One path of one edge: its share of the sender's feature gradient (into gxs, or none), of the
 // edge-attribute gradient per copy (into gy_copies, [dim_sh][stride]) and the path's weight
 // gradient (into gwe, or none), from the receiver's output gradient ge.
-template <typename T, int Mul>
+template <typename T, int Mul, int Widest>
 KLAY_KERNEL_BODY void backward_path(const Plan::Path& p, const Plan::Entry* entries, const T* value, const T* xs,
                                     T* gxs, const T* ye, const T* we, T* gwe, const T* ge, T* gy_copies,
                                     int64_t stride, T* scratch, int64_t max_mul) {
-  Copies<T, Mul> t(scratch), wg(scratch + max_mul);
+  Copies<T, Mul, Widest> t(scratch), wg(scratch + max_mul);
   const int64_t mul = Mul > 0 ? Mul : p.mul;
   const T* xp = xs + p.in_offset;
   const T* yp = ye + p.sh_offset;
@@ -459,7 +471,7 @@ KLAY_KERNEL_BODY void backward_path(const Plan::Path& p, const Plan::Entry* entr
 // into `gx` (component-major [N_s][dim_in], this thread's own accumulator, or null), the node
 // features. Edges are grouped by receiver so that the receiver's gradient row, the widest operand,
 // is read once for all its edges; only the narrower sender rows are gathered.
-template <typename T, int Mul>
+template <typename T, int Mul, int Widest>
 KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
   const Plan& plan = *a.plan;
   const Plan::Entry* entries = plan.entries.data();
@@ -481,7 +493,7 @@ KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int
       std::fill(gy_copies, gy_copies + plan.dim_sh * stride, T(0));
       for (const Plan::Path& p : plan.paths) {
 #define KLAY_BACKWARD_PATH(Width)                                                                          \
-  backward_path<T, Width>(p, entries, a.value, xs, gxs, ye, we, gwe, ge, gy_copies, stride, scratch, \
+  backward_path<T, Width, Widest>(p, entries, a.value, xs, gxs, ye, we, gwe, ge, gy_copies, stride, scratch, \
                           plan.max_mul)
         KLAY_FOR_PATH_WIDTH(Mul, p, KLAY_BACKWARD_PATH);
 #undef KLAY_BACKWARD_PATH
@@ -500,20 +512,28 @@ KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int
 
 template <typename T, int Mul>
 void forward_rows_baseline(const ForwardArgs<T>& a, int64_t begin, int64_t end, T* acc, T* scratch) {
-  forward_rows<T, Mul>(a, begin, end, acc, scratch);
+  forward_rows<T, Mul, 32>(a, begin, end, acc, scratch);
 }
 template <typename T, int Mul>
 void backward_rows_baseline(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
-  backward_rows<T, Mul>(a, begin, end, gx, scratch);
+  backward_rows<T, Mul, 32>(a, begin, end, gx, scratch);
 }
 #ifdef KLAY_HAVE_AVX2_ENTRY
 template <typename T, int Mul>
 KLAY_AVX2_ENTRY void forward_rows_avx2(const ForwardArgs<T>& a, int64_t begin, int64_t end, T* acc, T* scratch) {
-  forward_rows<T, Mul>(a, begin, end, acc, scratch);
+  forward_rows<T, Mul, 32>(a, begin, end, acc, scratch);
 }
 template <typename T, int Mul>
 KLAY_AVX2_ENTRY void backward_rows_avx2(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
-  backward_rows<T, Mul>(a, begin, end, gx, scratch);
+  backward_rows<T, Mul, 32>(a, begin, end, gx, scratch);
+}
+template <typename T, int Mul>
+KLAY_AVX512_ENTRY void forward_rows_avx512(const ForwardArgs<T>& a, int64_t begin, int64_t end, T* acc, T* scratch) {
+  forward_rows<T, Mul, 64>(a, begin, end, acc, scratch);
+}
+template <typename T, int Mul>
+KLAY_AVX512_ENTRY void backward_rows_avx512(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
+  backward_rows<T, Mul, 64>(a, begin, end, gx, scratch);
 }
 #endif
 
@@ -527,6 +547,7 @@ using BackwardRows = void (*)(const BackwardArgs<T>&, int64_t, int64_t, T*, T*);
 template <typename T, int Mul>
 std::pair<ForwardRows<T>, BackwardRows<T>> entry_points() {
 #ifdef KLAY_HAVE_AVX2_ENTRY
+  if (avx512_vector_units()) return {forward_rows_avx512<T, Mul>, backward_rows_avx512<T, Mul>};
   if (wide_vector_units()) return {forward_rows_avx2<T, Mul>, backward_rows_avx2<T, Mul>};
 #endif
   return {forward_rows_baseline<T, Mul>, backward_rows_baseline<T, Mul>};
@@ -617,13 +638,12 @@ void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, cons
   std::vector<const T*> parts;  // in the order of their ranges
   for (int64_t k = 0; k < ranges; ++k) parts.push_back(accumulators.get() + k * part_size);
   at::parallel_for(0, num_senders, 256, [&](int64_t begin, int64_t end) {
-    std::vector<T> total(plan.dim_in);
-    for (int64_t s = begin; s < end; ++s) {
-      std::fill(total.begin(), total.end(), T(0));
-      for (const T* part : parts)
-        for (int64_t i = 0; i < plan.dim_in; ++i) total[i] += part[s * plan.dim_in + i];
-      to_multiplicity_major(plan.in_positions, total.data(), grad_x + s * plan.dim_in);
-    }
+    const int64_t width = plan.dim_in, rows = end - begin;
+    std::vector<T> total(rows * width, T(0));
+    for (const T* part : parts)
+      for (int64_t i = 0; i < rows * width; ++i) total[i] += part[begin * width + i];
+    for (const LayoutEntry& e : plan.in_entries)
+      to_multiplicity_major(e.layout, rows, total.data() + e.offset, grad_x + begin * width + e.offset, /*add=*/false);
   });
 }
 
@@ -661,7 +681,7 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
         group_edges(rc.data_ptr<int64_t>(), num_edges, num_receivers, "receiver");
     at::Tensor out = at::empty({num_receivers, plan->dim_out}, x.options()), xm;
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_convolution_forward", [&] {
-      xm = component_major<scalar_t>(plan->in_positions, x);
+      xm = component_major<scalar_t>(plan->in_entries, x);
       forward_kernel<scalar_t>(*plan, xm.data_ptr<scalar_t>(), shc.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(),
                                sc.data_ptr<int64_t>(), *by_receiver, out.data_ptr<scalar_t>());
     });
@@ -704,7 +724,7 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
     at::Tensor grad_sh = want[1] ? at::empty_like(shc) : at::Tensor();
     at::Tensor grad_w = want[2] ? empty_written_in_full(wc) : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_convolution_backward", [&] {
-      const at::Tensor gm = component_major<scalar_t>(plan->out_positions, g);
+      const at::Tensor gm = component_major<scalar_t>(plan->out_entries, g);
       auto ptr = [](at::Tensor& t) { return t.defined() ? t.data_ptr<scalar_t>() : nullptr; };
       backward_kernel<scalar_t>(*plan, xm.data_ptr<scalar_t>(), shc.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(),
                                 gm.data_ptr<scalar_t>(), sc.data_ptr<int64_t>(), *by_receiver, x.size(0),
