@@ -10,9 +10,11 @@
 #include <optional>
 #include <vector>
 
+#include "kernels/irrep_blocks.hpp"
 #include "kernels/prefetch.hpp"
 #include "kernels/scalar_activation.hpp"
 #include "kernels/uvu_convolution.hpp"
+#include "kernels/vector_units.hpp"
 
 namespace klay::kernels {
 namespace {
@@ -29,18 +31,20 @@ struct Plan : torch::CustomClassHolder {
     int64_t input;
     ScaledActivation act;
   };
-  struct Gated {  // an output column: input column times activated gate times scale
-    int64_t input, gate;
-    double scale;
-  };
   struct Run {  // scalars or gates [first, end), which share one activation (an irrep's)
     int64_t first, end;
     ScaledActivation act;
   };
+  // Gated copies u < mul of a d-wide irrep: output column S + out_first + u·d + k is input column
+  // in_first + u·d + k times gate gate_first + u times scale (S: the scalars before them).
+  struct GatedRun {
+    int64_t out_first, in_first, gate_first, mul, d;
+    double scale;
+  };
   int64_t dim_in = 0, dim_out = 0;
   std::vector<Activated> scalars, gates;
   std::vector<Run> scalar_runs, gate_runs;
-  std::vector<Gated> gated;
+  std::vector<GatedRun> gated_runs;
   std::shared_ptr<const e3nn::GateImpl> module;  // for the composite (double-backward) path
 };
 
@@ -81,18 +85,32 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::GateImpl& gate) {
       static_cast<int64_t>(plan->gates.size()) != product.irreps_in2().dim() ||
       plan->dim_out != static_cast<int64_t>(plan->scalars.size()) + width)
     return {};
-  plan->gated.assign(width, Plan::Gated{-1, -1, 0.0});
+  // Per output column: input column times activated gate times scale.
+  struct Gated {
+    int64_t input, gate;
+    double scale;
+  };
+  std::vector<Gated> gated(width, Gated{-1, -1, 0.0});
   for (const e3nn::TensorProductImpl::Path& p : product.paths()) {
     const std::optional<double> coupling = e3nn::scalar_coupling(p.w3j);
     if (p.ins.mode != e3nn::ConnectionMode::uuu || p.d2 != 1 || !coupling) return {};
     for (int64_t u = 0; u < p.mul1; ++u)
       for (int64_t k = 0; k < p.d1; ++k)
-        plan->gated[offsets_out[p.ins.i_out] + u * p.d3 + k] = {gated_column[offsets1[p.ins.i_in1] + u * p.d1 + k],
-                                                                offsets2[p.ins.i_in2] + u,
-                                                                p.coefficient * *coupling};
+        gated[offsets_out[p.ins.i_out] + u * p.d3 + k] = {gated_column[offsets1[p.ins.i_in1] + u * p.d1 + k],
+                                                          offsets2[p.ins.i_in2] + u, p.coefficient * *coupling};
   }
-  for (const Plan::Gated& g : plan->gated)
+  for (const Gated& g : gated)
     if (g.input < 0) return {};
+  // Each entry's gated input columns are side by side (e3nn's Gate sorts whole entries): one run
+  // per entry. Any other layout goes to the module.
+  for (const e3nn::TensorProductImpl::Path& p : product.paths()) {
+    const int64_t out_first = offsets_out[p.ins.i_out], size = p.mul1 * p.d1;
+    if (size == 0) continue;
+    const Gated& first = gated[out_first];
+    for (int64_t t = 0; t < size; ++t)
+      if (gated[out_first + t].input != first.input + t) return {};
+    plan->gated_runs.push_back({out_first, first.input, first.gate, p.mul1, p.d1, first.scale});
+  }
   plan->module = std::dynamic_pointer_cast<const e3nn::GateImpl>(gate.shared_from_this());
   return plan;
 }
@@ -126,82 +144,160 @@ void activate_rows(const std::vector<Plan::Activated>& activated, const std::vec
   }
 }
 
+// One run of gated copies of a row, with the irrep's width d known at compile time where it is
+// compiled (D > 0), so that the loops vectorize: out = x · gate · scale.
+template <typename T, int D>
+KLAY_KERNEL_BODY void gated_forward(const Plan::GatedRun& run, const T* xn, const T* gates, T* on) {
+  const int64_t d = D > 0 ? D : run.d;
+  const T scale = static_cast<T>(run.scale);
+  const T* __restrict x = xn + run.in_first;
+  const T* __restrict gate = gates + run.gate_first;
+  T* __restrict out = on + run.out_first;
+  for (int64_t u = 0; u < run.mul; ++u)
+    for (int64_t k = 0; k < d; ++k) out[u * d + k] = x[u * d + k] * gate[u] * scale;
+}
+
+// Its backward from the output's gradient gn: the gated inputs' gradient into grad, and each gate's
+// Σ_k g·scale·x (its 2l+1 components summed in a register) added to grad_gates.
+template <typename T, int D>
+KLAY_KERNEL_BODY void gated_backward(const Plan::GatedRun& run, const T* xn, const T* gn, const T* gates, T* grad,
+                                     T* grad_gates) {
+  const int64_t d = D > 0 ? D : run.d;
+  const T scale = static_cast<T>(run.scale);
+  const T* __restrict x = xn + run.in_first;
+  const T* __restrict g = gn + run.out_first;
+  const T* __restrict gate = gates + run.gate_first;
+  T* __restrict grad_in = grad + run.in_first;
+  T* __restrict grad_gate = grad_gates + run.gate_first;
+  for (int64_t u = 0; u < run.mul; ++u) {
+    T sum = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      const T scaled = g[u * d + k] * scale;
+      grad_in[u * d + k] = scaled * gate[u];
+      sum += scaled * x[u * d + k];
+    }
+    grad_gate[u] += sum;
+  }
+}
+
 template <typename T>
-void forward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T* x, T* out) {
+KLAY_KERNEL_BODY void forward_rows(const Plan& plan, bool scalars_only, int64_t first, int64_t last, const T* x,
+                                   T* out) {
   const int64_t S = static_cast<int64_t>(plan.scalars.size()), G = static_cast<int64_t>(plan.gates.size());
-  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
-    Scratch<T> scratch;
-    std::vector<T> scalars(kRowsPerBatch * S), gates(kRowsPerBatch * G);
-    for (int64_t n0 = first; n0 < last; n0 += kRowsPerBatch) {
-      const int64_t batch = std::min(kRowsPerBatch, last - n0);
-      const T* xb = x + n0 * plan.dim_in;
-      activate_rows<T>(plan.scalars, plan.scalar_runs, xb, plan.dim_in, batch, scalars.data(), nullptr, scratch);
-      if (!scalars_only)
-        activate_rows<T>(plan.gates, plan.gate_runs, xb, plan.dim_in, batch, gates.data(), nullptr, scratch);
-      for (int64_t r = 0; r < batch; ++r) {
-        const T* xn = x + (n0 + r) * plan.dim_in;
-        T* on = out + (n0 + r) * plan.dim_out;
-        std::copy(scalars.begin() + r * S, scalars.begin() + (r + 1) * S, on);
-        if (scalars_only) {
-          std::fill(on + S, on + plan.dim_out, T(0));
-          continue;
-        }
-        const T* gn = gates.data() + r * G;
-        for (size_t j = 0; j < plan.gated.size(); ++j) {
-          const Plan::Gated& g = plan.gated[j];
-          on[S + j] = xn[g.input] * gn[g.gate] * static_cast<T>(g.scale);
-        }
+  Scratch<T> scratch;
+  std::vector<T> scalars(kRowsPerBatch * S), gates(kRowsPerBatch * G);
+  for (int64_t n0 = first; n0 < last; n0 += kRowsPerBatch) {
+    const int64_t batch = std::min(kRowsPerBatch, last - n0);
+    const T* xb = x + n0 * plan.dim_in;
+    activate_rows<T>(plan.scalars, plan.scalar_runs, xb, plan.dim_in, batch, scalars.data(), nullptr, scratch);
+    if (!scalars_only)
+      activate_rows<T>(plan.gates, plan.gate_runs, xb, plan.dim_in, batch, gates.data(), nullptr, scratch);
+    for (int64_t r = 0; r < batch; ++r) {
+      const T* xn = x + (n0 + r) * plan.dim_in;
+      T* on = out + (n0 + r) * plan.dim_out;
+      std::copy(scalars.begin() + r * S, scalars.begin() + (r + 1) * S, on);
+      if (scalars_only) {
+        std::fill(on + S, on + plan.dim_out, T(0));
+        continue;
+      }
+      const T* gn = gates.data() + r * G;
+      for (const Plan::GatedRun& run : plan.gated_runs) {
+#define KLAY_GATED_FORWARD(D) gated_forward<T, D>(run, xn, gn, on + S)
+        KLAY_FOR_IRREP_WIDTH(run.d, KLAY_GATED_FORWARD);
+#undef KLAY_GATED_FORWARD
       }
     }
-  });
+  }
 }
 
 // Every input column is a scalar, a gate or a gated component, so each row of grad_x is written whole.
 template <typename T>
-void backward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T* x, const T* g, T* grad_x) {
+KLAY_KERNEL_BODY void backward_rows(const Plan& plan, bool scalars_only, int64_t first, int64_t last, const T* x,
+                                    const T* g, T* grad_x) {
   const int64_t S = static_cast<int64_t>(plan.scalars.size()), G = static_cast<int64_t>(plan.gates.size());
-  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
-    Scratch<T> scratch;
-    std::vector<T> scalar_derivatives(kRowsPerBatch * S), gates(kRowsPerBatch * G),
-        gate_derivatives(kRowsPerBatch * G), grad_gates(G);
-    for (int64_t n0 = first; n0 < last; n0 += kRowsPerBatch) {
-      const int64_t batch = std::min(kRowsPerBatch, last - n0);
-      const T* xb = x + n0 * plan.dim_in;
-      activate_rows<T>(plan.scalars, plan.scalar_runs, xb, plan.dim_in, batch, nullptr, scalar_derivatives.data(),
-                    scratch);
-      if (!scalars_only)
-        activate_rows<T>(plan.gates, plan.gate_runs, xb, plan.dim_in, batch, gates.data(), gate_derivatives.data(),
-                      scratch);
-      for (int64_t r = 0; r < batch; ++r) {
-        const int64_t n = n0 + r;
-        const T* xn = x + n * plan.dim_in;
-        const T* gn = g + n * plan.dim_out;
-        T* grad = grad_x + n * plan.dim_in;
-        if (n + 1 < last) prefetch(xn + plan.dim_in, plan.dim_in);
-        std::fill(grad, grad + plan.dim_in, T(0));
-        for (int64_t j = 0; j < S; ++j) grad[plan.scalars[j].input] = gn[j] * scalar_derivatives[r * S + j];
-        if (scalars_only) continue;
-        std::fill(grad_gates.begin(), grad_gates.end(), T(0));
-        // A gate's 2l+1 gated components are consecutive: their sum stays in a register, where
-        // summing into grad_gates component by component chains each addition on the last one's store.
-        int64_t gate = -1;
-        T sum = 0;
-        for (size_t j = 0; j < plan.gated.size(); ++j) {
-          const Plan::Gated& d = plan.gated[j];
-          if (d.gate != gate) {
-            if (gate >= 0) grad_gates[gate] += sum;
-            gate = d.gate;
-            sum = 0;
-          }
-          const T scaled = gn[S + j] * static_cast<T>(d.scale);
-          grad[d.input] = scaled * gates[r * G + d.gate];
-          sum += scaled * xn[d.input];
-        }
-        if (gate >= 0) grad_gates[gate] += sum;
-        for (int64_t t = 0; t < G; ++t) grad[plan.gates[t].input] = grad_gates[t] * gate_derivatives[r * G + t];
+  Scratch<T> scratch;
+  std::vector<T> scalar_derivatives(kRowsPerBatch * S), gates(kRowsPerBatch * G), gate_derivatives(kRowsPerBatch * G),
+      grad_gates(G);
+  for (int64_t n0 = first; n0 < last; n0 += kRowsPerBatch) {
+    const int64_t batch = std::min(kRowsPerBatch, last - n0);
+    const T* xb = x + n0 * plan.dim_in;
+    activate_rows<T>(plan.scalars, plan.scalar_runs, xb, plan.dim_in, batch, nullptr, scalar_derivatives.data(),
+                     scratch);
+    if (!scalars_only)
+      activate_rows<T>(plan.gates, plan.gate_runs, xb, plan.dim_in, batch, gates.data(), gate_derivatives.data(),
+                       scratch);
+    for (int64_t r = 0; r < batch; ++r) {
+      const int64_t n = n0 + r;
+      const T* xn = x + n * plan.dim_in;
+      const T* gn = g + n * plan.dim_out;
+      T* grad = grad_x + n * plan.dim_in;
+      if (n + 1 < last) prefetch(xn + plan.dim_in, plan.dim_in);
+      std::fill(grad, grad + plan.dim_in, T(0));
+      for (int64_t j = 0; j < S; ++j) grad[plan.scalars[j].input] = gn[j] * scalar_derivatives[r * S + j];
+      if (scalars_only) continue;
+      std::fill(grad_gates.begin(), grad_gates.end(), T(0));
+      for (const Plan::GatedRun& run : plan.gated_runs) {
+#define KLAY_GATED_BACKWARD(D) gated_backward<T, D>(run, xn, gn + S, gates.data() + r * G, grad, grad_gates.data())
+        KLAY_FOR_IRREP_WIDTH(run.d, KLAY_GATED_BACKWARD);
+#undef KLAY_GATED_BACKWARD
       }
+      for (int64_t t = 0; t < G; ++t) grad[plan.gates[t].input] = grad_gates[t] * gate_derivatives[r * G + t];
     }
-  });
+  }
+}
+
+template <typename T>
+void forward_rows_baseline(const Plan& plan, bool scalars_only, int64_t first, int64_t last, const T* x, T* out) {
+  forward_rows(plan, scalars_only, first, last, x, out);
+}
+template <typename T>
+void backward_rows_baseline(const Plan& plan, bool scalars_only, int64_t first, int64_t last, const T* x, const T* g,
+                            T* grad_x) {
+  backward_rows(plan, scalars_only, first, last, x, g, grad_x);
+}
+#ifdef KLAY_HAVE_AVX2_ENTRY
+template <typename T>
+KLAY_AVX2_ENTRY void forward_rows_avx2(const Plan& plan, bool scalars_only, int64_t first, int64_t last, const T* x,
+                                       T* out) {
+  forward_rows(plan, scalars_only, first, last, x, out);
+}
+template <typename T>
+KLAY_AVX2_ENTRY void backward_rows_avx2(const Plan& plan, bool scalars_only, int64_t first, int64_t last, const T* x,
+                                        const T* g, T* grad_x) {
+  backward_rows(plan, scalars_only, first, last, x, g, grad_x);
+}
+template <typename T>
+KLAY_AVX512_ENTRY void forward_rows_avx512(const Plan& plan, bool scalars_only, int64_t first, int64_t last,
+                                           const T* x, T* out) {
+  forward_rows(plan, scalars_only, first, last, x, out);
+}
+template <typename T>
+KLAY_AVX512_ENTRY void backward_rows_avx512(const Plan& plan, bool scalars_only, int64_t first, int64_t last,
+                                            const T* x, const T* g, T* grad_x) {
+  backward_rows(plan, scalars_only, first, last, x, g, grad_x);
+}
+#endif
+
+// The rows on the threads, in the widest vector units the CPU has.
+template <typename T>
+void forward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T* x, T* out) {
+  auto entry = forward_rows_baseline<T>;
+#ifdef KLAY_HAVE_AVX2_ENTRY
+  if (avx512_vector_units()) entry = forward_rows_avx512<T>;
+  else if (wide_vector_units()) entry = forward_rows_avx2<T>;
+#endif
+  at::parallel_for(0, rows, kRowsPerTask,
+                   [&](int64_t first, int64_t last) { entry(plan, scalars_only, first, last, x, out); });
+}
+template <typename T>
+void backward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T* x, const T* g, T* grad_x) {
+  auto entry = backward_rows_baseline<T>;
+#ifdef KLAY_HAVE_AVX2_ENTRY
+  if (avx512_vector_units()) entry = backward_rows_avx512<T>;
+  else if (wide_vector_units()) entry = backward_rows_avx2<T>;
+#endif
+  at::parallel_for(0, rows, kRowsPerTask,
+                   [&](int64_t first, int64_t last) { entry(plan, scalars_only, first, last, x, g, grad_x); });
 }
 
 using torch::autograd::AutogradContext;
