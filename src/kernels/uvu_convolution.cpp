@@ -250,8 +250,8 @@ c10::intrusive_ptr<Grouping> group_edges(const int64_t* node_of_edge, int64_t nu
 // widths, single lanes for odd ones), else in a scratch row. Summing a row of a few copies through
 // memory instead chains each update on the store of the previous one. Each lane is one copy's
 // sum, so the width does not change the numbers. Half as many instructions per row in 64-byte
-// registers made the Si example's MD step about 5 % faster in float64, 3 % in float32, on AMD Zen 4,
-// whose 512-bit units are two 256-bit halves.
+// registers made the Si example's MD step about 5 % faster in float64, 3 % in float32, on this
+// project's machine (AMD Zen 5).
 // The vector type only lives inside always-inline bodies and the entry points compiled for one
 // target; no function with a vector argument crosses a target boundary, which -Wpsabi warns about.
 #pragma GCC diagnostic ignored "-Wpsabi"
