@@ -51,7 +51,13 @@ std::vector<double> layer_scales(const std::vector<at::Tensor>& weights, double 
   return scales;
 }
 
-// One evaluation of the layers on rows x [N, h0]. With keep, what the backward reads is kept.
+// What an evaluation of the layers keeps besides the output: nothing (inference), the activations'
+// derivatives (all the input's gradient reads), or the hidden activations too (the weights'
+// gradients read those: the backward evaluates the layers again when it is asked for them, so that
+// the forward does not write them to memory for MD, which never asks).
+enum class Keep { nothing, derivatives, activations };
+
+// One evaluation of the layers on rows x [N, h0].
 struct LayerPass {
   at::Tensor out;
   std::vector<at::Tensor> scaled;       // W_k · scale_k
@@ -81,18 +87,18 @@ int64_t widest(const std::vector<at::Tensor>& matrices) {
 // run_layers on the threads' slices of the rows, kRowsPerBlock rows through every layer at a time,
 // in one parallel region; pass.scaled holds the (contiguous) scaled weights.
 template <typename T>
-void forward_blocks(const at::Tensor& x, Kind kind, bool keep, LayerPass& pass) {
+void forward_blocks(const at::Tensor& x, Kind kind, Keep keep, LayerPass& pass) {
   const size_t layers = pass.scaled.size();
   const int64_t n = x.size(0);
   pass.out = at::empty({n, pass.scaled.back().size(1)}, x.options());
-  for (size_t k = 0; keep && k + 1 < layers; ++k) {
-    pass.activations.push_back(at::empty({n, pass.scaled[k].size(1)}, x.options()));
-    pass.derivatives.push_back(at::empty({n, pass.scaled[k].size(1)}, x.options()));
+  for (size_t k = 0; k + 1 < layers; ++k) {
+    if (keep == Keep::activations) pass.activations.push_back(at::empty({n, pass.scaled[k].size(1)}, x.options()));
+    if (keep != Keep::nothing) pass.derivatives.push_back(at::empty({n, pass.scaled[k].size(1)}, x.options()));
   }
   const ScaledActivation act{kind, 1.0};
   const int64_t width = widest(pass.scaled);
   at::parallel_for(0, n, kRowsPerBlock, [&](int64_t begin, int64_t end) {
-    std::vector<T> scratch(keep ? 0 : 2 * kRowsPerBlock * width);
+    std::vector<T> scratch(keep == Keep::activations ? 0 : 2 * kRowsPerBlock * width);
     for (int64_t r0 = begin; r0 < end; r0 += kRowsPerBlock) {
       const int64_t rows = std::min(kRowsPerBlock, end - r0);
       const T* a = x.data_ptr<T>() + r0 * x.stride(0);
@@ -101,12 +107,12 @@ void forward_blocks(const at::Tensor& x, Kind kind, bool keep, LayerPass& pass) 
         const at::Tensor& w = pass.scaled[k];
         const int64_t cols = w.size(1);
         const bool last = k + 1 == layers;
-        T* z = last   ? pass.out.data_ptr<T>() + r0 * cols
-               : keep ? pass.activations[k].data_ptr<T>() + r0 * cols
-                      : scratch.data() + (k % 2) * kRowsPerBlock * width;
+        T* z = last                        ? pass.out.data_ptr<T>() + r0 * cols
+               : keep == Keep::activations ? pass.activations[k].data_ptr<T>() + r0 * cols
+                                           : scratch.data() + (k % 2) * kRowsPerBlock * width;
         rows_times<T>(a, lda, w.data_ptr<T>(), cols, z, cols, rows, w.size(0), cols);
         if (last) break;
-        act.apply(z, z, keep ? pass.derivatives[k].data_ptr<T>() + r0 * cols : nullptr, rows * cols);
+        act.apply(z, z, keep != Keep::nothing ? pass.derivatives[k].data_ptr<T>() + r0 * cols : nullptr, rows * cols);
         a = z;
         lda = cols;
       }
@@ -115,7 +121,7 @@ void forward_blocks(const at::Tensor& x, Kind kind, bool keep, LayerPass& pass) 
 }
 
 LayerPass run_layers(const at::Tensor& x, const std::vector<at::Tensor>& weights, const std::vector<double>& scales,
-                     Kind kind, bool keep) {
+                     Kind kind, Keep keep) {
   LayerPass pass;
   for (size_t k = 0; k < weights.size(); ++k) pass.scaled.push_back((weights[k] * scales[k]).contiguous());
   if (x.stride(-1) == 1 && blockwise(x, pass.scaled)) {
@@ -129,13 +135,11 @@ LayerPass run_layers(const at::Tensor& x, const std::vector<at::Tensor>& weights
       pass.out = z;
       break;
     }
-    at::Tensor derivative = keep ? at::empty_like(z) : at::Tensor();
+    at::Tensor derivative = keep != Keep::nothing ? at::empty_like(z) : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "radial_mlp_activation",
                                [&] { activate<scalar_t>(kind, z, derivative); });
-    if (keep) {
-      pass.activations.push_back(z);
-      pass.derivatives.push_back(derivative);
-    }
+    if (keep == Keep::activations) pass.activations.push_back(z);
+    if (keep != Keep::nothing) pass.derivatives.push_back(derivative);
     a = z;
   }
   return pass;
@@ -173,19 +177,19 @@ using torch::autograd::variable_list;
 
 class RadialMlp : public torch::autograd::Function<RadialMlp> {
  public:
-  // Saved: x, the weights W_k, the scaled W_k, the hidden activations and their derivatives.
+  // Saved: x, the weights W_k, the scaled W_k and the derivatives of the hidden activations.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, at::TensorList weights,
                             const std::string& activation, Kind kind, double kappa) {
     ++g_calls.forward;
     const std::vector<double> scales = layer_scales(weights.vec(), kappa);
-    LayerPass pass = run_layers(x, weights.vec(), scales, kind, /*keep=*/true);
+    LayerPass pass = run_layers(x, weights.vec(), scales, kind, Keep::derivatives);
     variable_list saved{x};
     saved.insert(saved.end(), weights.begin(), weights.end());
-    for (auto* part : {&pass.scaled, &pass.activations, &pass.derivatives})
-      saved.insert(saved.end(), part->begin(), part->end());
+    for (auto* part : {&pass.scaled, &pass.derivatives}) saved.insert(saved.end(), part->begin(), part->end());
     ctx->save_for_backward(saved);
     ctx->saved_data["scales"] = scales;
     ctx->saved_data["activation"] = activation;
+    ctx->saved_data["kind"] = static_cast<int64_t>(kind);
     return pass.out;
   }
 
@@ -196,9 +200,8 @@ class RadialMlp : public torch::autograd::Function<RadialMlp> {
     const at::Tensor& x = saved[0];
     const auto weight = [&](size_t k) -> const at::Tensor& { return saved[1 + k]; };
     const auto scaled = [&](size_t k) -> const at::Tensor& { return saved[1 + layers + k]; };
-    // The input of layer k and the derivative of the activation that made it (k ≥ 1).
-    const auto layer_input = [&](size_t k) -> const at::Tensor& { return k == 0 ? x : saved[2 * layers + k]; };
-    const auto derivative = [&](size_t k) -> const at::Tensor& { return saved[3 * layers + k - 1]; };
+    // The derivative of the activation that made layer k's input (k ≥ 1).
+    const auto derivative = [&](size_t k) -> const at::Tensor& { return saved[2 * layers + k]; };
 
     variable_list grads(layers + 4);  // x, the weights, and the three non-tensor arguments
     std::vector<bool> wanted{ctx->needs_input_grad(0)};
@@ -234,6 +237,14 @@ class RadialMlp : public torch::autograd::Function<RadialMlp> {
       });
       return grads;
     }
+    // The weights' gradients read the layers' inputs, evaluated again.
+    LayerPass inputs;
+    if (std::any_of(wanted.begin() + 1, wanted.end(), [](bool w) { return w; })) {
+      std::vector<at::Tensor> weights;
+      for (size_t k = 0; k < layers; ++k) weights.push_back(weight(k));
+      inputs = run_layers(x, weights, scales, static_cast<Kind>(ctx->saved_data["kind"].toInt()), Keep::activations);
+    }
+    const auto layer_input = [&](size_t k) -> const at::Tensor& { return k == 0 ? x : inputs.activations[k - 1]; };
     at::Tensor grad_z = g;  // the gradient with respect to layer k's output
     for (size_t k = layers; k-- > lowest;) {
       if (wanted[1 + k]) grads[1 + k] = at::mm(layer_input(k).t(), grad_z).mul_(scales[k]);
@@ -276,7 +287,7 @@ at::Tensor radial_mlp(const e3nn::FullyConnectedNetImpl& fc, const at::Tensor& x
     out = RadialMlp::apply(rows, at::TensorList(weights), act.name(), kernels_act->kind, act.scale());
   } else {
     ++g_calls.forward;
-    out = run_layers(rows, weights, layer_scales(weights, act.scale()), kernels_act->kind, /*keep=*/false).out;
+    out = run_layers(rows, weights, layer_scales(weights, act.scale()), kernels_act->kind, Keep::nothing).out;
   }
   return out.view(out_sizes);
 }
