@@ -51,7 +51,7 @@ void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_
       [&](const std::vector<int64_t>& frontier) { find_neighbors(frontier, neighbors_of); },
       [&](int64_t a, const auto& visit) {
         const Found& found = range_[a];
-        const std::vector<int64_t>& neighbors = found_[found.thread];
+        const std::vector<int64_t>& neighbors = found_[found.thread].atoms;
         for (int64_t i = found.begin; i < found.end; ++i) {
           const int64_t b = neighbors[i];
           if (b < 0 || b >= n_atoms)
@@ -102,11 +102,11 @@ void StagedGraphBuilder::find_neighbors(const std::vector<int64_t>& frontier, co
   threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), n / kAtomsPerTask)));
 #endif
   found_.resize(std::max<size_t>(found_.size(), static_cast<size_t>(threads)));
-  for (int t = 0; t < threads; ++t) found_[t].clear();
+  for (int t = 0; t < threads; ++t) found_[t].atoms.clear();
   // Each thread's first failure, with its position in the frontier.
   std::vector<std::pair<int64_t, std::exception_ptr>> failures(static_cast<size_t>(threads), {n, nullptr});
   const auto find = [&](int t, int64_t first, int64_t last) {
-    std::vector<int64_t>& found = found_[t];
+    std::vector<int64_t>& found = found_[t].atoms;
     for (int64_t m = first; m < last && m < failures[t].first; ++m) {
       const int64_t a = frontier[m], begin = static_cast<int64_t>(found.size());
       try {
