@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <new>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/vector_units.hpp"
@@ -25,12 +28,16 @@ constexpr double kLengthFloor = 1e-12;
 
 // A value and its derivatives with respect to the three components of the unit vector: the
 // backward evaluates the same formulas as the forward in this type, which gives each vector's
-// Jacobian without storing it.
+// Jacobian without storing it. T is a number, or a vector of numbers (one per lane: the backward
+// runs a vector register's worth of vectors at a time).
 template <typename T>
 struct Dual {
   T value;
   T d[3];
-  Dual(T v = T(0)) : value(v), d{T(0), T(0), T(0)} {}
+  Dual(T v = T{}) : value(v), d{T{}, T{}, T{}} {}
+  // A constant (its derivatives zero) in every lane.
+  template <typename C, typename = std::enable_if_t<std::is_arithmetic_v<C> && !std::is_arithmetic_v<T>>>
+  Dual(C c) : value(T{} + c), d{T{}, T{}, T{}} {}
 };
 
 template <typename T>
@@ -54,8 +61,8 @@ KLAY_KERNEL_BODY Dual<T> operator*(const Dual<T>& a, const Dual<T>& b) {
   return r;
 }
 
-template <typename T>
-KLAY_KERNEL_BODY Dual<T> operator*(T c, const Dual<T>& a) {
+template <typename C, typename T, typename = std::enable_if_t<std::is_arithmetic_v<C>>>
+KLAY_KERNEL_BODY Dual<T> operator*(C c, const Dual<T>& a) {
   Dual<T> r(c * a.value);
   for (int k = 0; k < 3; ++k) r.d[k] = c * a.d[k];
   return r;
@@ -104,7 +111,7 @@ c10::intrusive_ptr<Plan> make_plan(int lmax, bool normalize, e3nn::ShNormalizati
 // Y^0…Y^lmax of the unit vector (x, y, z), component normalisation, in e3nn's order: its closed
 // forms, then its recursion. S is T or Dual<T>.
 template <typename T, typename S>
-void component_harmonics(const Plan& plan, const S& x, const S& y, const S& z, S* out) {
+KLAY_KERNEL_BODY void component_harmonics(const Plan& plan, const S& x, const S& y, const S& z, S* out) {
   out[0] = S(T(1));
   e3nn::closed_form_harmonics<T>(plan.lmax, x, y, z, out);
   const S v[3] = {x, y, z};
@@ -155,36 +162,105 @@ void forward_kernel(const Plan& plan, int64_t count, const T* vectors, T* length
 // normalisation u = v/‖v‖: (grad_u − u (u·grad_u)) / ‖v‖, or grad_u / 10⁻¹² where the floor
 // replaced the length (the composite path's clamp passes no gradient to the length there).
 // From the lengths' gradient (or none): g_len · v/‖v‖, nothing at v = 0 (vector_lengths' where).
-template <typename T>
-void backward_kernel(const Plan& plan, int64_t count, const T* vectors, const T* g_lengths, const T* g,
-                     T* grad_vectors) {
-  at::parallel_for(0, count, kVectorsPerTask, [&](int64_t first, int64_t last) {
-    std::vector<Dual<T>> harmonics(plan.dim);
-    for (int64_t n = first; n < last; ++n) {
+// W vectors at a time, one per lane of a vector register: the dual-number harmonics are most of
+// the work, and in lanes each costs one vector operation instead of W scalar ones. The last block
+// is filled up with the unit vector x̂ (its lanes discarded), so every vector goes through the
+// same code whatever the rows a thread is handed.
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <typename T, int W>
+struct LanesOf {
+  typedef T type __attribute__((vector_size(W * sizeof(T))));
+};
+template <typename T, int W>
+KLAY_KERNEL_BODY void backward_lanes(const Plan& plan, int64_t first, int64_t last, const T* vectors,
+                                     const T* g_lengths, const T* g, T* grad_vectors) {
+  using Lanes = typename LanesOf<T, W>::type;
+  static const T kFill[3] = {T(1), T(0), T(0)};
+  // Allocated at the registers' alignment by hand: GCC drops a vector type's attributes when it
+  // is a template argument, so std::vector<Dual<Lanes>> allocates at the baseline target's 16
+  // bytes while the AVX-512 code moves 64-byte-aligned registers.
+  constexpr std::align_val_t kAlignment{sizeof(Lanes)};
+  const std::unique_ptr<void, void (*)(void*)> storage(
+      ::operator new(plan.dim * sizeof(Dual<Lanes>), kAlignment),
+      [](void* p) { ::operator delete(p, std::align_val_t{sizeof(Lanes)}); });
+  Dual<Lanes>* harmonics = static_cast<Dual<Lanes>*>(storage.get());
+  std::uninitialized_value_construct_n(harmonics, plan.dim);
+  for (int64_t n0 = first; n0 < last; n0 += W) {
+    const int lanes = static_cast<int>(std::min<int64_t>(W, last - n0));
+    Direction<T> d[W];
+    Lanes u[3];
+    for (int l = 0; l < W; ++l) {
+      d[l] = direction(plan.normalize, l < lanes ? vectors + 3 * (n0 + l) : kFill);
+      for (int k = 0; k < 3; ++k) u[k][l] = d[l].u[k];
+    }
+    Lanes grad_u[3] = {Lanes{}, Lanes{}, Lanes{}};
+    if (g) {
+      Dual<Lanes> x(u[0]), y(u[1]), z(u[2]);
+      x.d[0] = y.d[1] = z.d[2] = Lanes{} + T(1);
+      component_harmonics<T, Dual<Lanes>>(plan, x, y, z, harmonics);
+      for (int l = 1; l <= plan.lmax; ++l)
+        for (int64_t i = l * l; i < (l + 1) * (l + 1); ++i) {
+          Lanes gi{};
+          for (int lane = 0; lane < lanes; ++lane) {
+            const T value = g[(n0 + lane) * plan.dim + i];
+            gi[lane] = plan.normalization == e3nn::ShNormalization::component
+                           ? value
+                           : value / static_cast<T>(plan.divisor[l]);
+          }
+          for (int k = 0; k < 3; ++k) grad_u[k] += gi * harmonics[i].d[k];
+        }
+    }
+    for (int l = 0; l < lanes; ++l) {
+      const int64_t n = n0 + l;
       const T* v = vectors + 3 * n;
-      const Direction<T> d = direction(plan.normalize, v);
       T* grad = grad_vectors + 3 * n;
       std::fill(grad, grad + 3, T(0));
       if (g) {
-        Dual<T> x(d.u[0]), y(d.u[1]), z(d.u[2]);
-        x.d[0] = y.d[1] = z.d[2] = T(1);
-        component_harmonics<T, Dual<T>>(plan, x, y, z, harmonics.data());
-        const T* gn = g + n * plan.dim;
-        T grad_u[3] = {T(0), T(0), T(0)};
-        for (int l = 1; l <= plan.lmax; ++l)
-          for (int64_t i = l * l; i < (l + 1) * (l + 1); ++i) {
-            const T gi = plan.normalization == e3nn::ShNormalization::component
-                             ? gn[i]
-                             : gn[i] / static_cast<T>(plan.divisor[l]);
-            for (int k = 0; k < 3; ++k) grad_u[k] += gi * harmonics[i].d[k];
-          }
-        const T radial =
-            !plan.normalize || d.floored ? T(0) : d.u[0] * grad_u[0] + d.u[1] * grad_u[1] + d.u[2] * grad_u[2];
-        for (int k = 0; k < 3; ++k) grad[k] = (grad_u[k] - radial * d.u[k]) / d.divisor;
+        const T radial = !plan.normalize || d[l].floored
+                             ? T(0)
+                             : d[l].u[0] * grad_u[0][l] + d[l].u[1] * grad_u[1][l] + d[l].u[2] * grad_u[2][l];
+        for (int k = 0; k < 3; ++k) grad[k] = (grad_u[k][l] - radial * d[l].u[k]) / d[l].divisor;
       }
-      if (g_lengths && d.length > T(0))
-        for (int k = 0; k < 3; ++k) grad[k] += g_lengths[n] * v[k] / d.length;
+      if (g_lengths && d[l].length > T(0))
+        for (int k = 0; k < 3; ++k) grad[k] += g_lengths[n] * v[k] / d[l].length;
     }
+  }
+}
+
+// One entry per instruction set, each with the lanes of its widest registers; flatten inlines the
+// shared harmonics formulas (e3nn::closed_form_harmonics) into each, compiled for its set.
+template <typename T>
+using BackwardLanes = void (*)(const Plan&, int64_t, int64_t, const T*, const T*, const T*, T*);
+template <typename T>
+__attribute__((flatten)) void backward_lanes_baseline(const Plan& plan, int64_t first, int64_t last, const T* vectors,
+                                                      const T* g_lengths, const T* g, T* grad_vectors) {
+  backward_lanes<T, 16 / sizeof(T)>(plan, first, last, vectors, g_lengths, g, grad_vectors);
+}
+#ifdef KLAY_HAVE_AVX2_ENTRY
+template <typename T>
+KLAY_AVX2_ENTRY __attribute__((flatten)) void backward_lanes_avx2(const Plan& plan, int64_t first, int64_t last,
+                                                                  const T* vectors, const T* g_lengths, const T* g,
+                                                                  T* grad_vectors) {
+  backward_lanes<T, 32 / sizeof(T)>(plan, first, last, vectors, g_lengths, g, grad_vectors);
+}
+template <typename T>
+KLAY_AVX512_ENTRY __attribute__((flatten)) void backward_lanes_avx512(const Plan& plan, int64_t first, int64_t last,
+                                                                      const T* vectors, const T* g_lengths,
+                                                                      const T* g, T* grad_vectors) {
+  backward_lanes<T, 64 / sizeof(T)>(plan, first, last, vectors, g_lengths, g, grad_vectors);
+}
+#endif
+
+template <typename T>
+void backward_kernel(const Plan& plan, int64_t count, const T* vectors, const T* g_lengths, const T* g,
+                     T* grad_vectors) {
+  BackwardLanes<T> lanes = backward_lanes_baseline<T>;
+#ifdef KLAY_HAVE_AVX2_ENTRY
+  if (avx512_vector_units()) lanes = backward_lanes_avx512<T>;
+  else if (wide_vector_units()) lanes = backward_lanes_avx2<T>;
+#endif
+  at::parallel_for(0, count, kVectorsPerTask, [&](int64_t first, int64_t last) {
+    lanes(plan, first, last, vectors, g_lengths, g, grad_vectors);
   });
 }
 
