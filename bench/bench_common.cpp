@@ -1,6 +1,7 @@
 #include "bench_common.hpp"
 
 #include <dlfcn.h>
+#include <immintrin.h>
 #include <omp.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -36,6 +38,46 @@ namespace {
       << "  --copies K     (native vs TorchScript) feed K disjoint copies of each case's inputs (default 1)\n";
   std::exit(status);
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// Twelve independent chains of multiply-adds in registers of one width: the rate one core's vector
+// units reach, what the kernels' register tiles can at best (whether 512-bit units are full width
+// shows here: twice the 256-bit rate, or the same). Each call n·12 multiply-adds per lane.
+#define KLAY_MULTIPLY_ADD_CHAINS(V, FMA, SET1)                                                       \
+  V a0 = SET1(x), a1 = SET1(x * 2), a2 = SET1(x * 3), a3 = SET1(x * 4), a4 = SET1(x * 5),            \
+    a5 = SET1(x * 6), a6 = SET1(x * 7), a7 = SET1(x * 8), a8 = SET1(x * 9), a9 = SET1(x * 10),       \
+    a10 = SET1(x * 11), a11 = SET1(x * 12);                                                          \
+  const V b = SET1(0.999999), c = SET1(1e-9);                                                        \
+  for (long k = 0; k < n; ++k) {                                                                     \
+    a0 = FMA(a0, b, c), a1 = FMA(a1, b, c), a2 = FMA(a2, b, c), a3 = FMA(a3, b, c);                  \
+    a4 = FMA(a4, b, c), a5 = FMA(a5, b, c), a6 = FMA(a6, b, c), a7 = FMA(a7, b, c);                  \
+    a8 = FMA(a8, b, c), a9 = FMA(a9, b, c), a10 = FMA(a10, b, c), a11 = FMA(a11, b, c);              \
+  }                                                                                                  \
+  V sum = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;                              \
+  return sum[0];
+__attribute__((target("avx2,fma"), noinline)) double multiply_adds_256(long n, double x) {
+  KLAY_MULTIPLY_ADD_CHAINS(__m256d, _mm256_fmadd_pd, _mm256_set1_pd)
+}
+__attribute__((target("avx512f"), noinline)) double multiply_adds_512(long n, double x) {
+  KLAY_MULTIPLY_ADD_CHAINS(__m512d, _mm512_fmadd_pd, _mm512_set1_pd)
+}
+#undef KLAY_MULTIPLY_ADD_CHAINS
+
+// GFLOP/s of float64 multiply-adds on one core in 256-bit and 512-bit registers (0: not on this CPU).
+std::pair<double, double> multiply_add_rates() {
+  constexpr long kRounds = 10'000'000;
+  const auto rate = [](double (*chains)(long, double), int lanes) {
+    volatile double sink = chains(kRounds / 10, 0.001);  // warm-up
+    const auto start = std::chrono::steady_clock::now();
+    sink = chains(kRounds, 0.001);
+    (void)sink;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return 2.0 * 12 * lanes * kRounds / s / 1e9;
+  };
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return {avx2 ? rate(multiply_adds_256, 4) : 0.0, __builtin_cpu_supports("avx512f") ? rate(multiply_adds_512, 8) : 0.0};
+}
+#endif
 
 std::string first_line_with(const std::string& path, const std::string& key) {
   std::ifstream in(path);
@@ -154,6 +196,15 @@ double print_machine(const Options& options) {
   std::printf("BLAS:       %s\n", mapped_blas_libraries().c_str());
   if (const std::string details = openblas_details(); !details.empty()) std::printf("            %s\n", details.c_str());
   std::printf("matmul:     1024x1024 float64 %.1f GFLOP/s\n", matmul_gflops);
+#if defined(__x86_64__) && defined(__GNUC__)
+  const auto [rate_256, rate_512] = multiply_add_rates();
+  if (rate_512 > 0)
+    std::printf("peak:       float64 multiply-adds, one core: %.1f GFLOP/s in 256-bit registers, %.1f in 512-bit\n",
+                rate_256, rate_512);
+  else
+    std::printf("peak:       float64 multiply-adds, one core: %.1f GFLOP/s in 256-bit registers (no AVX-512)\n",
+                rate_256);
+#endif
   std::printf("timing:     %s\n\n", options.quick ? "--quick (one call each: smoke run, numbers meaningless)"
                                                     : "median after warm-up (n = timed calls)");
   return matmul_gflops;

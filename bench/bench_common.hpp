@@ -26,6 +26,7 @@ Options parse_options(int argc, char** argv, const std::string& purpose);
 // Applies the thread setting and prints the machine block: CPU model, cores, load average, torch
 // and OpenMP threads, the BLAS library mapped into this process after a matmul. Returns the
 // 1024² float64 matmul rate it measured (GFLOP/s), the yardstick for the kernels' rates.
+// Also prints one core's float64 multiply-add rate in 256-bit and 512-bit registers.
 double print_machine(const Options& options);
 
 // Switches the threads ATen's loops (and so the kernels) run on between timed calls, through

@@ -125,8 +125,9 @@ KLAY_AVX2_ENTRY void tiled_rows_avx2(const Operands& o, int64_t rows, int64_t co
                                      const T* factor) {
   avx2::tiled_rows<Lanes<T>, 3>(o, rows, cols, a, b, c, factor);
 }
-// On CPUs whose 512-bit units are full width (AMD Zen 5, this project's machine: 127 against 63
-// GFLOP/s of float64 multiply-adds per core) the products run at twice the AVX2 rate.
+// On CPUs whose 512-bit units are full width (AMD Zen 5, this project's machine: 130-134 against
+// 63-67 GFLOP/s of float64 multiply-adds per core, the benchmarks' `peak:` line) the products run
+// at twice the AVX2 rate.
 template <typename T>
 KLAY_AVX512_ENTRY void tiled_rows_avx512(const Operands& o, int64_t rows, int64_t cols, const T* a, const T* b, T* c,
                                          const T* factor) {

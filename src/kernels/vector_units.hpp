@@ -9,9 +9,10 @@
 #define KLAY_HAVE_AVX2_ENTRY 1
 #define KLAY_AVX2_ENTRY __attribute__((target("avx2,fma")))
 // AVX-512 (x86-64-v4) where the CPU has it: registers twice as wide and twice as many. On CPUs
-// with full-width 512-bit units (AMD Zen 5, this project's machine: 127 against 63 GFLOP/s of
-// float64 multiply-adds per core) that doubles the arithmetic rate; elsewhere (Zen 4 splits each
-// 512-bit operation in two) it still halves the instructions per element.
+// with full-width 512-bit units (AMD Zen 5, this project's machine: 130-134 against 63-67 GFLOP/s
+// of float64 multiply-adds per core, the benchmarks' `peak:` line) that doubles the arithmetic
+// rate; elsewhere (Zen 4 splits each 512-bit operation in two) it still halves the instructions
+// per element.
 #define KLAY_AVX512_ENTRY __attribute__((target("arch=x86-64-v4")))
 #endif
 
