@@ -16,6 +16,7 @@
 #include "kernels/one_input_derivatives.hpp"
 #include "kernels/relative_error.hpp"
 #include "kernels/uvu_convolution.hpp"
+#include "kernels/vector_units.hpp"
 
 namespace klay::kernels {
 namespace {
@@ -135,6 +136,24 @@ TEST(GateKernel, ResultsDoNotDependOnTheThreadCount) {
   at::set_num_threads(threads);
   EXPECT_TRUE(at::equal(one.out, two.out));
   EXPECT_TRUE(at::equal(one.grad, two.grad));
+}
+
+// The baseline x86-64 entry points and the AVX2/AVX-512 ones (the widest the CPU has) run the
+// same loops over each gated entry: the same values and gradients to rounding.
+TEST(GateKernel, BaselineAndWideVectorCodeAgree) {
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(describe(c));
+    const e3nn::Gate g = make_gate(c);
+    const at::Tensor features = random_features(*g, 37, 11);
+    for (const bool scalars_only : {false, true}) {
+      set_wide_vector_units_enabled(false);
+      const Derivatives baseline = derivatives(true, *g, features, at::kDouble, scalars_only, false);
+      set_wide_vector_units_enabled(true);
+      const Derivatives wide = derivatives(true, *g, features, at::kDouble, scalars_only, false);
+      EXPECT_LE(relative_error(wide.out, baseline.out), 1e-14);
+      EXPECT_LE(relative_error(wide.grad, baseline.grad), 1e-14);
+    }
+  }
 }
 
 TEST(GateKernel, InputsOfTheWrongWidthAreErrors) {

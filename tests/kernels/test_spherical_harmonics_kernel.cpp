@@ -15,6 +15,7 @@
 #include "kernels/one_input_derivatives.hpp"
 #include "kernels/relative_error.hpp"
 #include "kernels/spherical_harmonics.hpp"
+#include "kernels/vector_units.hpp"
 
 namespace klay::kernels {
 namespace {
@@ -164,6 +165,22 @@ TEST(SphericalHarmonicsKernel, ResultsDoNotDependOnTheThreadCount) {
   at::set_num_threads(threads);
   EXPECT_TRUE(at::equal(one.out, two.out));
   EXPECT_TRUE(at::equal(one.grad, two.grad));
+}
+
+// The backward's lanes in the baseline x86-64 entry point (two float64 vectors at a time) and in
+// the widest one the CPU has (eight with AVX-512), over a row count no lane width divides (the
+// last block filled up): the same gradients to rounding.
+TEST(SphericalHarmonicsKernel, BaselineAndWideVectorCodeAgree) {
+  const at::Tensor vectors = random_vectors(37, 9);
+  for (const Options& o : every_option()) {
+    SCOPED_TRACE(o.name());
+    set_wide_vector_units_enabled(false);
+    const Derivatives baseline = derivatives(true, o, vectors, at::kDouble, false);
+    set_wide_vector_units_enabled(true);
+    const Derivatives wide = derivatives(true, o, vectors, at::kDouble, false);
+    EXPECT_LE(relative_error(wide.out, baseline.out), 1e-14);
+    EXPECT_LE(relative_error(wide.grad, baseline.grad), 1e-14);
+  }
 }
 
 // As in the composite path, Y^0 = 1 does not depend on the vectors: no kernel call, no gradient.
