@@ -16,6 +16,7 @@
 #include "kernels/linear.hpp"
 #include "kernels/relative_error.hpp"
 #include "kernels/uvu_convolution.hpp"
+#include "kernels/vector_units.hpp"
 
 namespace klay::kernels {
 namespace {
@@ -90,6 +91,21 @@ TEST(LinearKernel, MatchesTheCompositeForwardAndItsGradients) {
     EXPECT_EQ(after.forward_calls - before.forward_calls, 1);
     EXPECT_EQ(after.backward_calls - before.backward_calls, 1);
     expect_same(kernel, derivatives(*linear, features, nullptr, false, false), 1e-12);
+  }
+}
+
+// The baseline x86-64 entry points (gathers, products, scatters) and the widest the CPU has: the
+// same values and gradients to rounding.
+TEST(LinearKernel, BaselineAndWideVectorCodeAgree) {
+  uint64_t seed = 21;
+  for (const Pair& pair : irreps_pairs()) {
+    SCOPED_TRACE(pair.in + " -> " + pair.out);
+    const e3nn::Linear linear = make_linear(pair, at::kDouble, seed++);
+    const at::Tensor features = at::randn({37, Irreps(pair.in).dim()}, at::kDouble);
+    set_wide_vector_units_enabled(false);
+    const Derivatives baseline = derivatives(*linear, features, nullptr, true, false);
+    set_wide_vector_units_enabled(true);
+    expect_same(derivatives(*linear, features, nullptr, true, false), baseline, 1e-14);
   }
 }
 
