@@ -5,9 +5,11 @@
 #include <omp.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "md/staged.hpp"
@@ -178,8 +180,16 @@ TEST(StagedGraph, SameGraphOnAnyThreadCount) {
   const Grid grid{14};
   const std::vector<int64_t> owned = grid.owned();
   std::atomic<bool> other_thread{false};
+  // In a team, the first thread waits (up to 10 s) for another to take a task: on a busy machine
+  // the first could otherwise take every task before the second is scheduled, and the two-thread
+  // build would run on one (it did, once, in a parallel ctest run).
   const auto neighbors_of = [&](int64_t a, std::vector<int64_t>& out) {
-    if (omp_get_thread_num() > 0) other_thread = true;
+    if (omp_get_thread_num() > 0) {
+      other_thread = true;
+    } else if (omp_get_num_threads() > 1) {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!other_thread && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    }
     grid.neighbors(a, out);
   };
   const int threads = omp_get_max_threads();
