@@ -281,21 +281,13 @@ KLAY_AVX512_ENTRY void backward_rows_avx512(const Plan& plan, bool scalars_only,
 // The rows on the threads, in the widest vector units the CPU has.
 template <typename T>
 void forward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T* x, T* out) {
-  auto entry = forward_rows_baseline<T>;
-#ifdef KLAY_HAVE_AVX2_ENTRY
-  if (avx512_vector_units()) entry = forward_rows_avx512<T>;
-  else if (wide_vector_units()) entry = forward_rows_avx2<T>;
-#endif
+  const auto entry = KLAY_WIDEST_ENTRY(forward_rows, T);
   at::parallel_for(0, rows, kRowsPerTask,
                    [&](int64_t first, int64_t last) { entry(plan, scalars_only, first, last, x, out); });
 }
 template <typename T>
 void backward_kernel(const Plan& plan, bool scalars_only, int64_t rows, const T* x, const T* g, T* grad_x) {
-  auto entry = backward_rows_baseline<T>;
-#ifdef KLAY_HAVE_AVX2_ENTRY
-  if (avx512_vector_units()) entry = backward_rows_avx512<T>;
-  else if (wide_vector_units()) entry = backward_rows_avx2<T>;
-#endif
+  const auto entry = KLAY_WIDEST_ENTRY(backward_rows, T);
   at::parallel_for(0, rows, kRowsPerTask,
                    [&](int64_t first, int64_t last) { entry(plan, scalars_only, first, last, x, g, grad_x); });
 }

@@ -203,11 +203,7 @@ void grouped_product(const at::Tensor& features, const std::vector<IrrepBlock>& 
   const GroupedProduct<T> p{features.data_ptr<T>(), features.size(1), &inputs, in_total,
                             b.data_ptr<T>(),        target.data_ptr<T>(), target.size(1), &outputs,
                             d,                      out_total,           !in_place(inputs, d), !in_place(outputs, d)};
-  void (*rows)(const GroupedProduct<T>&, int64_t, int64_t) = grouped_rows_baseline<T>;
-#ifdef KLAY_HAVE_AVX2_ENTRY
-  if (avx512_vector_units()) rows = grouped_rows_avx512<T>;
-  else if (wide_vector_units()) rows = grouped_rows_avx2<T>;
-#endif
+  const auto rows = KLAY_WIDEST_ENTRY(grouped_rows, T);
   at::parallel_for(0, features.size(0), kRowsPerBlock, [&](int64_t begin, int64_t end) { rows(p, begin, end); });
 }
 

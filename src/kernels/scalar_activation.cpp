@@ -71,13 +71,7 @@ KLAY_AVX512_ENTRY bool apply_reduced_avx512(const T* x, T* values, T* derivative
 template <Kind K, typename T>
 void apply_exponential_kind(const ScaledActivation& act, const T* x, T* values, T* derivatives, int64_t n) {
   const T scale = static_cast<T>(act.scale);
-  using Entry = bool (*)(const T*, T*, T*, int64_t, T);
-  Entry entry = apply_reduced_baseline<K, T>;
-#ifdef KLAY_HAVE_AVX2_ENTRY
-  if (avx512_vector_units()) entry = apply_reduced_avx512<K, T>;
-  else if (wide_vector_units()) entry = apply_reduced_avx2<K, T>;
-#endif
-  if (entry(x, values, derivatives, n, scale)) return;
+  if (KLAY_WIDEST_ENTRY(apply_reduced, K, T)(x, values, derivatives, n, scale)) return;
   for (int64_t i = 0; i < n; ++i) {
     const T xi = x[i];
     T f, df;

@@ -230,8 +230,6 @@ KLAY_KERNEL_BODY void backward_lanes(const Plan& plan, int64_t first, int64_t la
 // One entry per instruction set, each with the lanes of its widest registers; flatten inlines the
 // shared harmonics formulas (e3nn::closed_form_harmonics) into each, compiled for its set.
 template <typename T>
-using BackwardLanes = void (*)(const Plan&, int64_t, int64_t, const T*, const T*, const T*, T*);
-template <typename T>
 __attribute__((flatten)) void backward_lanes_baseline(const Plan& plan, int64_t first, int64_t last, const T* vectors,
                                                       const T* g_lengths, const T* g, T* grad_vectors) {
   backward_lanes<T, 16 / sizeof(T)>(plan, first, last, vectors, g_lengths, g, grad_vectors);
@@ -254,11 +252,7 @@ KLAY_AVX512_ENTRY __attribute__((flatten)) void backward_lanes_avx512(const Plan
 template <typename T>
 void backward_kernel(const Plan& plan, int64_t count, const T* vectors, const T* g_lengths, const T* g,
                      T* grad_vectors) {
-  BackwardLanes<T> lanes = backward_lanes_baseline<T>;
-#ifdef KLAY_HAVE_AVX2_ENTRY
-  if (avx512_vector_units()) lanes = backward_lanes_avx512<T>;
-  else if (wide_vector_units()) lanes = backward_lanes_avx2<T>;
-#endif
+  const auto lanes = KLAY_WIDEST_ENTRY(backward_lanes, T);
   at::parallel_for(0, count, kVectorsPerTask, [&](int64_t first, int64_t last) {
     lanes(plan, first, last, vectors, g_lengths, g, grad_vectors);
   });

@@ -546,11 +546,7 @@ using BackwardRows = void (*)(const BackwardArgs<T>&, int64_t, int64_t, T*, T*);
 // the conformance and example models, the powers of two of larger ones) or the general loop.
 template <typename T, int Mul>
 std::pair<ForwardRows<T>, BackwardRows<T>> entry_points() {
-#ifdef KLAY_HAVE_AVX2_ENTRY
-  if (avx512_vector_units()) return {forward_rows_avx512<T, Mul>, backward_rows_avx512<T, Mul>};
-  if (wide_vector_units()) return {forward_rows_avx2<T, Mul>, backward_rows_avx2<T, Mul>};
-#endif
-  return {forward_rows_baseline<T, Mul>, backward_rows_baseline<T, Mul>};
+  return {KLAY_WIDEST_ENTRY(forward_rows, T, Mul), KLAY_WIDEST_ENTRY(backward_rows, T, Mul)};
 }
 
 template <typename T>

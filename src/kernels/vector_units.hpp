@@ -16,6 +16,18 @@
 #define KLAY_AVX512_ENTRY __attribute__((target("arch=x86-64-v4")))
 #endif
 
+// The entry point of a kernel named `name`, for the widest vector units this CPU has (and the tests
+// have not switched off): name_avx512, name_avx2 or name_baseline, each with the template arguments
+// that follow the name.
+#ifdef KLAY_HAVE_AVX2_ENTRY
+#define KLAY_WIDEST_ENTRY(name, ...)                                   \
+  (::klay::kernels::avx512_vector_units() ? name##_avx512<__VA_ARGS__> \
+   : ::klay::kernels::wide_vector_units() ? name##_avx2<__VA_ARGS__>   \
+                                          : name##_baseline<__VA_ARGS__>)
+#else
+#define KLAY_WIDEST_ENTRY(name, ...) name##_baseline<__VA_ARGS__>
+#endif
+
 // A plain loop the compiler vectorizes (sin_cos): one copy per vector width (AVX-512,
 // AVX2 with FMA, the x86-64 baseline), the dynamic loader picking the one the CPU runs.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
