@@ -1,6 +1,8 @@
 #include "md/virial.hpp"
 
+#include <array>
 #include <cstdio>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -10,17 +12,15 @@ namespace klay::md {
 
 namespace {
 
-// [..., 3, 3] -> [..., 6] in LAMMPS order xx, yy, zz, xy, xz, yz.
+// The six components of a symmetric 3x3 tensor in LAMMPS order: xx, yy, zz, xy, xz, yz.
+constexpr int kVoigt[6][2] = {{0, 0}, {1, 1}, {2, 2}, {0, 1}, {0, 2}, {1, 2}};
+
+// [..., 3, 3] -> [..., 6] in kVoigt order.
 at::Tensor voigt(const at::Tensor& w) {
-  const auto component = [&](int a, int b) { return w.select(-2, a).select(-1, b); };
-  return at::stack({component(0, 0), component(1, 1), component(2, 2), component(0, 1), component(0, 2),
-                    component(1, 2)},
-                   -1);
+  std::vector<at::Tensor> components;
+  for (const auto& [a, b] : kVoigt) components.push_back(w.select(-2, a).select(-1, b));
+  return at::stack(components, -1);
 }
-
-}  // namespace
-
-namespace {
 
 // Σ_rows a_r ⊗ b_r ([n,3] each) into w, with `sign`: a loop, where ATen's mm and the Voigt
 // gathering cost a dozen operator calls on the step's serial path.
@@ -43,7 +43,9 @@ std::array<double, 6> global_virial(const at::Tensor& coords, const at::Tensor& 
   double w[3][3] = {};
   add_outer_products(coords, forces, 1.0, w);
   if (shifts.defined() && shift_gradients.defined()) add_outer_products(shifts, shift_gradients, -1.0, w);
-  return {w[0][0], w[1][1], w[2][2], w[0][1], w[0][2], w[1][2]};
+  std::array<double, 6> out;
+  for (int k = 0; k < 6; ++k) out[k] = w[kVoigt[k][0]][kVoigt[k][1]];
+  return out;
 }
 
 at::Tensor per_atom_virial(const at::Tensor& coords, const at::Tensor& edge_pairs, const at::Tensor& shifts,
