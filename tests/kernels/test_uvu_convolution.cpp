@@ -186,6 +186,26 @@ TEST(UvuConvolution, ResultsDoNotDependOnTheThreadCount) {
   }
 }
 
+// Each thread sums the feature gradient over the senders its receivers' edges reach only: here
+// the first receivers' senders lie in [40, 60), the last ones' in [100, 120), and the other rows
+// of the gradient are zero, on one thread or two.
+TEST(UvuConvolution, EachThreadsSendersAreTheOnlyRowsItSumsInto) {
+  const e3nn::TensorProduct tp = layer_tensor_products()[1];
+  Graph g = random_graph(*tp, 150, 64, 600, 29);
+  g.receiver = std::get<0>(at::sort(g.receiver));
+  g.sender = at::where(g.receiver < 32, 40 + g.sender % 20, 100 + g.sender % 20);
+  const int threads = at::get_num_threads();
+  for (int n : {1, 2}) {
+    SCOPED_TRACE(std::to_string(n) + " threads");
+    at::set_num_threads(n);
+    const Derivatives fused = derivatives(true, *tp, g, at::kDouble, false);
+    expect_close(fused, derivatives(false, *tp, g, at::kDouble, false), 1e-13);
+    const at::Tensor reached = at::zeros({150}, at::kBool).index_fill_(0, g.sender, true);
+    EXPECT_TRUE(at::equal(fused.grad_x.index({~reached}), at::zeros({150 - 40, fused.grad_x.size(1)}, at::kDouble)));
+  }
+  at::set_num_threads(threads);
+}
+
 TEST(UvuConvolution, BaselineAndWideVectorCodeAgree) {
   for (const e3nn::TensorProduct& tp : layer_tensor_products()) {
     SCOPED_TRACE(tp->irreps_in1().to_string());
