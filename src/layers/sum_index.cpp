@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "kernels/segment_sum.hpp"
 #include "layers/named_layer.hpp"
 
 namespace klay {
@@ -40,17 +41,13 @@ class AtomwiseSumIndex : public NamedLayer {
  protected:
   at::Tensor segment_sum(const CallArgs& call) const {
     const at::Tensor src = tensor_input(call, 0, "src");
-    at::Tensor index = index_input(call, 1, "index");
+    const at::Tensor index = index_input(call, 1, "index");
     if (src.dim() == 0) fail("input src must have one row per atom, got a scalar");
     if (index.dim() != 1 || index.size(0) != src.size(0))
       fail("input index must be [" + std::to_string(src.size(0)) + "] (one entry per row of src), got " +
            c10::str(index.sizes()));
     if (first_outside(index, 0, std::numeric_limits<int64_t>::max())) fail("input index has negative entries");
-    const int64_t segments = index.numel() == 0 ? 1 : largest(index) + 1;
-    while (index.dim() < src.dim()) index = index.unsqueeze(-1);
-    std::vector<int64_t> shape = src.sizes().vec();
-    shape[0] = segments;
-    return at::zeros(shape, src.options()).scatter_add_(0, index, src);
+    return kernels::segment_sum(src, index, index.numel() == 0 ? 1 : largest(index) + 1);
   }
 
  private:
