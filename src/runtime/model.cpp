@@ -1,6 +1,7 @@
 #include "runtime/model.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <iterator>
 #include <optional>
 #include <unordered_set>
@@ -147,6 +148,24 @@ std::optional<c10::IValue> first_rows(const c10::IValue& result, int64_t rows, i
   return c10::IValue(c10::ivalue::Tuple::create(std::move(items)));
 }
 
+// Whether two tensors hold the same bits: what makes a layer's results on one the results on the
+// other. On the CPU, rows whose elements are adjacent (an edge index and a narrowed view of a
+// longer one, every MD step) compare as memory; elsewhere by value (at::equal).
+bool same_bits(const at::Tensor& a, const at::Tensor& b) {
+  if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;
+  const bool rows_in_memory = a.device().is_cpu() && b.device().is_cpu() && a.dim() >= 1 && a.dim() <= 2 &&
+                              (a.size(-1) <= 1 || (a.stride(-1) == 1 && b.stride(-1) == 1));
+  if (!rows_in_memory) return at::equal(a, b);
+  const int64_t rows = a.dim() == 2 ? a.size(0) : 1, row_bytes = a.size(-1) * static_cast<int64_t>(a.element_size());
+  const auto* pa = static_cast<const char*>(a.data_ptr());
+  const auto* pb = static_cast<const char*>(b.data_ptr());
+  const int64_t stride_a = a.dim() == 2 ? a.stride(0) * a.element_size() : 0;
+  const int64_t stride_b = b.dim() == 2 ? b.stride(0) * b.element_size() : 0;
+  for (int64_t r = 0; r < rows; ++r)
+    if (std::memcmp(pa + r * stride_a, pb + r * stride_b, static_cast<size_t>(row_bytes)) != 0) return false;
+  return true;
+}
+
 // The results of `args` taken from an earlier call of the same layer whose row inputs begin with
 // this call's rows (the row count is that of the first row input) and whose other inputs are the
 // same tensors; a row input of another size (a broadcast shift) must be equal in both calls.
@@ -181,9 +200,9 @@ std::optional<c10::IValue> rows_of_earlier_call(const Layer& layer, const std::v
       if (a.dim() <= dim || b.dim() != a.dim() || a.scalar_type() != b.scalar_type()) {
         same = false;
       } else if (a.size(dim) == rows && b.size(dim) == all_rows) {
-        same = at::equal(a, b.narrow(dim, 0, rows));
+        same = same_bits(a, b.narrow(dim, 0, rows));
       } else {  // broadcast along the rows: the same value in both calls
-        same = a.size(dim) != rows && b.size(dim) != all_rows && a.sizes() == b.sizes() && at::equal(a, b);
+        same = a.size(dim) != rows && b.size(dim) != all_rows && same_bits(a, b);
       }
     }
     if (same)
