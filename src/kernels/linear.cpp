@@ -220,16 +220,23 @@ void group_product(const at::Tensor& features, const std::vector<IrrepBlock>& in
 }
 
 // The group's scaled weight block [rows, cols]: weight[index] · 1/√F(o), as the composite forms it
-// (the coefficients converted to the weight's type first).
+// (the coefficients converted to the weight's type first: float64 ones here by a cast, not an ATen
+// conversion, every call of every MD step).
 template <typename T>
 at::Tensor weight_block(const Plan::Group& g, const at::Tensor& weight) {
   at::Tensor block = at::empty({g.rows, g.cols}, weight.options());
-  const at::Tensor coefficient = g.coefficient.to(weight.scalar_type()).contiguous();
   const int64_t* index = g.weight_index.data_ptr<int64_t>();
   const T* w = weight.data_ptr<T>();
-  const T* c = coefficient.data_ptr<T>();
   T* out = block.data_ptr<T>();
-  for (int64_t j = 0; j < g.rows * g.cols; ++j) out[j] = w[index[j]] * c[j];
+  const auto scale = [&](const auto* c) {
+    for (int64_t j = 0; j < g.rows * g.cols; ++j) out[j] = w[index[j]] * static_cast<T>(c[j]);
+  };
+  if (g.coefficient.scalar_type() == at::kDouble && g.coefficient.is_contiguous()) {
+    scale(g.coefficient.data_ptr<double>());
+  } else {
+    const at::Tensor coefficient = g.coefficient.to(weight.scalar_type()).contiguous();
+    scale(coefficient.data_ptr<T>());
+  }
   return block;
 }
 
