@@ -13,6 +13,10 @@ namespace klay::md {
 
 inline constexpr int kUnreachedLevel = -1;
 
+// A stage's new atoms are listed by a pass over every atom's level when they number at least
+// 1/kScanShare of the atoms, by sorting them otherwise.
+inline constexpr size_t kScanShare = 16;
+
 // level: [atoms], kUnreachedLevel except the owned atoms (0), which `frontier` lists. Appends each
 // stage's new atoms, sorted by index, to `atoms`. prepare_stage(frontier) runs before each stage's
 // walk; for_each_link(a, visit) calls visit(b, link) for every link of atom a (to atom b);
@@ -33,8 +37,16 @@ void walk_stages(int depth, std::vector<int>& level, std::vector<int64_t>& front
         // A link to an atom of an earlier level was collected from that atom's side.
         if (level[b] >= k) collect(k, link);
       });
-    // New atoms by caller index: the numbering does not depend on the order of the links.
-    std::sort(next.begin(), next.end());
+    // New atoms by caller index: the numbering does not depend on the order of the links. Where they
+    // are a fair share of all the atoms, one pass over the levels lists them in order, cheaper than
+    // a sort (20 of the 50 us of a 512-atom MD step's walk sorted its frontiers).
+    if (next.size() * kScanShare >= level.size()) {
+      next.clear();
+      for (size_t b = 0; b < level.size(); ++b)
+        if (level[b] == k + 1) next.push_back(static_cast<int64_t>(b));
+    } else {
+      std::sort(next.begin(), next.end());
+    }
     atoms.insert(atoms.end(), next.begin(), next.end());
     frontier.swap(next);
   }

@@ -33,7 +33,7 @@ void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_
   if (owned && !compact) throw Error("staged graph: an owned-atom list needs compaction");
   level_.assign(static_cast<size_t>(n_atoms), kUnreachedLevel);
   stages_.resize(static_cast<size_t>(depth));
-  for (Stage& stage : stages_) stage.pairs.clear();
+  for (Stage& stage : stages_) stage.links.clear();
 
   frontier_.clear();
   for (int64_t m = 0; m < n_owned; ++m) {
@@ -61,10 +61,7 @@ void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_
           visit(b, std::pair<int64_t, int64_t>(a, b));
         }
       },
-      [&](int k, const std::pair<int64_t, int64_t>& pair) {
-        stages_[k].pairs.push_back(pair);
-        stages_[k].pairs.emplace_back(pair.second, pair.first);
-      });
+      [&](int k, const std::pair<int64_t, int64_t>& link) { stages_[k].links.push_back(link); });
 
   if (compact) {
     out.model_index.assign(static_cast<size_t>(n_atoms), -1);
@@ -79,8 +76,8 @@ void StagedGraphBuilder::build(const int64_t* owned, int64_t n_owned, int64_t n_
   const auto sort_stage = [&](int k) {
     Stage& stage = stages_[k];
     if (compact)
-      for (auto& [x, y] : stage.pairs) x = out.model_index[x], y = out.model_index[y];
-    // Both ends in the same frontier: (a,b) and (b,a) arrive twice; neighbour lists may repeat.
+      for (auto& [x, y] : stage.links) x = out.model_index[x], y = out.model_index[y];
+    // Both ends in the same frontier: a link arrives from both; neighbour lists may repeat.
     sort_unique(n_atoms, stage);
   };
 #ifdef _OPENMP
@@ -133,14 +130,21 @@ void StagedGraphBuilder::find_neighbors(const std::vector<int64_t>& frontier, co
 }
 
 void StagedGraphBuilder::sort_unique(int64_t n_atoms, Stage& stage) {
-  key_starts(stage.pairs, n_atoms, [](const auto& pair) { return pair.first; }, stage.bucket_start);
-  stage.bucket_fill.assign(stage.bucket_start.begin(), stage.bucket_start.end() - 1);
-  stage.seconds.resize(stage.pairs.size());
-  for (const auto& [first, second] : stage.pairs) stage.seconds[stage.bucket_fill[first]++] = second;
+  // A counting sort of the pairs (a, b) and (b, a) of every link by their first atom.
+  std::vector<int64_t>& start = stage.bucket_start;
+  start.assign(static_cast<size_t>(n_atoms) + 1, 0);
+  for (const auto& [a, b] : stage.links) ++start[a + 1], ++start[b + 1];
+  for (int64_t a = 0; a < n_atoms; ++a) start[a + 1] += start[a];
+  stage.bucket_fill.assign(start.begin(), start.end() - 1);
+  stage.seconds.resize(2 * stage.links.size());
+  for (const auto& [a, b] : stage.links) {
+    stage.seconds[stage.bucket_fill[a]++] = b;
+    stage.seconds[stage.bucket_fill[b]++] = a;
+  }
   stage.sorted.clear();
   for (int64_t a = 0; a < n_atoms; ++a) {
-    const auto begin = stage.seconds.begin() + stage.bucket_start[a];
-    const auto end = stage.seconds.begin() + stage.bucket_start[a + 1];
+    const auto begin = stage.seconds.begin() + start[a];
+    const auto end = stage.seconds.begin() + start[a + 1];
     std::sort(begin, end);
     for (auto b = begin; b != end; ++b)
       if (b == begin || *b != *(b - 1)) {

@@ -43,17 +43,17 @@ class StagedGraphBuilder {
              const NeighborsOf& neighbors_of, bool compact, StagedGraph& out);
 
  private:
-  // One stage's pairs and what sorting them needs (each stage's on a thread of its own). Each on
+  // One stage's links and what sorting them needs (each stage's on a thread of its own). Each on
   // cache lines of its own, as are the threads' neighbour lists below: a vector's size lives in
   // its header, and two threads growing vectors whose headers share a line take turns owning it
   // (the neighbour search ran 1.2x faster on 2 threads than on 1 before they were apart, 1.8x after).
   struct alignas(64) Stage {
-    std::vector<std::pair<int64_t, int64_t>> pairs;  // as the walk collected them
+    std::vector<std::pair<int64_t, int64_t>> links;  // as the walk collected them, one pair per link
     std::vector<int64_t> bucket_start, bucket_fill, seconds;
     std::vector<int64_t> sorted;  // the pairs in ascending order, each once, flattened
   };
-  // stage.sorted from stage.pairs: a counting sort by first index (all below n_atoms), then each
-  // first index's few second indices sorted.
+  // stage.sorted, the pairs (a, b) and (b, a) of stage.links: a counting sort by first index (all
+  // below n_atoms), then each first index's few second indices sorted.
   static void sort_unique(int64_t n_atoms, Stage& stage);
 
   // The neighbours of a stage's frontier atoms, found on every thread before the (serial) walk:
