@@ -104,6 +104,27 @@ TEST(StagedGraph, ChainGrowsOneAtomPerStage) {
                                                 2, 3, 3, 2}));         // + stage 2 (4 never a centre)
 }
 
+// A stage's new atoms come in index order whatever order the links meet them: listed by a pass
+// over the levels when they are many of the atoms (5 atoms), sorted when few (41 atoms).
+TEST(StagedGraph, NewAtomsOfAStageAreInIndexOrder) {
+  for (int64_t n : {5, 41}) {
+    SCOPED_TRACE(std::to_string(n) + " atoms");
+    const int64_t middle = n / 2;
+    const auto higher_first = [&](int64_t a, std::vector<int64_t>& out) {  // a chain, listed backwards
+      if (a + 1 < n) out.push_back(a + 1);
+      if (a > 0) out.push_back(a - 1);
+    };
+    klay::md::StagedGraphBuilder builder;
+    StagedGraph g;
+    builder.build(&middle, 1, n, 2, higher_first, true, g);
+    EXPECT_EQ(g.atoms, (std::vector<int64_t>{middle, middle - 1, middle + 1, middle - 2, middle + 2}));
+    // In model indices: the owned atom 0, then 1 and 2 (stage 0), 3 and 4 (stage 1).
+    EXPECT_EQ(g.edge_pairs, (std::vector<int64_t>{0, 1, 0, 2, 1, 0, 2, 0,  // G_0
+                                                  1, 3, 2, 4, 3, 1, 4, 2}));  // + stage 1
+    EXPECT_EQ(g.stage_edges, (std::vector<int64_t>{4, 8}));
+  }
+}
+
 TEST(StagedGraph, IsolatedOwnedAtomAndNoOwnedAtoms) {
   const std::vector<double> coords{0, 0, 0, 10, 0, 0, 11, 0, 0};
   StagedGraph g = klay::md::staged_graph_of_atoms(coords.data(), 1, 3, 2.0, 2);
