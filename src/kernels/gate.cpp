@@ -346,7 +346,7 @@ at::Tensor fused_or_module(const e3nn::GateImpl& module, const at::Tensor& featu
   if (!plan) return scalars_only ? module.forward_scalars(features) : module.forward(features);
   std::vector<int64_t> shape = features.sizes().vec();
   shape.back() = plan->dim_out;
-  return FusedGate::apply(features.reshape({-1, plan->dim_in}), scalars_only, plan).view(shape);
+  return viewed_as(FusedGate::apply(as_rows(features, plan->dim_in), scalars_only, plan), shape);
 }
 
 }  // namespace

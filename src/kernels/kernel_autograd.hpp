@@ -27,6 +27,17 @@ bool kernels_take(std::initializer_list<at::Tensor> tensors);
 // runs serially whatever `threads` asks (benchmarks print it, a test checks it).
 int kernel_loop_threads();
 
+// t with `sizes`, or t itself where it has them already: a view of the same shape is still a node
+// of the autograd graph, forward and backward (a dozen per MD step of the Si example, all between
+// the threads' parallel work).
+inline at::Tensor viewed_as(const at::Tensor& t, at::IntArrayRef sizes) {
+  return t.sizes() == sizes ? t : t.view(sizes);
+}
+// t as rows of `width` values (reshape to [-1, width]), or t itself where it is that already.
+inline at::Tensor as_rows(const at::Tensor& t, int64_t width) {
+  return t.dim() == 2 && t.size(1) == width ? t : t.reshape({-1, width});
+}
+
 // A kernel's plan, kept on its autograd node by the forward for the backward (as a capsule: an
 // object autograd carries along without tensor semantics).
 template <typename Plan>

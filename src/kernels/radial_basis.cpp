@@ -336,25 +336,25 @@ at::Tensor fused_or_composite(const at::Tensor& r, const at::Tensor& weights, co
   if (!kernels_take({r, weights}) || weights.dim() != 1) return plan->composite(r, weights);
   std::vector<int64_t> sizes = r.sizes().vec();
   sizes.push_back(weights.size(0));
-  const at::Tensor lengths = r.reshape({-1}).contiguous();
+  const at::Tensor lengths = (r.dim() == 1 ? r : r.reshape({-1})).contiguous();
   if (recorded(r, weights))
-    return FusedBasis::apply(lengths, weights, plan, r.requires_grad()).view(sizes);
+    return viewed_as(FusedBasis::apply(lengths, weights, plan, r.requires_grad()), sizes);
   ++plan->calls().forward;
-  return evaluate_basis(lengths, weights, *plan, false).first.view(sizes);
+  return viewed_as(evaluate_basis(lengths, weights, *plan, false).first, sizes);
 }
 
 }  // namespace
 
 at::Tensor polynomial_cutoff(const at::Tensor& r, const PolynomialCutoffParams& cutoff) {
   if (!kernels_take({r})) return cutoff_composite(r, cutoff);
-  const at::Tensor lengths = r.reshape({-1}).contiguous();
+  const at::Tensor lengths = (r.dim() == 1 ? r : r.reshape({-1})).contiguous();
   if (recorded(r)) {
     auto plan = c10::make_intrusive<CutoffPlan>();
     plan->cutoff = cutoff;
-    return FusedCutoff::apply(lengths, plan).view(r.sizes());
+    return viewed_as(FusedCutoff::apply(lengths, plan), r.sizes());
   }
   ++g_cutoff_calls.forward;
-  return evaluate_cutoff(lengths, cutoff, false).first.view(r.sizes());
+  return viewed_as(evaluate_cutoff(lengths, cutoff, false).first, r.sizes());
 }
 
 at::Tensor bessel_basis(const at::Tensor& r, const at::Tensor& weights, const BesselBasisParams& basis) {

@@ -281,7 +281,7 @@ at::Tensor radial_mlp(const e3nn::FullyConnectedNetImpl& fc, const at::Tensor& x
 
   std::vector<int64_t> out_sizes = x.sizes().vec();
   out_sizes.back() = weights.back().size(1);
-  const at::Tensor rows = x.reshape({-1, inputs});
+  const at::Tensor rows = as_rows(x, inputs);
   at::Tensor out;
   if (at::GradMode::is_enabled() && (x.requires_grad() || any_weight_grad)) {
     out = RadialMlp::apply(rows, at::TensorList(weights), act.name(), kernels_act->kind, act.scale());
@@ -289,7 +289,7 @@ at::Tensor radial_mlp(const e3nn::FullyConnectedNetImpl& fc, const at::Tensor& x
     ++g_calls.forward;
     out = run_layers(rows, weights, layer_scales(weights, act.scale()), kernels_act->kind, Keep::nothing).out;
   }
-  return out.view(out_sizes);
+  return viewed_as(out, out_sizes);
 }
 
 }  // namespace klay::kernels

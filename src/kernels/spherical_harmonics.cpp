@@ -323,10 +323,10 @@ LengthsAndHarmonics fused(int lmax, const at::Tensor& vectors, bool normalize, e
   const c10::intrusive_ptr<Plan> plan = make_plan(lmax, normalize, normalization);
   std::vector<int64_t> shape = vectors.sizes().vec();
   shape.pop_back();
-  const variable_list out = FusedSphericalHarmonics::apply(vectors.reshape({-1, 3}), plan);
-  const at::Tensor lengths = out[0].view(shape);
+  const variable_list out = FusedSphericalHarmonics::apply(as_rows(vectors, 3), plan);
+  const at::Tensor lengths = viewed_as(out[0], shape);
   shape.push_back(plan->dim);
-  return {lengths, out[1].view(shape)};
+  return {lengths, viewed_as(out[1], shape)};
 }
 
 }  // namespace
