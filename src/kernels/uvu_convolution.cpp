@@ -667,22 +667,33 @@ void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, cons
   for (const SenderSpan& span : spans)
     if (span.end > span.begin) reached = {std::min(reached.begin, span.begin), std::max(reached.end, span.end)};
   if (reached.end <= reached.begin) reached = {};
+  // Each thread takes an equal share of the reached rows (summed and converted) and of the others
+  // (zeros): the edges may reach a part of the atoms only, all in one thread's half.
   T* sum = accumulators.get();
-  at::parallel_for(0, num_senders, 256, [&](int64_t begin, int64_t end) {
-    const int64_t first = std::clamp(begin, reached.begin, reached.end), last = std::clamp(end, reached.begin, reached.end);
-    std::fill(grad_x + begin * width, grad_x + first * width, T(0));
-    std::fill(grad_x + last * width, grad_x + end * width, T(0));
-    // The first accumulator's rows that its own edges did not reach start from zero.
-    std::fill(sum + first * width, sum + std::clamp(spans[0].begin, first, last) * width, T(0));
-    std::fill(sum + std::clamp(spans[0].end, first, last) * width, sum + last * width, T(0));
-    for (int64_t k = 1; k < ranges; ++k) {
-      const T* part = accumulators.get() + k * part_size;
-      const int64_t from = std::max(first, spans[k].begin), to = std::min(last, spans[k].end);
-      for (int64_t i = from * width; i < to * width; ++i) sum[i] += part[i];
+  const int64_t num_reached = reached.end - reached.begin, num_others = num_senders - num_reached;
+  const int64_t shares = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), num_senders / 256));
+  at::parallel_for(0, shares, 1, [&](int64_t share_begin, int64_t share_end) {
+    for (int64_t p = share_begin; p < share_end; ++p) {
+      // The others in the order [0, reached.begin), then [reached.end, num_senders).
+      for (int64_t u = num_others * p / shares; u < num_others * (p + 1) / shares; ++u) {
+        const int64_t row = u < reached.begin ? u : u + num_reached;
+        std::fill(grad_x + row * width, grad_x + (row + 1) * width, T(0));
+      }
+      const int64_t first = reached.begin + num_reached * p / shares;
+      const int64_t last = reached.begin + num_reached * (p + 1) / shares;
+      if (last <= first) continue;
+      // The first accumulator's rows that its own edges did not reach start from zero.
+      std::fill(sum + first * width, sum + std::clamp(spans[0].begin, first, last) * width, T(0));
+      std::fill(sum + std::clamp(spans[0].end, first, last) * width, sum + last * width, T(0));
+      for (int64_t k = 1; k < ranges; ++k) {
+        const T* part = accumulators.get() + k * part_size;
+        const int64_t from = std::max(first, spans[k].begin), to = std::min(last, spans[k].end);
+        for (int64_t i = from * width; i < to * width; ++i) sum[i] += part[i];
+      }
+      for (const LayoutEntry& e : plan.in_entries)
+        to_multiplicity_major(e.layout, last - first, sum + first * width + e.offset, grad_x + first * width + e.offset,
+                              /*add=*/false);
     }
-    for (const LayoutEntry& e : plan.in_entries)
-      to_multiplicity_major(e.layout, last - first, sum + first * width + e.offset, grad_x + first * width + e.offset,
-                            /*add=*/false);
   });
 }
 
