@@ -219,17 +219,23 @@ void group_product(const at::Tensor& features, const std::vector<IrrepBlock>& in
   product_into<T>(group_matrix<T>(features, inputs, d, in_total), b, target, outputs, d, out_total);
 }
 
-// The group's scaled weight block [rows, cols]: weight[index] · 1/√F(o), as the composite forms it
-// (the coefficients converted to the weight's type first: float64 ones here by a cast, not an ATen
-// conversion, every call of every MD step).
+// The group's scaled weight block [rows, cols] (or its transpose [cols, rows], for the backward):
+// weight[index] · 1/√F(o), as the composite forms it (the coefficients converted to the weight's
+// type first: float64 ones here by a cast, not an ATen conversion, and the transpose written as
+// such, not copied by ATen, every call of every MD step).
 template <typename T>
-at::Tensor weight_block(const Plan::Group& g, const at::Tensor& weight) {
-  at::Tensor block = at::empty({g.rows, g.cols}, weight.options());
+at::Tensor weight_block(const Plan::Group& g, const at::Tensor& weight, bool transposed = false) {
+  const int64_t height = transposed ? g.cols : g.rows, width = transposed ? g.rows : g.cols;
+  at::Tensor block = at::empty({height, width}, weight.options());
   const int64_t* index = g.weight_index.data_ptr<int64_t>();
   const T* w = weight.data_ptr<T>();
   T* out = block.data_ptr<T>();
   const auto scale = [&](const auto* c) {
-    for (int64_t j = 0; j < g.rows * g.cols; ++j) out[j] = w[index[j]] * static_cast<T>(c[j]);
+    for (int64_t i = 0; i < g.rows; ++i)
+      for (int64_t j = 0; j < g.cols; ++j) {
+        const int64_t k = i * g.cols + j;
+        out[transposed ? j * g.rows + i : k] = w[index[k]] * static_cast<T>(c[k]);
+      }
   };
   if (g.coefficient.scalar_type() == at::kDouble && g.coefficient.is_contiguous()) {
     scale(g.coefficient.data_ptr<double>());
@@ -299,7 +305,7 @@ class FusedLinear : public torch::autograd::Function<FusedLinear> {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_linear_backward", [&] {
       for (const Plan::Group& group : plan->groups) {
         if (want[0])
-          group_product<scalar_t>(gc, group.outputs, group.cols, weight_block<scalar_t>(group, weight).t(), grad_x,
+          group_product<scalar_t>(gc, group.outputs, group.cols, weight_block<scalar_t>(group, weight, true), grad_x,
                                   group.inputs, group.d, group.rows);
         if (want[1])
           add_weight_gradient<scalar_t>(group,
