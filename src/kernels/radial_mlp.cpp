@@ -120,10 +120,27 @@ void forward_blocks(const at::Tensor& x, Kind kind, Keep keep, LayerPass& pass) 
   });
 }
 
+// W·scale [in, out] (or, transposed, its transpose [out, in]), contiguous, multiplied in W's type
+// as ATen multiplies a tensor by a double: one loop, where mul, or a transpose and its copy, were
+// three or four ATen operations per layer and call.
+at::Tensor scaled_weight(const at::Tensor& weight, double scale, bool transposed) {
+  const at::Tensor w = weight.contiguous();
+  const int64_t rows = w.size(0), cols = w.size(1);
+  at::Tensor out = transposed ? at::empty({cols, rows}, w.options()) : at::empty({rows, cols}, w.options());
+  AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "radial_mlp_scaled_weight", [&] {
+    const scalar_t* in = w.data_ptr<scalar_t>();
+    scalar_t* o = out.data_ptr<scalar_t>();
+    const scalar_t s = static_cast<scalar_t>(scale);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) o[transposed ? j * rows + i : i * cols + j] = in[i * cols + j] * s;
+  });
+  return out;
+}
+
 LayerPass run_layers(const at::Tensor& x, const std::vector<at::Tensor>& weights, const std::vector<double>& scales,
                      Kind kind, Keep keep) {
   LayerPass pass;
-  for (size_t k = 0; k < weights.size(); ++k) pass.scaled.push_back((weights[k] * scales[k]).contiguous());
+  for (size_t k = 0; k < weights.size(); ++k) pass.scaled.push_back(scaled_weight(weights[k], scales[k], false));
   if (x.stride(-1) == 1 && blockwise(x, pass.scaled)) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "radial_mlp_forward", [&] { forward_blocks<scalar_t>(x, kind, keep, pass); });
     return pass;
@@ -227,7 +244,7 @@ class RadialMlp : public torch::autograd::Function<RadialMlp> {
     // Only the input's gradient (MD's forces): every layer back to the input a block of rows at a time.
     std::vector<at::Tensor> transposed;
     if (lowest == 0 && std::none_of(wanted.begin() + 1, wanted.end(), [](bool w) { return w; }))
-      for (size_t k = 0; k < layers; ++k) transposed.push_back(scaled(k).t().contiguous());
+      for (size_t k = 0; k < layers; ++k) transposed.push_back(scaled_weight(weight(k), scales[k], true));
     if (!transposed.empty() && g.stride(-1) == 1 && blockwise(x, transposed)) {
       // Row-major whatever x's layout (empty_like would keep a transposed x's strides).
       grads[0] = at::empty({x.size(0), x.size(1)}, x.options());
