@@ -37,6 +37,8 @@ inline at::Tensor viewed_as(const at::Tensor& t, at::IntArrayRef sizes) {
 inline at::Tensor as_rows(const at::Tensor& t, int64_t width) {
   return t.dim() == 2 && t.size(1) == width ? t : t.reshape({-1, width});
 }
+// t as one dimension (reshape to [-1]), or t itself where it is that already.
+inline at::Tensor flattened(const at::Tensor& t) { return t.dim() == 1 ? t : t.reshape({-1}); }
 
 // A kernel's plan, kept on its autograd node by the forward for the backward (as a capsule: an
 // object autograd carries along without tensor semantics).

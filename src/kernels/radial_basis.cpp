@@ -336,7 +336,7 @@ at::Tensor fused_or_composite(const at::Tensor& r, const at::Tensor& weights, co
   if (!kernels_take({r, weights}) || weights.dim() != 1) return plan->composite(r, weights);
   std::vector<int64_t> sizes = r.sizes().vec();
   sizes.push_back(weights.size(0));
-  const at::Tensor lengths = (r.dim() == 1 ? r : r.reshape({-1})).contiguous();
+  const at::Tensor lengths = flattened(r).contiguous();
   if (recorded(r, weights))
     return viewed_as(FusedBasis::apply(lengths, weights, plan, r.requires_grad()), sizes);
   ++plan->calls().forward;
@@ -347,7 +347,7 @@ at::Tensor fused_or_composite(const at::Tensor& r, const at::Tensor& weights, co
 
 at::Tensor polynomial_cutoff(const at::Tensor& r, const PolynomialCutoffParams& cutoff) {
   if (!kernels_take({r})) return cutoff_composite(r, cutoff);
-  const at::Tensor lengths = (r.dim() == 1 ? r : r.reshape({-1})).contiguous();
+  const at::Tensor lengths = flattened(r).contiguous();
   if (recorded(r)) {
     auto plan = c10::make_intrusive<CutoffPlan>();
     plan->cutoff = cutoff;
