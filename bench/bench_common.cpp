@@ -30,12 +30,14 @@ namespace {
   (status ? std::cerr : std::cout)
       << purpose << "\n"
       << "usage: " << program << " [--quick] [--threads N] [--budget SECONDS] [--repeats N] [--filter TEXT] [--copies K]\n"
+         "       [--atoms N]\n"
       << "  --quick        smoke run (small sizes, no warm-up, one call); what ctest runs\n"
       << "  --threads N    torch intra-op threads (default: libtorch's choice)\n"
       << "  --budget S     seconds spent on repeats of one timed quantity (default 1.0)\n"
       << "  --repeats N    at most N repeats of one timed quantity (default 15)\n"
       << "  --filter TEXT  only entries whose name contains TEXT\n"
-      << "  --copies K     (native vs TorchScript) feed K disjoint copies of each case's inputs (default 1)\n";
+      << "  --copies K     (native vs TorchScript) feed K disjoint copies of each case's inputs (default 1)\n"
+      << "  --atoms N      (bench_layers) atoms of the workload, 30 edges each (default 1000)\n";
   std::exit(status);
 }
 
@@ -157,6 +159,7 @@ Options parse_options(int argc, char** argv, const std::string& purpose) {
       else if (arg == "--repeats") options.max_repeats = std::stoi(value());
       else if (arg == "--filter") options.filter = value();
       else if (arg == "--copies") options.copies = std::stoi(value());
+      else if (arg == "--atoms") options.atoms = std::stoll(value());
       else if (arg == "--help" || arg == "-h") usage(argv[0], purpose, 0);
       else {
         std::cerr << "unknown argument '" << arg << "'\n";
@@ -167,7 +170,8 @@ Options parse_options(int argc, char** argv, const std::string& purpose) {
       usage(argv[0], purpose, 2);
     }
   }
-  if (options.threads < 0 || options.max_repeats < 1 || !(options.budget_s >= 0) || options.copies < 1)
+  if (options.threads < 0 || options.max_repeats < 1 || !(options.budget_s >= 0) || options.copies < 1 ||
+      options.atoms < 0 || options.atoms == 1)
     usage(argv[0], purpose, 2);
   if (options.quick) {
     options.budget_s = 0;

@@ -17,9 +17,10 @@ struct Options {
   int max_repeats = 15;   // ...or this many repeats (at least 3 unless --quick)
   std::string filter;   // only run entries whose name contains this
   int copies = 1;       // bench_native_vs_torchscript: disjoint copies of each case's inputs
+  int64_t atoms = 0;    // bench_layers: atoms of the synthetic workload; 0 = its default (1,000)
 };
 
-// Parses --quick, --threads N, --budget S, --repeats N, --filter TEXT, --copies K, --help. Exits on --help or a
+// Parses --quick, --threads N, --budget S, --repeats N, --filter TEXT, --copies K, --atoms N, --help. Exits on --help or a
 // bad argument (with usage on stderr). `purpose` is the first line of the usage text.
 Options parse_options(int argc, char** argv, const std::string& purpose);
 

@@ -1,5 +1,6 @@
 // bench_layers: forward and forward+backward time of every implemented KLay layer at a typical MD
-// size — 1,000 atoms, 30 edges per atom, 32 channels, lmax 2 (--quick: a tiny smoke size).
+// size — 1,000 atoms, 30 edges per atom, 32 channels, lmax 2 (--quick: a tiny smoke size; --atoms N
+// another number of atoms, e.g. few enough that the per-edge operands stay in cache).
 //
 // Each layer is built through the runtime's public path (klay::Model from YAML text, random
 // initial parameters) and fed one shared synthetic structure: atoms uniform in a periodic box at
@@ -525,7 +526,8 @@ int run(int argc, char** argv) {
   // As pair_style klay does: freed memory stays mapped for the next call.
   std::printf("allocator:  freed memory kept for reuse (klay_keep_freed_memory: %s)\n",
               klay_keep_freed_memory() == 0 ? "on" : "not available");
-  const Sizes sizes = options.quick ? Sizes{40, 6, 4, 2} : Sizes{1000, 30, 32, 2};
+  Sizes sizes = options.quick ? Sizes{40, 6, 4, 2} : Sizes{1000, 30, 32, 2};
+  if (options.atoms > 0) sizes.atoms = options.atoms;
   const Workload workload = make_workload(sizes);
   std::printf("workload:   %ld atoms, %ld edges (%ld per atom, lengths 1-4 A), %ld channels, lmax %ld, float64\n",
               static_cast<long>(sizes.atoms), static_cast<long>(workload.at("edge_lengths").size(0)),

@@ -311,10 +311,14 @@ struct Copies<T, Mul, Widest, true> {
   KLAY_KERNEL_BODY void add_scaled_to(T* out, T c, int64_t) const {
     for (int i = 0; i < kVectors; ++i) store(out + i * kLanes, load(out + i * kLanes) + c * v[i]);
   }
-  // out += c·(x·v)
-  KLAY_KERNEL_BODY void add_scaled_product_to(T* out, T c, const T* x, int64_t) const {
-    for (int i = 0; i < kVectors; ++i)
-      store(out + i * kLanes, load(out + i * kLanes) + c * (load(x + i * kLanes) * v[i]));
+  // Lanes of the rows that add_scaled_lane_products_to sums into.
+  static constexpr int64_t lanes(int64_t) { return kLanes; }
+  // out[lane] += c·Σ_vectors (x·v)[lane]: a row of x·v folded to one vector in registers, so that
+  // one vector per call goes through memory (its sum over the lanes is taken later).
+  KLAY_KERNEL_BODY void add_scaled_lane_products_to(T* out, T c, const T* x, int64_t) const {
+    V p = load(x) * v[0];
+    for (int i = 1; i < kVectors; ++i) p += load(x + i * kLanes) * v[i];
+    store(out, load(out) + c * p);
   }
 };
 
@@ -339,7 +343,8 @@ struct Copies<T, Mul, Widest, false> {
   KLAY_KERNEL_BODY void add_scaled_to(T* __restrict out, T c, int64_t mul) const {
     for (int64_t u = 0; u < mul; ++u) out[u] += c * v[u];
   }
-  KLAY_KERNEL_BODY void add_scaled_product_to(T* __restrict out, T c, const T* __restrict x, int64_t mul) const {
+  static constexpr int64_t lanes(int64_t mul) { return mul; }
+  KLAY_KERNEL_BODY void add_scaled_lane_products_to(T* __restrict out, T c, const T* __restrict x, int64_t mul) const {
     for (int64_t u = 0; u < mul; ++u) out[u] += c * (x[u] * v[u]);
   }
 };
@@ -429,6 +434,14 @@ KLAY_KERNEL_BODY void forward_rows(const ForwardArgs<T>& a, int64_t begin, int64
   }
 }
 
+// The lanes of the backward's edge-attribute rows where paths differ in multiplicity: as many as
+// the widest path's copies, or a 64-byte vector's when that is more (each path writes its first
+// Copies::lanes).
+template <typename T>
+constexpr int64_t gy_lanes(int64_t max_mul) {
+  return std::max<int64_t>(max_mul, 64 / sizeof(T));
+}
+
 template <typename T>
 struct BackwardArgs {
   const Plan* plan;
@@ -440,7 +453,7 @@ struct BackwardArgs {
 };
 
 // One path of one edge: its share of the sender's feature gradient (into gxs, or none), of the
-// edge-attribute gradient per copy (into gy_copies, [dim_sh][stride]) and the path's weight
+// edge-attribute gradient per vector lane (into gy_copies, [dim_sh][stride]) and the path's weight
 // gradient (into gwe, or none), from the receiver's output gradient ge.
 template <typename T, int Mul, int Widest>
 KLAY_KERNEL_BODY void backward_path(const Plan::Path& p, const Plan::Entry* entries, const T* value, const T* xs,
@@ -460,7 +473,7 @@ KLAY_KERNEL_BODY void backward_path(const Plan::Path& p, const Plan::Entry* entr
       const T* xi = xp + entries[n].i * mul;
       t.add_scaled(c, xi, mul);
       if (gxs) wg.add_scaled_to(gxs + p.in_offset + entries[n].i * mul, c, mul);
-      wg.add_scaled_product_to(gyp + entries[n].j * stride, v, xi, mul);
+      wg.add_scaled_lane_products_to(gyp + entries[n].j * stride, v, xi, mul);
     }
     // The path's weight gradient is written by its first output component, then summed into.
     if (gwe && k == 0) t.store_product_to(gwe + p.weight_offset, gk, mul);
@@ -476,10 +489,10 @@ template <typename T, int Mul, int Widest>
 KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int64_t end, T* gx, T* scratch) {
   const Plan& plan = *a.plan;
   const Plan::Entry* entries = plan.entries.data();
-  // Per edge, the edge-attribute gradient Σ_u x·(w g) is kept per copy u and summed over u once
-  // per edge: one horizontal sum per attribute instead of one per 3j entry.
+  // Per edge, the edge-attribute gradient Σ_u x·(w g) is kept per vector lane and summed over the
+  // lanes once per edge: one horizontal sum per attribute instead of one per 3j entry.
   T* __restrict gy_copies = scratch + 2 * plan.max_mul;  // [dim_sh][stride]
-  const int64_t stride = Mul > 0 ? Mul : plan.max_mul;
+  const int64_t stride = Mul > 0 ? Copies<T, Mul, Widest>::lanes(Mul) : gy_lanes<T>(plan.max_mul);
   for (int64_t r = begin; r < end; ++r) {
     const T* ge = a.g + r * plan.dim_out;
     if (r + 1 < end) prefetch(ge + plan.dim_out, plan.dim_out);
@@ -503,7 +516,7 @@ KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int
         T* gye = a.grad_sh + e * plan.dim_sh;
         for (int64_t j = 0; j < plan.dim_sh; ++j) {
           T sum = 0;
-          for (int64_t u = 0; u < stride; ++u) sum += gy_copies[j * stride + u];
+          for (int64_t lane = 0; lane < stride; ++lane) sum += gy_copies[j * stride + lane];
           gye[j] = sum;
         }
       }
@@ -659,7 +672,7 @@ void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, cons
       spans[k] = sender_span(sender, by_receiver, begin, end);
       std::fill(part + spans[k].begin * width, part + spans[k].end * width, T(0));
     }
-    std::vector<T> scratch((2 + plan.dim_sh) * plan.max_mul);
+    std::vector<T> scratch(2 * plan.max_mul + plan.dim_sh * gy_lanes<T>(plan.max_mul));
     rows(args, begin, end, part, scratch.data());
   });
   if (!grad_x) return;
@@ -840,12 +853,13 @@ at::Tensor convolution_scatter(const e3nn::TensorProductImpl& tp, const at::Tens
 ConvolutionFlops convolution_flops(const e3nn::TensorProductImpl& tp, int64_t num_edges) {
   if (!plan_supports(tp)) return {};
   const c10::intrusive_ptr<Plan> plan = make_plan(tp, 1.0);
-  int64_t forward = 0, backward = plan->dim_sh * plan->max_mul;  // the edge-attribute sums
+  int64_t forward = 0, backward = 0;
   for (const Plan::Path& p : plan->paths) {
     const int64_t entries = p.k_begin.back() - p.k_begin.front();
-    // per entry: the coefficient, then t += c·x (forward); and c·w·g into x, v·x·(w·g) into sh (backward)
+    // per entry: the coefficient, then t += c·x (forward); and t += c·x, c·w·g into x, and
+    // v·Σ_u x·(w·g) into sh, a dot product over the copies (backward)
     forward += entries * (1 + 2 * p.mul) + p.d3 * 2 * p.mul;
-    backward += entries * (2 + 7 * p.mul) + p.d3 * 3 * p.mul;
+    backward += entries * (4 + 6 * p.mul) + p.d3 * 3 * p.mul;
   }
   return {forward * num_edges, backward * num_edges};
 }
