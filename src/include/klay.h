@@ -39,9 +39,10 @@ klay_model *klay_model_load(const char *yaml_path, const char *weights_path,
 void klay_model_free(klay_model *model);
 
 /* Process-wide, for hosts that evaluate the same sizes again and again (MD): let the C library keep
- * the memory an evaluation frees for the next one (glibc: mmap threshold at its 32 MiB maximum, no
- * trimming of the heap) instead of returning it to the system and page-faulting it in again every
- * step; the peak memory does not grow. Returns 0, or -1 where the C library has no such setting. */
+ * the memory an evaluation frees for the next one (glibc: every block from the heap, none mapped on
+ * its own, and no trimming of the heap) instead of returning it to the system and page-faulting it
+ * in again every step; the peak memory does not grow. Returns 0, or -1 where the C library has no
+ * such setting. */
 int klay_keep_freed_memory(void);
 
 /* What the model needs from its caller. */

@@ -711,10 +711,11 @@ void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, cons
 }
 
 // A large result the kernel writes in full, on transparent huge pages where the system offers them
-// on request (THP "madvise" mode): glibc maps each allocation above its mmap threshold fresh, and
-// first touching it costs a page fault per 4 KiB (at 30,000 edges x 32 channels, 84 MB of weight
+// on request (THP "madvise" mode): unless the host keeps freed memory (klay_keep_freed_memory, as
+// pair_style klay does), glibc maps each allocation above its mmap threshold fresh, and first
+// touching it costs a page fault per 4 KiB (at 30,000 edges x 32 channels, 84 MB of weight
 // gradient: nearly half of the backward). Only the 2 MiB pages inside the allocation are asked for,
-// which it fills anyway, and they go back to the system with it.
+// which it fills anyway.
 at::Tensor empty_written_in_full(const at::Tensor& like) {
   at::Tensor t = at::empty_like(like, at::MemoryFormat::Contiguous);
 #ifdef MADV_HUGEPAGE

@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "klay.h"
 
@@ -146,6 +149,16 @@ static void harmonic_model(const char *data_dir)
     /* The allocator setting an MD host makes changes no result (glibc: it is accepted). */
 #ifdef __GLIBC__
     CHECK(klay_keep_freed_memory() == 0, "glibc refused the allocator settings");
+    {
+        /* Above glibc's largest mmap threshold (32 MiB) too: a block an evaluation frees stays in
+         * the heap for the next one instead of being unmapped and page-faulted in again. */
+        const size_t before = mallinfo2().hblkhd;
+        char *block = malloc((size_t)64 << 20);
+        CHECK(block != NULL, "64 MiB allocation failed");
+        CHECK(mallinfo2().hblkhd == before, "a 64 MiB block was mapped on its own (%zu bytes in mmapped blocks, %zu before)",
+              mallinfo2().hblkhd, before);
+        free(block);
+    }
 #endif
     int status = klay_model_compute(model, &atoms, &results, err, sizeof err);
     CHECK(status == 0, "compute failed: %s", err);
