@@ -39,16 +39,23 @@ def kernel_rates(path):
     return rates
 
 
-def alternated_threads(path):
-    """atoms -> (pairs, median ms/step on 1 thread, on 2 threads) of bench/threads_alternated.sh."""
+def alternated_runs(path):
+    """atoms -> {(threads, dtype): [ms/step of each run]} of bench/threads_alternated.sh (lines
+    "atoms threads ms/step [dtype]"; files before float32 was alternated have no dtype: float64)."""
     times = {}
     for line in path.read_text().splitlines():
         if line.startswith("#") or not line.strip():
             continue
-        atoms, threads, ms = line.split()
-        times.setdefault(int(atoms), {}).setdefault(int(threads), []).append(float(ms))
-    return {atoms: (min(len(t[1]), len(t[2])), statistics.median(t[1]), statistics.median(t[2]))
-            for atoms, t in sorted(times.items()) if 1 in t and 2 in t}
+        atoms, threads, ms, *dtype = line.split()
+        times.setdefault(int(atoms), {}).setdefault((int(threads), dtype[0] if dtype else "float64"), []).append(float(ms))
+    return dict(sorted(times.items()))
+
+
+def alternated_medians(runs, baseline, other):
+    """(pairs, median ms/step of `baseline`, of `other`) where both configurations ran."""
+    if baseline not in runs or other not in runs:
+        return None
+    return min(len(runs[baseline]), len(runs[other])), statistics.median(runs[baseline]), statistics.median(runs[other])
 
 
 def main():
@@ -73,14 +80,23 @@ def main():
         row(f"threads 2 >= 1.7x, {atoms} atoms (LAMMPS)",
             f"{t1[atoms]['ms_per_step']:.2f} / {t2[atoms]['ms_per_step']:.2f} ms = {speedup:.2f}x", speedup >= 1.7)
     alternated = out / "threads_alternated.txt"
-    if alternated.exists():
-        for atoms, (pairs, one, two) in alternated_threads(alternated).items():
+    runs = alternated_runs(alternated) if alternated.exists() else {}
+    for atoms, by_config in runs.items():
+        medians = alternated_medians(by_config, (1, "float64"), (2, "float64"))
+        if medians:
+            pairs, one, two = medians
             row(f"threads 2 >= 1.7x, {atoms} atoms (LAMMPS, medians of {pairs} alternated pairs)",
                 f"{one:.2f} / {two:.2f} ms = {one / two:.2f}x", one / two >= 1.7)
     for atoms in sorted(f32):
         speedup = t1[atoms]["ms_per_step"] / f32[atoms]["ms_per_step"]
         row(f"float32 >= 1.6x, {atoms} atoms (LAMMPS)",
             f"{t1[atoms]['ms_per_step']:.2f} / {f32[atoms]['ms_per_step']:.2f} ms = {speedup:.2f}x", speedup >= 1.6)
+    for atoms, by_config in runs.items():
+        medians = alternated_medians(by_config, (1, "float64"), (1, "float32"))
+        if medians:
+            pairs, f64, single = medians
+            row(f"float32 >= 1.6x, {atoms} atoms (LAMMPS, medians of {pairs} alternated pairs)",
+                f"{f64:.2f} / {single:.2f} ms = {f64 / single:.2f}x", f64 / single >= 1.6)
 
     ts = torchscript_rows(out / "torchscript.txt")
     with_backward = [r for r in ts.values() if r]
