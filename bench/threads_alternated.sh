@@ -31,8 +31,8 @@ for size in "512:${1:-6}" "4096:${2:-3}"; do
   atoms=${size%%:*} rounds=${size#*:}
   for ((round = 0; round < rounds; round++)); do
     for config in "1 float64" "2 float64" "1 float32"; do
-      set -- $config
-      echo "$atoms $1 $(run "$atoms" "$1" "$2") $2" >> "$results"
+      read -r threads dtype <<< "$config"
+      echo "$atoms $threads $(run "$atoms" "$threads" "$dtype") $dtype" >> "$results"
     done
   done
 done
