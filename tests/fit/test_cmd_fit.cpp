@@ -104,6 +104,11 @@ TEST(CmdFit, ANonFiniteLossStopsTheFitNamingWhere) {
 TEST(CmdFit, InterruptStopsAfterTheStepAndKeepsTheBestWeights) {
   const fs::path data = data_file("interrupted"), out = kOutput / "interrupted.pth", log = kOutput / "interrupted.log";
   fs::remove(out);
+  // The previous run's output must be gone before the loop below reads it: bash truncates it only
+  // in the forked child, and a grep that wins that race sees the old epoch line and sends Ctrl-C
+  // before klay has installed its handler, while the child still ignores SIGINT as a background job;
+  // the fit then ran all 10000 epochs.
+  fs::remove(log.string() + ".fit");
   // Wait for the first epoch line, then Ctrl-C; 10000 epochs would take far longer than the test.
   const std::string command = kCli + " fit " + kModel + " " + data.string() + " --out " + out.string() +
                               " --epochs 10000 --threads 1 > " + log.string() + ".fit 2>&1 & pid=$!; " +
