@@ -161,13 +161,12 @@ void klay_model_free(klay_model* model) { delete model; }
 
 int klay_keep_freed_memory(void) {
 #ifdef __GLIBC__
-  // 32 MiB is the largest mmap threshold glibc accepts; setting it also stops glibc from moving the
-  // threshold itself. Blocks above it were still mapped on their own and unmapped when freed, so
-  // every evaluation page-faulted them in again (30,000 edges x 352 weights: 84 MB per tensor, a
-  // fifth of the convolution's backward when no huge pages could be had): no mmap at all keeps
-  // them in the heap too. Without a trim threshold the heap's free top stays mapped for the next step.
-  const bool ok = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1 && mallopt(M_MMAP_MAX, 0) == 1 &&
-                  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1;
+  // No block mapped on its own: glibc unmaps such a block when it is freed, so every evaluation
+  // page-faulted it in again. Raising the mmap threshold is not enough, as glibc accepts at most
+  // 32 MiB (30,000 edges x 352 weights: 84 MB per tensor, a fifth of the convolution's backward
+  // when no huge pages could be had). Without a trim threshold the heap's free top stays mapped for
+  // the next step; setting it also stops glibc from moving that threshold itself.
+  const bool ok = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1;
   return ok ? 0 : -1;
 #else
   return -1;
