@@ -14,11 +14,42 @@
 #include "base/error.hpp"
 #include "kernels/row_matmul.hpp"
 #include "kernels/scalar_activation.hpp"
-#include "kernels/uvu_convolution.hpp"
 #include "kernels/vector_units.hpp"
 
 namespace klay::kernels {
+
+std::vector<double> radial_layer_scales(const std::vector<at::Tensor>& weights, double kappa) {
+  std::vector<double> scales;
+  for (size_t k = 0; k < weights.size(); ++k)
+    scales.push_back((k == 0 ? 1.0 : kappa) / std::sqrt(static_cast<double>(weights[k].size(0))));
+  return scales;
+}
+
+bool radial_layers_blockwise(const at::Tensor& x, const std::vector<at::Tensor>& matrices) {
+  if (!wide_vector_units()) return false;
+  for (const at::Tensor& m : matrices)
+    if (!rows_times_takes(m.numel() * m.element_size()) || m.scalar_type() != x.scalar_type()) return false;
+  return true;
+}
+
+// One loop, where mul, or a transpose and its copy, were three or four ATen operations per layer
+// and call.
+at::Tensor radial_scaled_weight(const at::Tensor& weight, double scale, bool transposed) {
+  const at::Tensor w = weight.contiguous();
+  const int64_t rows = w.size(0), cols = w.size(1);
+  at::Tensor out = transposed ? at::empty({cols, rows}, w.options()) : at::empty({rows, cols}, w.options());
+  AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "radial_mlp_scaled_weight", [&] {
+    const scalar_t* in = w.data_ptr<scalar_t>();
+    scalar_t* o = out.data_ptr<scalar_t>();
+    const scalar_t s = static_cast<scalar_t>(scale);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) o[transposed ? j * rows + i : i * cols + j] = in[i * cols + j] * s;
+  });
+  return out;
+}
+
 namespace {
+
 
 KernelCallCounts g_calls;
 
@@ -42,15 +73,6 @@ void activate(Kind kind, at::Tensor& z, const at::Tensor& derivative) {
   });
 }
 
-// The factor folded into layer k's weights: 1/√h_k, times the normalize2mom constant κ of the
-// activation before it.
-std::vector<double> layer_scales(const std::vector<at::Tensor>& weights, double kappa) {
-  std::vector<double> scales;
-  for (size_t k = 0; k < weights.size(); ++k)
-    scales.push_back((k == 0 ? 1.0 : kappa) / std::sqrt(static_cast<double>(weights[k].size(0))));
-  return scales;
-}
-
 // What an evaluation of the layers keeps besides the output: nothing (inference), the activations'
 // derivatives (all the input's gradient reads), or the hidden activations too (the weights'
 // gradients read those: the backward evaluates the layers again when it is asked for them, so that
@@ -67,15 +89,6 @@ struct LayerPass {
 
 // Rows a thread carries through every layer at a time, so that their activations stay in cache.
 constexpr int64_t kRowsPerBlock = 256;
-
-// Whether the layers run block by block: every product on the register tiles (rows_times gives
-// row_matmul's numbers there) and the operands in the kernels' types.
-bool blockwise(const at::Tensor& x, const std::vector<at::Tensor>& matrices) {
-  if (!wide_vector_units()) return false;
-  for (const at::Tensor& m : matrices)
-    if (!rows_times_takes(m.numel() * m.element_size()) || m.scalar_type() != x.scalar_type()) return false;
-  return true;
-}
 
 // The widest layer output, for the blocks' scratch rows.
 int64_t widest(const std::vector<at::Tensor>& matrices) {
@@ -120,28 +133,11 @@ void forward_blocks(const at::Tensor& x, Kind kind, Keep keep, LayerPass& pass) 
   });
 }
 
-// W·scale [in, out] (or, transposed, its transpose [out, in]), contiguous, multiplied in W's type
-// as ATen multiplies a tensor by a double: one loop, where mul, or a transpose and its copy, were
-// three or four ATen operations per layer and call.
-at::Tensor scaled_weight(const at::Tensor& weight, double scale, bool transposed) {
-  const at::Tensor w = weight.contiguous();
-  const int64_t rows = w.size(0), cols = w.size(1);
-  at::Tensor out = transposed ? at::empty({cols, rows}, w.options()) : at::empty({rows, cols}, w.options());
-  AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "radial_mlp_scaled_weight", [&] {
-    const scalar_t* in = w.data_ptr<scalar_t>();
-    scalar_t* o = out.data_ptr<scalar_t>();
-    const scalar_t s = static_cast<scalar_t>(scale);
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < cols; ++j) o[transposed ? j * rows + i : i * cols + j] = in[i * cols + j] * s;
-  });
-  return out;
-}
-
 LayerPass run_layers(const at::Tensor& x, const std::vector<at::Tensor>& weights, const std::vector<double>& scales,
                      Kind kind, Keep keep) {
   LayerPass pass;
-  for (size_t k = 0; k < weights.size(); ++k) pass.scaled.push_back(scaled_weight(weights[k], scales[k], false));
-  if (x.stride(-1) == 1 && blockwise(x, pass.scaled)) {
+  for (size_t k = 0; k < weights.size(); ++k) pass.scaled.push_back(radial_scaled_weight(weights[k], scales[k], false));
+  if (x.stride(-1) == 1 && radial_layers_blockwise(x, pass.scaled)) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "radial_mlp_forward", [&] { forward_blocks<scalar_t>(x, kind, keep, pass); });
     return pass;
   }
@@ -198,7 +194,7 @@ class RadialMlp : public torch::autograd::Function<RadialMlp> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, at::TensorList weights,
                             const std::string& activation, Kind kind, double kappa) {
     ++g_calls.forward;
-    const std::vector<double> scales = layer_scales(weights.vec(), kappa);
+    const std::vector<double> scales = radial_layer_scales(weights.vec(), kappa);
     LayerPass pass = run_layers(x, weights.vec(), scales, kind, Keep::derivatives);
     variable_list saved{x};
     saved.insert(saved.end(), weights.begin(), weights.end());
@@ -244,8 +240,8 @@ class RadialMlp : public torch::autograd::Function<RadialMlp> {
     // Only the input's gradient (MD's forces): every layer back to the input a block of rows at a time.
     std::vector<at::Tensor> transposed;
     if (lowest == 0 && std::none_of(wanted.begin() + 1, wanted.end(), [](bool w) { return w; }))
-      for (size_t k = 0; k < layers; ++k) transposed.push_back(scaled_weight(weight(k), scales[k], true));
-    if (!transposed.empty() && g.stride(-1) == 1 && blockwise(x, transposed)) {
+      for (size_t k = 0; k < layers; ++k) transposed.push_back(radial_scaled_weight(weight(k), scales[k], true));
+    if (!transposed.empty() && g.stride(-1) == 1 && radial_layers_blockwise(x, transposed)) {
       // Row-major whatever x's layout (empty_like would keep a transposed x's strides).
       grads[0] = at::empty({x.size(0), x.size(1)}, x.options());
       AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "radial_mlp_backward", [&] {
@@ -304,7 +300,7 @@ at::Tensor radial_mlp(const e3nn::FullyConnectedNetImpl& fc, const at::Tensor& x
     out = RadialMlp::apply(rows, at::TensorList(weights), act.name(), kernels_act->kind, act.scale());
   } else {
     ++g_calls.forward;
-    out = run_layers(rows, weights, layer_scales(weights, act.scale()), kernels_act->kind, Keep::nothing).out;
+    out = run_layers(rows, weights, radial_layer_scales(weights, act.scale()), kernels_act->kind, Keep::nothing).out;
   }
   return viewed_as(out, out_sizes);
 }

@@ -26,6 +26,9 @@
 #include "kernels/entry_values.hpp"
 #include "kernels/irrep_blocks.hpp"
 #include "kernels/prefetch.hpp"
+#include "kernels/radial_mlp.hpp"
+#include "kernels/row_matmul.hpp"
+#include "kernels/scalar_activation.hpp"
 #include "kernels/vector_units.hpp"
 #include "base/error.hpp"
 
@@ -349,6 +352,14 @@ struct Copies<T, Mul, Widest, false> {
   }
 };
 
+// Where the per-edge weights come from: one row per edge index (weights_from < 0), or, in the
+// radial convolution, a block holding the rows of the edges at grouping positions weights_from, …
+// (evaluated for the block, in cache).
+template <typename Args>
+inline int64_t weight_row(const Args& a, int64_t position, int64_t edge) {
+  return a.weights_from < 0 ? edge : position - a.weights_from;
+}
+
 template <typename T>
 struct ForwardArgs {
   const Plan* plan;
@@ -357,6 +368,7 @@ struct ForwardArgs {
   const int64_t* sender;
   const Grouping* by_receiver;
   T* out;
+  int64_t weights_from = -1;
 };
 
 // One path of one edge into its receiver's accumulator (component-major):
@@ -408,7 +420,7 @@ inline void prefetch_edge(const Args& a, int64_t e, T* gx) {
   prefetch(a.x + sender * plan.dim_in, plan.dim_in);
   if (gx) prefetch_for_writing(gx + sender * plan.dim_in, plan.dim_in);
   prefetch(a.sh + e * plan.dim_sh, plan.dim_sh);
-  prefetch(a.w + e * plan.weight_numel, plan.weight_numel);
+  if (a.weights_from < 0) prefetch(a.w + e * plan.weight_numel, plan.weight_numel);
 }
 
 // out[r] = Σ over r's edges e of Σ_paths w_e[u] · Σ_{i,j} c_ijk sh_e[j] x[sender_e][i][u].
@@ -423,7 +435,7 @@ KLAY_KERNEL_BODY void forward_rows(const ForwardArgs<T>& a, int64_t begin, int64
       if (q + 1 < a.by_receiver->start[end]) prefetch_edge(a, a.by_receiver->order[q + 1], static_cast<T*>(nullptr));
       const T* xe = a.x + a.sender[e] * plan.dim_in;
       const T* ye = a.sh + e * plan.dim_sh;
-      const T* we = a.w + e * plan.weight_numel;
+      const T* we = a.w + weight_row(a, q, e) * plan.weight_numel;
       for (const Plan::Path& p : plan.paths) {
 #define KLAY_FORWARD_PATH(Width) forward_path<T, Width, Widest>(p, entries, a.value, xe, ye, we, acc, scratch)
         KLAY_FOR_PATH_WIDTH(Mul, p, KLAY_FORWARD_PATH);
@@ -449,7 +461,8 @@ struct BackwardArgs {
   const T *x, *sh, *w, *g;  // x and g component-major
   const int64_t* sender;
   const Grouping* by_receiver;
-  T *grad_sh, *grad_w;  // each may be null: not wanted
+  T *grad_sh, *grad_w;  // each may be null: not wanted; grad_w's rows as w's (weight_row)
+  int64_t weights_from = -1;
 };
 
 // One path of one edge: its share of the sender's feature gradient (into gxs, or none), of the
@@ -502,8 +515,8 @@ KLAY_KERNEL_BODY void backward_rows(const BackwardArgs<T>& a, int64_t begin, int
       const T* xs = a.x + a.sender[e] * plan.dim_in;
       T* gxs = gx ? gx + a.sender[e] * plan.dim_in : nullptr;
       const T* ye = a.sh + e * plan.dim_sh;
-      const T* we = a.w + e * plan.weight_numel;
-      T* gwe = a.grad_w ? a.grad_w + e * plan.weight_numel : nullptr;
+      const T* we = a.w + weight_row(a, q, e) * plan.weight_numel;
+      T* gwe = a.grad_w ? a.grad_w + weight_row(a, q, e) * plan.weight_numel : nullptr;
       std::fill(gy_copies, gy_copies + plan.dim_sh * stride, T(0));
       for (const Plan::Path& p : plan.paths) {
 #define KLAY_BACKWARD_PATH(Width)                                                                          \
@@ -623,14 +636,14 @@ void for_each_range(const std::vector<int64_t>& bounds, const F& f) {
   });
 }
 
-template <typename T>
-void forward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const int64_t* sender,
-                    const Grouping& by_receiver, T* out) {
-  const ForwardArgs<T> args{&plan, plan.values<T>(), x, sh, w, sender, &by_receiver, out};
-  const auto rows = entry_points_for<T>(plan).first;
-  for_each_range(thread_ranges(plan, by_receiver, Pass::forward), [&](int64_t, int64_t begin, int64_t end) {
+// `range(args, begin, end, acc, scratch)` runs receivers [begin, end) on the calling thread: the
+// forward entry point itself, or the radial convolution's blocks of edges around it.
+template <typename T, typename Range>
+void forward_kernel(const ForwardArgs<T>& args, const Range& range) {
+  const Plan& plan = *args.plan;
+  for_each_range(thread_ranges(plan, *args.by_receiver, Pass::forward), [&](int64_t, int64_t begin, int64_t end) {
     std::vector<T> acc(plan.dim_out), scratch(2 * plan.max_mul);
-    rows(args, begin, end, acc.data(), scratch.data());
+    range(args, begin, end, acc.data(), scratch.data());
   });
 }
 
@@ -654,11 +667,12 @@ SenderSpan sender_span(const int64_t* sender, const Grouping& by_receiver, int64
 // over the senders its edges reach only (a stage's edges reach a part of the atoms); the
 // accumulators are added in the order of their ranges, into the first, so a given thread count
 // always gives the same bits.
-template <typename T>
-void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, const T* g, const int64_t* sender,
-                     const Grouping& by_receiver, int64_t num_senders, T* grad_x, T* grad_sh, T* grad_w) {
-  const BackwardArgs<T> args{&plan, plan.values<T>(), x, sh, w, g, sender, &by_receiver, grad_sh, grad_w};
-  const auto rows = entry_points_for<T>(plan).second;
+// `range(args, begin, end, part, scratch)` as forward_kernel's, for the backward entry point.
+template <typename T, typename Range>
+void backward_kernel(const BackwardArgs<T>& args, int64_t num_senders, T* grad_x, const Range& range) {
+  const Plan& plan = *args.plan;
+  const Grouping& by_receiver = *args.by_receiver;
+  const int64_t* sender = args.sender;
   const std::vector<int64_t> bounds = thread_ranges(plan, by_receiver, Pass::backward);
   const int64_t ranges = static_cast<int64_t>(bounds.size()) - 1, width = plan.dim_in;
   const int64_t part_size = grad_x ? num_senders * width : 0;
@@ -673,7 +687,7 @@ void backward_kernel(const Plan& plan, const T* x, const T* sh, const T* w, cons
       std::fill(part + spans[k].begin * width, part + spans[k].end * width, T(0));
     }
     std::vector<T> scratch(2 * plan.max_mul + plan.dim_sh * gy_lanes<T>(plan.max_mul));
-    rows(args, begin, end, part, scratch.data());
+    range(args, begin, end, part, scratch.data());
   });
   if (!grad_x) return;
   SenderSpan reached{num_senders, 0};  // the union of the spans: where the first accumulator sums
@@ -746,8 +760,10 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
     at::Tensor out = at::empty({num_receivers, plan->dim_out}, x.options()), xm;
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_convolution_forward", [&] {
       xm = component_major<scalar_t>(plan->in_entries, x);
-      forward_kernel<scalar_t>(*plan, xm.data_ptr<scalar_t>(), shc.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(),
-                               sc.data_ptr<int64_t>(), *by_receiver, out.data_ptr<scalar_t>());
+      const ForwardArgs<scalar_t> args{plan.get(),          plan->values<scalar_t>(), xm.data_ptr<scalar_t>(),
+                                       shc.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(),  sc.data_ptr<int64_t>(),
+                                       by_receiver.get(),   out.data_ptr<scalar_t>()};
+      forward_kernel(args, entry_points_for<scalar_t>(*plan).first);
     });
     ctx->save_for_backward({x, sh, w, sender, receiver});
     keep_plan(ctx, plan);
@@ -790,9 +806,17 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_convolution_backward", [&] {
       const at::Tensor gm = component_major<scalar_t>(plan->out_entries, g);
       auto ptr = [](at::Tensor& t) { return t.defined() ? t.data_ptr<scalar_t>() : nullptr; };
-      backward_kernel<scalar_t>(*plan, xm.data_ptr<scalar_t>(), shc.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(),
-                                gm.data_ptr<scalar_t>(), sc.data_ptr<int64_t>(), *by_receiver, x.size(0),
-                                ptr(grad_x), ptr(grad_sh), ptr(grad_w));
+      const BackwardArgs<scalar_t> args{plan.get(),
+                                        plan->values<scalar_t>(),
+                                        xm.data_ptr<scalar_t>(),
+                                        shc.data_ptr<scalar_t>(),
+                                        wc.data_ptr<scalar_t>(),
+                                        gm.data_ptr<scalar_t>(),
+                                        sc.data_ptr<int64_t>(),
+                                        by_receiver.get(),
+                                        ptr(grad_sh),
+                                        ptr(grad_w)};
+      backward_kernel(args, x.size(0), ptr(grad_x), entry_points_for<scalar_t>(*plan).second);
     });
     grads[0] = grad_x;
     grads[1] = grad_sh;
@@ -801,6 +825,338 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
   }
 };
 
+// The radial convolution: the radial MLP evaluated inside the convolution's loops, a block of
+// edges at a time. Materialised, the per-edge weights and their gradient are the convolution's
+// largest operands (30,000 edges x 352 weights: 84 MB each way, streamed from memory); here each
+// block's weights are made, read and differentiated while they are in the L2 cache.
+
+// The net as the blocks evaluate it: each layer's weight times its scale, [in, out] and
+// transposed [out, in], in the kernel's type.
+template <typename T>
+struct RadialNet {
+  std::vector<const T*> scaled, transposed;
+  std::vector<int64_t> widths;  // h_0 … h_L
+  ScaledActivation activation;  // unscaled: its normalize2mom constant is in the next layer's weight
+  const T* embeddings;          // [E, h_0]
+  const T* edge_scale;          // [E], or null
+};
+
+// Edges a block holds at most (unless a receiver alone has more): at 352 weights per edge its
+// weights, their gradient and the hidden layers take about 1 MB of float64 (L2: 2 MB per core).
+constexpr int64_t kEdgesPerBlock = 128;
+
+// One thread's scratch for its blocks.
+template <typename T>
+struct RadialBlock {
+  std::vector<T> rows;  // [n, h_0]: the block's embeddings, then their gradient
+  std::vector<T> hidden[2];
+  std::vector<T> weights, scaled, grad;  // [n, P]: raw (unless kept), times the edge scale, gradient
+
+  static T* at_least(std::vector<T>& v, int64_t size) {
+    if (static_cast<int64_t>(v.size()) < size) v.resize(size);
+    return v.data();
+  }
+};
+
+// What a forward with autograd keeps for the backward, row q for the edge at grouping position q
+// (so that the backward reads them in order): the raw weights [E, P] and f'(z) of each hidden
+// layer [E, h_k]. Their gradient is never materialised: the backward takes each block's through
+// the net while it is in cache. Null: inference, the blocks' weights live in scratch.
+template <typename T>
+struct RadialKept {
+  T* weights = nullptr;
+  std::vector<T*> derivatives;
+};
+
+// The receivers [r0, r1) of a block: as many after r0 as hold kEdgesPerBlock edges, at least one.
+inline int64_t block_end(const Grouping& g, int64_t r0, int64_t end) {
+  int64_t r1 = r0 + 1;
+  while (r1 < end && g.start[r1 + 1] - g.start[r0] <= kEdgesPerBlock) ++r1;
+  return r1;
+}
+
+// The block's weights `raw` times the edge scales (into scratch), or `raw` itself without them.
+template <typename T>
+const T* scaled_by_edge(const RadialNet<T>& net, const int64_t* order, int64_t q0, int64_t n, const T* raw,
+                        RadialBlock<T>& b) {
+  if (!net.edge_scale) return raw;
+  const int64_t width = net.widths.back();
+  T* scaled = RadialBlock<T>::at_least(b.scaled, n * width);
+  for (int64_t r = 0; r < n; ++r) {
+    const T s = net.edge_scale[order[q0 + r]];
+    for (int64_t p = 0; p < width; ++p) scaled[r * width + p] = raw[r * width + p] * s;
+  }
+  return scaled;
+}
+
+// The weights of the n edges at grouping positions q0, … (times their edge scale), as radial_mlp
+// (and the layer's product with the edge scale) computes each row, into `kept` where it is given
+// (with the hidden layers' f'(z)), else into scratch.
+template <typename T>
+const T* block_weights(const RadialNet<T>& net, const int64_t* order, int64_t q0, int64_t n, RadialBlock<T>& b,
+                       const RadialKept<T>& kept) {
+  const size_t layers = net.scaled.size();
+  const int64_t h0 = net.widths[0], width = net.widths.back();
+  T* input = RadialBlock<T>::at_least(b.rows, n * h0);
+  for (int64_t r = 0; r < n; ++r) std::copy_n(net.embeddings + order[q0 + r] * h0, h0, input + r * h0);
+  T* raw = kept.weights ? kept.weights + q0 * width : RadialBlock<T>::at_least(b.weights, n * width);
+  const T* a = input;
+  for (size_t k = 0; k < layers; ++k) {
+    const int64_t inner = net.widths[k], cols = net.widths[k + 1];
+    const bool last = k + 1 == layers;
+    T* z = last ? raw : RadialBlock<T>::at_least(b.hidden[k % 2], n * cols);
+    rows_times<T>(a, inner, net.scaled[k], cols, z, cols, n, inner, cols);
+    if (last) break;
+    net.activation.apply(z, z, kept.weights ? kept.derivatives[k] + q0 * cols : nullptr, n * cols);
+    a = z;
+  }
+  return scaled_by_edge(net, order, q0, n, raw, b);
+}
+
+// From the block's weight gradient b.grad (of its raw weights `raw` times the edge scales): the
+// edge scales' gradient (where wanted) and the embeddings' (where wanted), through the layers back
+// with the kept derivatives.
+template <typename T>
+void block_backward(const RadialNet<T>& net, const RadialKept<T>& kept, const int64_t* order, int64_t q0, int64_t n,
+                    const T* raw, RadialBlock<T>& b, T* grad_embeddings, T* grad_edge_scale) {
+  const size_t layers = net.scaled.size();
+  const int64_t h0 = net.widths[0], width = net.widths.back();
+  T* g = b.grad.data();
+  if (net.edge_scale)
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t e = order[q0 + r];
+      if (grad_edge_scale) {
+        T sum = 0;
+        for (int64_t p = 0; p < width; ++p) sum += g[r * width + p] * raw[r * width + p];
+        grad_edge_scale[e] = sum;
+      }
+      for (int64_t p = 0; p < width; ++p) g[r * width + p] *= net.edge_scale[e];
+    }
+  if (!grad_embeddings) return;
+  const T* gz = g;
+  for (size_t k = layers; k-- > 0;) {
+    const int64_t inner = net.widths[k + 1], cols = net.widths[k];
+    T* dst = k == 0 ? RadialBlock<T>::at_least(b.rows, n * h0) : RadialBlock<T>::at_least(b.hidden[k % 2], n * cols);
+    rows_times<T>(gz, inner, net.transposed[k], cols, dst, cols, n, inner, cols,
+                  k == 0 ? nullptr : kept.derivatives[k - 1] + q0 * cols, cols);
+    gz = dst;
+  }
+  for (int64_t r = 0; r < n; ++r) std::copy_n(b.rows.data() + r * h0, h0, grad_embeddings + order[q0 + r] * h0);
+}
+
+// The tensors behind a RadialNet: the scaled weights and their transposes.
+struct RadialTensors {
+  std::vector<at::Tensor> scaled, transposed;
+  std::vector<int64_t> widths;
+};
+
+RadialTensors radial_tensors(const std::vector<at::Tensor>& weights, double kappa, bool transposed) {
+  RadialTensors t;
+  const std::vector<double> scales = radial_layer_scales(weights, kappa);
+  t.widths.push_back(weights.front().size(0));
+  for (size_t k = 0; k < weights.size(); ++k) {
+    t.scaled.push_back(radial_scaled_weight(weights[k], scales[k], false));
+    if (transposed) t.transposed.push_back(radial_scaled_weight(weights[k], scales[k], true));
+    t.widths.push_back(weights[k].size(1));
+  }
+  return t;
+}
+
+template <typename T>
+RadialNet<T> radial_net(const RadialTensors& t, ScaledActivation::Kind kind, const at::Tensor& embeddings,
+                        const at::Tensor& edge_scale) {
+  RadialNet<T> net{{}, {}, t.widths, ScaledActivation{kind, 1.0}, embeddings.data_ptr<T>(),
+                   edge_scale.defined() ? edge_scale.data_ptr<T>() : nullptr};
+  for (const at::Tensor& m : t.scaled) net.scaled.push_back(m.data_ptr<T>());
+  for (const at::Tensor& m : t.transposed) net.transposed.push_back(m.data_ptr<T>());
+  return net;
+}
+
+template <typename T>
+RadialKept<T> radial_kept(const at::Tensor& weights, const std::vector<at::Tensor>& derivatives) {
+  RadialKept<T> kept;
+  if (!weights.defined()) return kept;
+  kept.weights = weights.data_ptr<T>();
+  for (const at::Tensor& d : derivatives) kept.derivatives.push_back(d.data_ptr<T>());
+  return kept;
+}
+
+// The composite path of the radial convolution: the net, the edge scale, the convolution.
+at::Tensor radial_convolution_composite(const e3nn::TensorProductImpl& tp, const e3nn::ScalarActivation& act,
+                                        const at::Tensor& embeddings, const std::vector<at::Tensor>& weights,
+                                        const at::Tensor& edge_scale, const at::Tensor& node_features,
+                                        const at::Tensor& edge_attrs, const at::Tensor& sender,
+                                        const at::Tensor& receiver, int64_t num_receivers, double scale) {
+  at::Tensor w = e3nn::fully_connected_net(embeddings, weights, act);
+  if (edge_scale.defined()) w = w * edge_scale;
+  return convolution_scatter_composite(tp, node_features, edge_attrs, w, sender, receiver, num_receivers, scale);
+}
+
+KernelCallCounts g_radial_calls;
+
+// Inputs: embeddings, node features, edge attributes, then in one list (one gradient each) the
+// layers' weights and, where there is one, the edge scale: autograd takes no undefined input.
+// `keep`: the forward keeps the weights and derivatives a backward reads (RadialKept).
+class FusedRadialConvolution : public torch::autograd::Function<FusedRadialConvolution> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& embeddings, const at::Tensor& x,
+                            const at::Tensor& sh, at::TensorList weights_and_scale, int64_t num_layers,
+                            const at::Tensor& sender, const at::Tensor& receiver, int64_t num_receivers,
+                            const c10::intrusive_ptr<Plan>& plan, const c10::intrusive_ptr<TensorProductRef>& tp,
+                            const std::string& activation, ScaledActivation::Kind kind, double kappa, bool keep) {
+    ++g_radial_calls.forward;
+    const std::vector<at::Tensor> weights(weights_and_scale.begin(), weights_and_scale.begin() + num_layers);
+    const at::Tensor edge_scale =
+        static_cast<int64_t>(weights_and_scale.size()) > num_layers ? weights_and_scale[num_layers] : at::Tensor();
+    const at::Tensor ec = embeddings.contiguous(), shc = sh.contiguous(), sc = sender.contiguous(),
+                     rc = receiver.contiguous();
+    const at::Tensor scale_per_edge = edge_scale.defined() ? edge_scale.reshape({-1}).contiguous() : at::Tensor();
+    const int64_t num_edges = sc.size(0);
+    check_nodes(sc.data_ptr<int64_t>(), num_edges, x.size(0), "sender");
+    const c10::intrusive_ptr<Grouping> by_receiver =
+        group_edges(rc.data_ptr<int64_t>(), num_edges, num_receivers, "receiver");
+    const RadialTensors layers = radial_tensors(weights, kappa, /*transposed=*/false);
+    at::Tensor out = at::empty({num_receivers, plan->dim_out}, x.options()), xm;
+    at::Tensor kept_weights;
+    std::vector<at::Tensor> kept_derivatives;
+    if (keep) {
+      kept_weights = empty_written_in_full(at::empty({num_edges, plan->weight_numel}, x.options()));
+      for (size_t k = 0; k + 2 < layers.widths.size(); ++k)
+        kept_derivatives.push_back(at::empty({num_edges, layers.widths[k + 1]}, x.options()));
+    }
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_radial_convolution_forward", [&] {
+      using T = scalar_t;
+      xm = component_major<T>(plan->in_entries, x);
+      const RadialNet<T> net = radial_net<T>(layers, kind, ec, scale_per_edge);
+      const RadialKept<T> kept = radial_kept<T>(kept_weights, kept_derivatives);
+      const ForwardArgs<T> args{plan.get(),      plan->values<T>(), xm.data_ptr<T>(), shc.data_ptr<T>(), nullptr,
+                                sc.data_ptr<int64_t>(), by_receiver.get(), out.data_ptr<T>()};
+      const ForwardRows<T> rows = entry_points_for<T>(*plan).first;
+      forward_kernel(args, [&](const ForwardArgs<T>& a, int64_t begin, int64_t end, T* acc, T* scratch) {
+        RadialBlock<T> block;
+        const Grouping& g = *a.by_receiver;
+        for (int64_t r0 = begin, r1; r0 < end; r0 = r1) {
+          r1 = block_end(g, r0, end);
+          ForwardArgs<T> in_block = a;
+          const int64_t q0 = g.start[r0], n = g.start[r1] - q0;
+          in_block.w = n > 0 ? block_weights(net, g.order.data(), q0, n, block, kept) : nullptr;
+          in_block.weights_from = q0;
+          rows(in_block, r0, r1, acc, scratch);
+        }
+      });
+    });
+    std::vector<at::Tensor> saved{embeddings, x, sh, sender, receiver};
+    saved.insert(saved.end(), weights_and_scale.begin(), weights_and_scale.end());
+    ctx->save_for_backward(saved);
+    ctx->saved_data["num_layers"] = num_layers;
+    keep_plan(ctx, plan);
+    ctx->saved_data["tp"] = c10::IValue::make_capsule(tp);
+    ctx->saved_data["num_receivers"] = num_receivers;
+    ctx->saved_data["by_receiver"] = c10::IValue::make_capsule(by_receiver);
+    ctx->saved_data["x_component_major"] = xm;
+    ctx->saved_data["activation"] = activation;
+    ctx->saved_data["kind"] = static_cast<int64_t>(kind);
+    ctx->saved_data["kappa"] = kappa;
+    ctx->saved_data["kept_weights"] = kept_weights;
+    ctx->saved_data["kept_derivatives"] = kept_derivatives;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &embeddings = saved[0], &x = saved[1], &sh = saved[2], &sender = saved[3], &receiver = saved[4];
+    const auto num_layers = static_cast<size_t>(ctx->saved_data["num_layers"].toInt());
+    const std::vector<at::Tensor> weights(saved.begin() + 5, saved.begin() + 5 + num_layers);
+    const at::Tensor edge_scale = saved.size() > 5 + num_layers ? saved.back() : at::Tensor();
+    // Inputs in the order of forward's: embeddings, x, sh, the weights, the edge scale if any.
+    const size_t num_inputs = saved.size() - 2;
+    variable_list grads(num_inputs + 10);  // and the 10 other arguments
+    std::vector<bool> want(num_inputs);
+    for (size_t k = 0; k < num_inputs; ++k) want[k] = ctx->needs_input_grad(k);
+    const bool want_scale = edge_scale.defined() && want.back();
+    const at::Tensor& g = grad_outputs[0];
+    if (!g.defined() || std::none_of(want.begin(), want.end(), [](bool w) { return w; })) return grads;
+    const auto plan = kept_plan<Plan>(ctx);
+    const int64_t num_receivers = ctx->saved_data["num_receivers"].toInt();
+
+    // Second derivatives (create_graph) and the weights' gradients (training) differentiate the
+    // composite path; MD asks for neither.
+    const bool weight_gradients = std::any_of(want.begin() + 3, want.begin() + 3 + num_layers, [](bool w) { return w; });
+    if (at::GradMode::is_enabled() || weight_gradients) {
+      ++g_radial_calls.composite_backward;
+      const bool create_graph = at::GradMode::is_enabled();
+      const at::AutoGradMode grad_mode(true);
+      const auto tp = c10::static_intrusive_pointer_cast<TensorProductRef>(ctx->saved_data["tp"].toCapsule());
+      const e3nn::ScalarActivation act(ctx->saved_data["activation"].toStringRef(), /*normalize2mom=*/true);
+      std::vector<at::Tensor> inputs{embeddings, x, sh};
+      inputs.insert(inputs.end(), weights.begin(), weights.end());
+      if (edge_scale.defined()) inputs.push_back(edge_scale);
+      const auto composite = [&](const std::vector<at::Tensor>& v) {
+        return radial_convolution_composite(*tp->tp, act, v[0], {v.begin() + 3, v.begin() + 3 + num_layers},
+                                            edge_scale.defined() ? v.back() : at::Tensor(), v[1], v[2], sender,
+                                            receiver, num_receivers, plan->scale);
+      };
+      std::vector<at::Tensor> partials = composite_partials(inputs, want, composite, g, grads.size());
+      if (!create_graph)
+        for (at::Tensor& t : partials)
+          if (t.defined()) t = t.detach();
+      return partials;
+    }
+
+    ++g_radial_calls.backward;
+    const at::Tensor ec = embeddings.contiguous(), shc = sh.contiguous(), sc = sender.contiguous();
+    const at::Tensor scale_per_edge = edge_scale.defined() ? edge_scale.reshape({-1}).contiguous() : at::Tensor();
+    const auto by_receiver = c10::static_intrusive_pointer_cast<Grouping>(ctx->saved_data["by_receiver"].toCapsule());
+    const at::Tensor xm = ctx->saved_data["x_component_major"].toTensor();
+    const RadialTensors layers = radial_tensors(weights, ctx->saved_data["kappa"].toDouble(), want[0]);
+    const at::Tensor kept_weights = ctx->saved_data["kept_weights"].toTensor();
+    const std::vector<at::Tensor> kept_derivatives = ctx->saved_data["kept_derivatives"].toTensorVector();
+    TORCH_CHECK(kept_weights.defined(), "radial convolution: a backward of a forward that kept nothing");
+    const auto kind = static_cast<ScaledActivation::Kind>(ctx->saved_data["kind"].toInt());
+    at::Tensor grad_embeddings = want[0] ? at::empty({ec.size(0), ec.size(1)}, ec.options()) : at::Tensor();
+    at::Tensor grad_x = want[1] ? at::empty_like(x, at::MemoryFormat::Contiguous) : at::Tensor();
+    at::Tensor grad_sh = want[2] ? at::empty_like(shc) : at::Tensor();
+    at::Tensor grad_scale = want_scale ? at::empty_like(scale_per_edge) : at::Tensor();
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_radial_convolution_backward", [&] {
+      using T = scalar_t;
+      const at::Tensor gm = component_major<T>(plan->out_entries, g);
+      auto ptr = [](at::Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; };
+      const RadialNet<T> net = radial_net<T>(layers, kind, ec, scale_per_edge);
+      const RadialKept<T> kept = radial_kept<T>(kept_weights, kept_derivatives);
+      T *grad_e = ptr(grad_embeddings), *grad_s = ptr(grad_scale);
+      const bool weights_gradient = grad_e || grad_s;
+      const BackwardArgs<T> args{plan.get(), plan->values<T>(), xm.data_ptr<T>(), shc.data_ptr<T>(), nullptr,
+                                 gm.data_ptr<T>(), sc.data_ptr<int64_t>(), by_receiver.get(), ptr(grad_sh), nullptr};
+      const BackwardRows<T> rows = entry_points_for<T>(*plan).second;
+      backward_kernel(args, x.size(0), ptr(grad_x),
+                      [&](const BackwardArgs<T>& a, int64_t begin, int64_t end, T* part, T* scratch) {
+                        RadialBlock<T> block;
+                        const Grouping& gr = *a.by_receiver;
+                        for (int64_t r0 = begin, r1; r0 < end; r0 = r1) {
+                          r1 = block_end(gr, r0, end);
+                          const int64_t q0 = gr.start[r0], n = gr.start[r1] - q0;
+                          if (n == 0) continue;
+                          const T* raw = kept.weights + q0 * plan->weight_numel;
+                          BackwardArgs<T> in_block = a;
+                          in_block.w = scaled_by_edge(net, gr.order.data(), q0, n, raw, block);
+                          in_block.grad_w =
+                              weights_gradient ? RadialBlock<T>::at_least(block.grad, n * plan->weight_numel) : nullptr;
+                          in_block.weights_from = q0;
+                          rows(in_block, r0, r1, part, scratch);
+                          if (weights_gradient)
+                            block_backward(net, kept, gr.order.data(), q0, n, raw, block, grad_e, grad_s);
+                        }
+                      });
+    });
+    grads[0] = grad_embeddings;
+    grads[1] = grad_x;
+    grads[2] = grad_sh;
+    if (want_scale) grads[num_inputs - 1] = grad_scale.view_as(edge_scale);
+    return grads;
+  }
+};
+
+// w undefined: the radial convolution's, which has no weights tensor.
 void check_shapes(const e3nn::TensorProductImpl& tp, const at::Tensor& x, const at::Tensor& sh, const at::Tensor& w,
                   const at::Tensor& sender, const at::Tensor& receiver) {
   const int64_t num_edges = sender.dim() == 1 ? sender.size(0) : -1;
@@ -817,7 +1173,7 @@ void check_shapes(const e3nn::TensorProductImpl& tp, const at::Tensor& x, const 
   if (sh.dim() != 2 || sh.size(0) != num_edges || sh.size(1) != tp.irreps_in2().dim())
     shape_error("edge attributes must be [E=" + std::to_string(num_edges) + ", " +
                 std::to_string(tp.irreps_in2().dim()) + "], got " + c10::str(sh.sizes()));
-  if (w.dim() != 2 || w.size(0) != num_edges || w.size(1) != tp.weight_numel())
+  if (w.defined() && (w.dim() != 2 || w.size(0) != num_edges || w.size(1) != tp.weight_numel()))
     shape_error("weights must be [E=" + std::to_string(num_edges) + ", " + std::to_string(tp.weight_numel()) +
                 "], got " + c10::str(w.sizes()));
 }
@@ -849,6 +1205,42 @@ at::Tensor convolution_scatter(const e3nn::TensorProductImpl& tp, const at::Tens
                                          scale);
   return FusedConvolution::apply(node_features, edge_attrs, weight, sender, receiver, num_receivers,
                                  plan_cache().get(tp, scale), c10::make_intrusive<TensorProductRef>(shared_product(tp)));
+}
+
+KernelCounters radial_convolution_counters() { return g_radial_calls.snapshot(); }
+
+at::Tensor radial_convolution_scatter(const e3nn::TensorProductImpl& tp, const e3nn::FullyConnectedNetImpl& fc,
+                                      const at::Tensor& edge_embeddings, const at::Tensor& weight_columns,
+                                      const at::Tensor& edge_scale, const at::Tensor& node_features,
+                                      const at::Tensor& edge_attrs, const at::Tensor& sender,
+                                      const at::Tensor& receiver, int64_t num_receivers, double scale) {
+  std::vector<at::Tensor> weights = fc.weights();
+  if (weight_columns.defined()) weights.back() = weights.back().index_select(1, weight_columns);
+  const std::optional<ScaledActivation> act = scaled_activation(fc.activation());
+  const int64_t num_edges = sender.dim() == 1 ? sender.size(0) : -1;
+  bool fused = act && plan_supports(tp) && edge_embeddings.dim() == 2 && edge_embeddings.size(0) == num_edges &&
+               edge_embeddings.size(1) == weights.front().size(0) && weights.back().size(1) == tp.weight_numel() &&
+               (!edge_scale.defined() || edge_scale.numel() == num_edges) &&
+               kernels_take({edge_embeddings, node_features, edge_attrs, edge_scale}) &&
+               radial_layers_blockwise(edge_embeddings, weights);
+  for (const at::Tensor& w : weights) fused = fused && kernels_take({edge_embeddings, w});
+  if (!fused) {
+    at::Tensor weight = radial_mlp(fc, edge_embeddings, weight_columns);
+    if (edge_scale.defined()) weight = weight * edge_scale;
+    return convolution_scatter(tp, node_features, edge_attrs, weight, sender, receiver, num_receivers, scale);
+  }
+  check_shapes(tp, node_features, edge_attrs, at::Tensor(), sender, receiver);
+  const auto num_layers = static_cast<int64_t>(weights.size());
+  if (edge_scale.defined()) weights.push_back(edge_scale);
+  // A backward will need what the forward keeps where autograd records the call.
+  const bool keep =
+      at::GradMode::is_enabled() &&
+      (std::any_of(weights.begin(), weights.end(), [](const at::Tensor& t) { return t.requires_grad(); }) ||
+       edge_embeddings.requires_grad() || node_features.requires_grad() || edge_attrs.requires_grad());
+  return FusedRadialConvolution::apply(edge_embeddings, node_features, edge_attrs, at::TensorList(weights), num_layers,
+                                       sender, receiver, num_receivers, plan_cache().get(tp, scale),
+                                       c10::make_intrusive<TensorProductRef>(shared_product(tp)),
+                                       fc.activation().name(), act->kind, fc.activation().scale(), keep);
 }
 
 ConvolutionFlops convolution_flops(const e3nn::TensorProductImpl& tp, int64_t num_edges) {

@@ -18,6 +18,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "e3nn/activations.hpp"
 #include "e3nn/tensor_product.hpp"
 #include "kernels/kernel_autograd.hpp"
 
@@ -37,12 +38,26 @@ at::Tensor convolution_scatter_composite(const e3nn::TensorProductImpl& tp, cons
                                          const at::Tensor& sender, const at::Tensor& receiver,
                                          int64_t num_receivers, double scale = 1.0);
 
+// convolution_scatter with the per-edge weights radial_mlp(fc, edge_embeddings, weight_columns)
+// (times edge_scale [E] or [E, 1] where it is defined), the net evaluated inside the kernel a block
+// of edges at a time: the weights and their gradient never go through memory, and MD's backward
+// takes the embeddings' gradient through the net block by block. The same numbers as the two
+// kernels in turn. Gradients of the net's weights (training) and second derivatives differentiate
+// the composite path; where the kernels do not take the net or the product, the two run in turn.
+at::Tensor radial_convolution_scatter(const e3nn::TensorProductImpl& tp, const e3nn::FullyConnectedNetImpl& fc,
+                                      const at::Tensor& edge_embeddings, const at::Tensor& weight_columns,
+                                      const at::Tensor& edge_scale, const at::Tensor& node_features,
+                                      const at::Tensor& edge_attrs, const at::Tensor& sender,
+                                      const at::Tensor& receiver, int64_t num_receivers, double scale = 1.0);
+
 // True when convolution_scatter runs the fused kernel for this tensor product.
 bool fused_kernel_supports(const e3nn::TensorProductImpl& tp);
 
 // Calls of the fused forward and backward kernels since the process started: tests use them to
 // prove that MD goes through the kernels.
 KernelCounters kernel_counters();
+// The same for radial_convolution_scatter's kernel (counted there only).
+KernelCounters radial_convolution_counters();
 
 // Floating-point operations the fused kernels perform over `num_edges` edges (a multiply-add counts
 // two), for the benchmarks' GFLOP/s: the forward, and the backward with all three gradients.

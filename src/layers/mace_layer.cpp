@@ -30,7 +30,6 @@
 #include "e3nn/tensor_product.hpp"
 #include "kernels/column_permutation.hpp"
 #include "kernels/linear.hpp"
-#include "kernels/radial_mlp.hpp"
 #include "kernels/self_connection.hpp"
 #include "kernels/spherical_harmonics.hpp"
 #include "kernels/symmetric_contraction.hpp"
@@ -154,9 +153,9 @@ class MaceLayer : public EquivariantLayer {
     // MACE divides linear(m) by avg_num_neighbors; the Linear has no bias, so the division is
     // folded into the convolution.
     const at::Tensor summed_messages =
-        kernels::convolution_scatter(*conv_tp_, kernels::linear(*linear_up_, node_feats), edge_sh,
-                                     kernels::radial_mlp(*conv_tp_weights_, edge_feats), sender, receiver, n_nodes,
-                                     1.0 / avg_num_neighbors_);
+        kernels::radial_convolution_scatter(*conv_tp_, *conv_tp_weights_, edge_feats, /*weight_columns=*/{},
+                                            /*edge_scale=*/{}, kernels::linear(*linear_up_, node_feats), edge_sh,
+                                            sender, receiver, n_nodes, 1.0 / avg_num_neighbors_);
     const at::Tensor aggregated = kernels::linear(*linear_, summed_messages);
     const at::Tensor coupled = coupling_.apply(aggregated).view({n_nodes, num_features_, coupling_dim_});
 

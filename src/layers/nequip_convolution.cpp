@@ -10,7 +10,6 @@
 #include "kernels/gate.hpp"
 #include "kernels/linear.hpp"
 #include "kernels/norm_activation.hpp"
-#include "kernels/radial_mlp.hpp"
 #include "kernels/self_connection.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "layers/convolution_tensor_product.hpp"
@@ -109,14 +108,13 @@ at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
                                      const at::Tensor& edge_length_embeddings, const at::Tensor& edge_sh,
                                      const at::Tensor& edge_index, const at::Tensor& edge_scale,
                                      const Restriction* only) const {
-  at::Tensor weight = kernels::radial_mlp(*fc_, edge_length_embeddings, only ? only->tp.weight_columns : at::Tensor());
-  // The message is linear in its weights, so scaling them scales the message.
-  if (edge_scale.defined()) weight = weight * edge_scale;
-  // Python: h.div(avg_num_neighbors**0.5) after the sum, here folded into the convolution.
+  // The message is linear in its weights, so edge_scale scales the weights (in the kernel). Python:
+  // h.div(avg_num_neighbors**0.5) after the sum, here folded into the convolution.
   const double scale = settings_.avg_num_neighbors ? 1.0 / std::pow(*settings_.avg_num_neighbors, 0.5) : 1.0;
-  const at::Tensor aggregated = kernels::convolution_scatter(
-      only ? *only->tp.tp : *tp_, kernels::linear(*linear_1_, h), edge_sh, weight, /*sender=*/edge_index[1],
-      /*receiver=*/edge_index[0], h.size(0), scale);
+  const at::Tensor aggregated = kernels::radial_convolution_scatter(
+      only ? *only->tp.tp : *tp_, *fc_, edge_length_embeddings, only ? only->tp.weight_columns : at::Tensor(),
+      edge_scale, kernels::linear(*linear_1_, h), edge_sh, /*sender=*/edge_index[1], /*receiver=*/edge_index[0],
+      h.size(0), scale);
 
   at::Tensor out =
       only ? kernels::linear(*linear_2_, aggregated, only->irreps) : kernels::linear(*linear_2_, aggregated);
