@@ -356,25 +356,32 @@ void print_table(const std::vector<Row>& rows) {
                 row.note.c_str());
 }
 
-// The fused convolution kernel alone (src/kernels), what the convolution layers run over the edges:
-// its FLOP rate against the matmul rate measured at start, and the composite ATen path it replaced.
-void print_kernel_table(const Workload& w, const Sizes& sizes, const Options& options, double matmul_gflops) {
-  const std::string hidden = irreps_text(sizes.channels, sizes.lmax);
+// The convolution products of the kernel tables: the hidden irreps to themselves (NequIP's
+// InteractionBlock, MACE) and to both parities of every l (ConvNetLayer).
+struct TableProduct {
+  std::string target, layers;
+  e3nn::TensorProduct tp;
+};
+std::vector<TableProduct> table_products(const Sizes& sizes) {
+  const e3nn::Irreps hidden(irreps_text(sizes.channels, sizes.lmax));
   const e3nn::Irreps sh = e3nn::Irreps::spherical_harmonics(static_cast<int>(sizes.lmax));
   std::string all_parities;
   for (int64_t l = 0; l <= sizes.lmax; ++l) all_parities += (l ? "+" : "") + std::to_string(l) + "e+" + std::to_string(l) + "o";
-  const std::vector<std::pair<std::string, e3nn::TensorProduct>> products = {
-      {hidden + " x sh -> same (InteractionBlock, MACE)",
-       convolution_tensor_product(e3nn::Irreps(hidden), sh, e3nn::Irreps(hidden))},
-      {hidden + " x sh -> both parities (ConvNetLayer)",
-       convolution_tensor_product(e3nn::Irreps(hidden), sh, e3nn::Irreps(all_parities))}};
+  return {{"same", "InteractionBlock, MACE", convolution_tensor_product(hidden, sh, hidden)},
+          {"both parities", "ConvNetLayer", convolution_tensor_product(hidden, sh, e3nn::Irreps(all_parities))}};
+}
+
+// The fused convolution kernel alone (src/kernels), what the convolution layers run over the edges:
+// its FLOP rate against the matmul rate measured at start, and the composite ATen path it replaced.
+void print_kernel_table(const Workload& w, const Sizes& sizes, const Options& options, double matmul_gflops) {
   const at::Tensor sender = w.at("edge_index")[1], receiver = w.at("edge_index")[0];
   const int64_t n = w.at("features").size(0), e = sender.size(0);
   std::printf("\nfused convolution kernel (gather, tensor product, per-edge weights, scatter; %ld edges), "
               "matmul %.1f GFLOP/s:\n", static_cast<long>(e), matmul_gflops);
   std::printf("%-58s %5s  %9s %7s %6s  %9s %7s %6s  %9s %9s %7s\n", "tensor product", "paths", "fw ms", "GFLOP/s",
               "%mm", "f+b ms", "GFLOP/s", "%mm", "ATen fw", "ATen f+b", "ATen/k");
-  for (const auto& [name, tp] : products) {
+  for (const auto& [target, layers, tp] : table_products(sizes)) {
+    const std::string name = irreps_text(sizes.channels, sizes.lmax) + " x sh -> " + target + " (" + layers + ")";
     at::manual_seed(1);
     const at::Tensor weight = at::randn({e, tp->weight_numel()}, at::kDouble);
     auto forward = [&, tp = tp](bool fused) {
@@ -406,6 +413,57 @@ void print_kernel_table(const Workload& w, const Sizes& sizes, const Options& op
               "# per millisecond; %%mm: of the 1024x1024 float64 matmul rate above. f+b: forward and the\n"
               "# gradients with respect to node features, edge attributes and weights. ATen/k: composite\n"
               "# path (tp on gathered features + scatter_sum) time over the kernel's, forward+backward.\n");
+}
+
+// The convolution as the layers run it (radial_convolution_scatter): the radial MLP evaluated inside
+// the fused kernel a block of edges at a time, so that the per-edge weights never go through
+// memory; against the radial MLP kernel and the convolution kernel in turn (the weights
+// materialised, as the table above reads them).
+void print_radial_convolution_table(const Workload& w, const Sizes& sizes, const Options& options,
+                                    double matmul_gflops) {
+  const at::Tensor sender = w.at("edge_index")[1], receiver = w.at("edge_index")[0];
+  const at::Tensor radial = w.at("radial");
+  const int64_t n = w.at("features").size(0), e = sender.size(0);
+  std::printf("\nradial MLP + convolution in one kernel (%ld edges), matmul %.1f GFLOP/s:\n", static_cast<long>(e),
+              matmul_gflops);
+  std::printf("%-38s %-14s  %9s %7s %6s  %9s %7s %6s  %9s %7s\n", "tensor product", "net", "fw ms", "GFLOP/s", "%mm",
+              "f+b ms", "GFLOP/s", "%mm", "2 kernels", "2k/1k");
+  for (const auto& [target, name, tp] : table_products(sizes)) {
+    const std::vector<int64_t> net_sizes{kRadialBasis, 64, 64, tp->weight_numel()};
+    at::manual_seed(1);
+    const e3nn::FullyConnectedNet fc(net_sizes, "silu");  // the layers' default
+    const auto forward = [&, tp = tp] {
+      at::NoGradGuard no_grad;
+      kernels::radial_convolution_scatter(*tp, *fc, radial, {}, {}, w.at("features"), w.at("edge_sh"), sender,
+                                          receiver, n);
+    };
+    // MD's derivatives: the embeddings, node features and edge attributes (not the net's weights).
+    const auto forward_backward = [&, tp = tp](bool one_kernel) {
+      const at::Tensor x = w.at("features").detach().requires_grad_(), y = w.at("edge_sh").detach().requires_grad_(),
+                       r = radial.detach().requires_grad_();
+      const at::Tensor out =
+          one_kernel ? kernels::radial_convolution_scatter(*tp, *fc, r, {}, {}, x, y, sender, receiver, n)
+                     : kernels::convolution_scatter(*tp, x, y, kernels::radial_mlp(*fc, r), sender, receiver, n);
+      torch::autograd::grad({out.sum()}, {x, y, r});
+    };
+    const double fw = time_median(forward, options).median_ms;
+    const double fb = time_median([&] { forward_backward(true); }, options).median_ms;
+    const double separate = time_median([&] { forward_backward(false); }, options).median_ms;
+    const kernels::ConvolutionFlops conv = kernels::convolution_flops(*tp, e);
+    double net_flops = 0;  // one evaluation of the net; its input gradient is as much again
+    for (size_t k = 0; k + 1 < net_sizes.size(); ++k) net_flops += 2.0 * e * net_sizes[k] * net_sizes[k + 1];
+    const double fw_rate = (conv.forward + net_flops) / (fw * 1e6);
+    const double fb_rate = (conv.forward + conv.backward + 2 * net_flops) / (fb * 1e6);
+    std::string net_text;
+    for (int64_t h : net_sizes) net_text += (net_text.empty() ? "" : ",") + std::to_string(h);
+    std::printf("%-38s %-14s  %9s %7.1f %5.0f%%  %9s %7.1f %5.0f%%  %9s %6.2fx\n", name.c_str(), net_text.c_str(),
+                format_ms(fw).c_str(), fw_rate, 100 * fw_rate / matmul_gflops, format_ms(fb).c_str(), fb_rate,
+                100 * fb_rate / matmul_gflops, format_ms(separate).c_str(), separate / fb);
+  }
+  std::printf("# GFLOP/s: the convolution's arithmetic as above plus the net's matmuls (once forward, once for\n"
+              "# the input gradient; not the net the backward evaluates again for its block) per millisecond.\n"
+              "# f+b: the gradients MD takes (radial basis, node features, edge attributes). 2 kernels: the\n"
+              "# radial MLP kernel, then the convolution kernel on its weights; 2k/1k: its time over this one's.\n");
 }
 
 // The o3.Linear kernel (src/kernels/linear.cpp) against the module's composite forward, per atom
@@ -570,6 +628,8 @@ int run(int argc, char** argv) {
   print_table(rows);
   if (options.filter.empty() || std::string("kernel").find(options.filter) != std::string::npos)
     print_kernel_table(workload, sizes, options, matmul_gflops);
+  if (options.filter.empty() || std::string("kernel").find(options.filter) != std::string::npos)
+    print_radial_convolution_table(workload, sizes, options, matmul_gflops);
   if (options.filter.empty() || std::string("linear").find(options.filter) != std::string::npos)
     print_linear_table(sizes.atoms, sizes.lmax, options);
   if (options.filter.empty() || std::string("radial_mlp").find(options.filter) != std::string::npos)
