@@ -11,13 +11,14 @@
 #   speed_threads1   klay bench speed, examples/si, 512/4,096/32,768 atoms, float64 and float32,
 #                    1 rank, 1 thread, Stillinger-Weber baseline
 #   speed_threads2   the same at 512 and 4,096 atoms, float64, 2 threads
-#   threads          bench/threads_alternated.sh: threads 1 and 2, float64 and float32, in alternated
-#                    rounds of LAMMPS runs
+#   threads          bench/threads_alternated.sh: threads 1 and 2, float64 and float32, and the
+#                    ratio to sw at 512, 4,096 and 32,768 atoms, in alternated rounds of LAMMPS runs
 #                    (one pair of single runs is at the mercy of the VM's slow spells)
 #   md_step          bench_md_step: one force evaluation, float64 / float32 / composite interleaved
 #   torchscript      bench_native_vs_torchscript --copies 200: each conformance layer against
 #                    Python KLay's TorchScript, forward and forward+backward
-#   kernels          bench_layers --filter kernel: the fused convolution's rate against the matmul
+#   kernels          bench_layers --filter kernel: the fused convolution's rate against the matmul,
+#                    alone and with the radial MLP in the same kernel
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${BUILD:-$root/build}"
