@@ -1220,7 +1220,7 @@ at::Tensor radial_convolution_scatter(const e3nn::TensorProductImpl& tp, const e
   const int64_t num_edges = sender.dim() == 1 ? sender.size(0) : -1;
   bool fused = act && plan_supports(tp) && edge_embeddings.dim() == 2 && edge_embeddings.size(0) == num_edges &&
                edge_embeddings.size(1) == weights.front().size(0) && weights.back().size(1) == tp.weight_numel() &&
-               (!edge_scale.defined() || edge_scale.numel() == num_edges) &&
+               (!edge_scale.defined() || edge_scale.sizes() == at::IntArrayRef{num_edges, 1}) &&
                kernels_take({edge_embeddings, node_features, edge_attrs, edge_scale}) &&
                radial_layers_blockwise(edge_embeddings, weights);
   for (const at::Tensor& w : weights) fused = fused && kernels_take({edge_embeddings, w});

@@ -39,7 +39,7 @@ at::Tensor convolution_scatter_composite(const e3nn::TensorProductImpl& tp, cons
                                          int64_t num_receivers, double scale = 1.0);
 
 // convolution_scatter with the per-edge weights radial_mlp(fc, edge_embeddings, weight_columns)
-// (times edge_scale [E] or [E, 1] where it is defined), the net evaluated inside the kernel a block
+// (times edge_scale [E, 1] where it is defined), the net evaluated inside the kernel a block
 // of edges at a time: the weights and their gradient never go through memory, and MD's backward
 // takes the embeddings' gradient through the net block by block. The same numbers as the two
 // kernels in turn. Gradients of the net's weights (training) and second derivatives differentiate

@@ -224,5 +224,18 @@ TEST(RadialConvolution, Float32AgreesWithFloat64ToSinglePrecision) {
   }
 }
 
+TEST(RadialConvolution, NoEdgesGiveZeroMessagesAndGradients) {
+  const Case c = cases()[0];
+  const e3nn::FullyConnectedNet fc = net(c, 8);
+  const Graph g = random_graph(*c.tp, 8, 4, 0, 1);
+  const KernelCounters before = radial_convolution_counters();
+  const Derivatives d = derivatives(*c.tp, *fc, g, Call{});
+  EXPECT_EQ(radial_convolution_counters().backward_calls, before.backward_calls + 1);
+  EXPECT_EQ(d.out.sizes(), (std::vector<int64_t>{4, c.tp->irreps_out().dim()}));
+  EXPECT_EQ(d.out.abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(d.grad_x.abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(d.grad_embeddings.sizes(), (std::vector<int64_t>{0, 8}));
+}
+
 }  // namespace
 }  // namespace klay::kernels
