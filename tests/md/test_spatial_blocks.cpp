@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <random>
 #include <set>
 #include <string>
@@ -225,6 +226,9 @@ TEST(SpatialBlocks, BlockOfAllOwnedAtomsIsTheStagedGraph) {
       EXPECT_EQ(block.atoms[block.edge_pairs[2 * e + 1]], caller.edge_pairs[2 * c + 1]);
     }
     EXPECT_EQ(got, want);
+    // Each stage's edges in caller order, each once.
+    EXPECT_EQ(std::adjacent_find(block.edges.begin() + begin, block.edges.begin() + end, std::greater_equal<>()),
+              block.edges.begin() + end);
     begin = end;
   }
 }
