@@ -827,8 +827,10 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
 
 // The radial convolution: the radial MLP evaluated inside the convolution's loops, a block of
 // edges at a time. Materialised, the per-edge weights and their gradient are the convolution's
-// largest operands (30,000 edges x 352 weights: 84 MB each way, streamed from memory); here each
-// block's weights are made, read and differentiated while they are in the L2 cache.
+// largest operands (30,000 edges x 352 weights: 84 MB each way, streamed from memory); here the
+// forward convolves with each block's weights while they are in the L2 cache (keeping them for
+// the backward where autograd records the call), and the backward takes each block's weight
+// gradient back through the net before it leaves the cache: it is never written out.
 
 // The net as the blocks evaluate it: each layer's weight times its scale, [in, out] and
 // transposed [out, in], in the kernel's type.
