@@ -48,6 +48,56 @@ at::Tensor radial_scaled_weight(const at::Tensor& weight, double scale, bool tra
   return out;
 }
 
+template <typename T>
+void RadialRows<T>::forward(const T* x, int64_t ldx, int64_t rows, const std::function<T*(size_t)>& hidden,
+                            const std::function<T*(size_t)>& derivative, T* out) const {
+  const size_t layers = scaled.size();
+  const T* a = x;
+  int64_t lda = ldx;
+  for (size_t k = 0; k < layers; ++k) {
+    const int64_t inner = widths[k], cols = widths[k + 1];
+    const bool last = k + 1 == layers;
+    T* z = last ? out : hidden(k);
+    rows_times<T>(a, lda, scaled[k], cols, z, cols, rows, inner, cols);
+    if (last) break;
+    activation.apply(z, z, derivative(k), rows * cols);
+    a = z;
+    lda = cols;
+  }
+}
+
+template <typename T>
+void RadialRows<T>::backward(const T* g, int64_t ldg, int64_t rows, const std::function<const T*(size_t)>& derivative,
+                             const std::function<T*(size_t)>& gradient, T* grad_x) const {
+  const T* gz = g;
+  for (size_t k = scaled.size(); k-- > 0;) {
+    const int64_t inner = widths[k + 1], cols = widths[k];
+    T* dst = k == 0 ? grad_x : gradient(k);
+    rows_times<T>(gz, ldg, transposed[k], cols, dst, cols, rows, inner, cols, k == 0 ? nullptr : derivative(k), cols);
+    gz = dst;
+    ldg = cols;
+  }
+}
+
+template <typename T>
+RadialRows<T> radial_rows(const std::vector<at::Tensor>& scaled, const std::vector<at::Tensor>& transposed,
+                          ScaledActivation::Kind kind) {
+  RadialRows<T> net{{}, {}, {scaled.front().size(0)}, ScaledActivation{kind, 1.0}};
+  for (const at::Tensor& m : scaled) {
+    net.scaled.push_back(m.data_ptr<T>());
+    net.widths.push_back(m.size(1));
+  }
+  for (const at::Tensor& m : transposed) net.transposed.push_back(m.data_ptr<T>());
+  return net;
+}
+
+template struct RadialRows<float>;
+template struct RadialRows<double>;
+template RadialRows<float> radial_rows(const std::vector<at::Tensor>&, const std::vector<at::Tensor>&,
+                                       ScaledActivation::Kind);
+template RadialRows<double> radial_rows(const std::vector<at::Tensor>&, const std::vector<at::Tensor>&,
+                                        ScaledActivation::Kind);
+
 namespace {
 
 
@@ -108,27 +158,19 @@ void forward_blocks(const at::Tensor& x, Kind kind, Keep keep, LayerPass& pass) 
     if (keep == Keep::activations) pass.activations.push_back(at::empty({n, pass.scaled[k].size(1)}, x.options()));
     if (keep != Keep::nothing) pass.derivatives.push_back(at::empty({n, pass.scaled[k].size(1)}, x.options()));
   }
-  const ScaledActivation act{kind, 1.0};
+  const RadialRows<T> net = radial_rows<T>(pass.scaled, {}, kind);
   const int64_t width = widest(pass.scaled);
   at::parallel_for(0, n, kRowsPerBlock, [&](int64_t begin, int64_t end) {
     std::vector<T> scratch(keep == Keep::activations ? 0 : 2 * kRowsPerBlock * width);
     for (int64_t r0 = begin; r0 < end; r0 += kRowsPerBlock) {
-      const int64_t rows = std::min(kRowsPerBlock, end - r0);
-      const T* a = x.data_ptr<T>() + r0 * x.stride(0);
-      int64_t lda = x.stride(0);
-      for (size_t k = 0; k < layers; ++k) {
-        const at::Tensor& w = pass.scaled[k];
-        const int64_t cols = w.size(1);
-        const bool last = k + 1 == layers;
-        T* z = last                        ? pass.out.data_ptr<T>() + r0 * cols
-               : keep == Keep::activations ? pass.activations[k].data_ptr<T>() + r0 * cols
-                                           : scratch.data() + (k % 2) * kRowsPerBlock * width;
-        rows_times<T>(a, lda, w.data_ptr<T>(), cols, z, cols, rows, w.size(0), cols);
-        if (last) break;
-        act.apply(z, z, keep != Keep::nothing ? pass.derivatives[k].data_ptr<T>() + r0 * cols : nullptr, rows * cols);
-        a = z;
-        lda = cols;
-      }
+      const auto rows_of = [&](const at::Tensor& t) { return t.data_ptr<T>() + r0 * t.size(1); };
+      net.forward(
+          x.data_ptr<T>() + r0 * x.stride(0), x.stride(0), std::min(kRowsPerBlock, end - r0),
+          [&](size_t k) {
+            return keep == Keep::activations ? rows_of(pass.activations[k])
+                                             : scratch.data() + (k % 2) * kRowsPerBlock * width;
+          },
+          [&](size_t k) { return keep != Keep::nothing ? rows_of(pass.derivatives[k]) : nullptr; }, rows_of(pass.out));
     }
   });
 }
@@ -162,26 +204,18 @@ LayerPass run_layers(const at::Tensor& x, const std::vector<at::Tensor>& weights
 // contiguous and derivative(k) the saved f'(z) of layer k's input (k ≥ 1), as the layer-by-layer
 // backward computes it, a block of rows through every layer at a time in one parallel region.
 template <typename T, typename Derivative>
-void backward_blocks(const at::Tensor& g, const std::vector<at::Tensor>& transposed, const Derivative& derivative,
-                     at::Tensor& grad_x) {
-  const size_t layers = transposed.size();
+void backward_blocks(const at::Tensor& g, const std::vector<at::Tensor>& scaled,
+                     const std::vector<at::Tensor>& transposed, const Derivative& derivative, at::Tensor& grad_x) {
   const int64_t n = g.size(0), width = widest(transposed);
+  const RadialRows<T> net = radial_rows<T>(scaled, transposed, Kind::identity);
   at::parallel_for(0, n, kRowsPerBlock, [&](int64_t begin, int64_t end) {
     std::vector<T> scratch(2 * kRowsPerBlock * width);
-    for (int64_t r0 = begin; r0 < end; r0 += kRowsPerBlock) {
-      const int64_t rows = std::min(kRowsPerBlock, end - r0);
-      const T* gz = g.data_ptr<T>() + r0 * g.stride(0);
-      int64_t ldg = g.stride(0);
-      for (size_t k = layers; k-- > 0;) {
-        const at::Tensor& wt = transposed[k];
-        const int64_t cols = wt.size(1);
-        T* dst = k == 0 ? grad_x.data_ptr<T>() + r0 * cols : scratch.data() + (k % 2) * kRowsPerBlock * width;
-        rows_times<T>(gz, ldg, wt.data_ptr<T>(), cols, dst, cols, rows, wt.size(0), cols,
-                      k == 0 ? nullptr : derivative(k) + r0 * cols, cols);
-        gz = dst;
-        ldg = cols;
-      }
-    }
+    for (int64_t r0 = begin; r0 < end; r0 += kRowsPerBlock)
+      net.backward(
+          g.data_ptr<T>() + r0 * g.stride(0), g.stride(0), std::min(kRowsPerBlock, end - r0),
+          [&](size_t k) -> const T* { return derivative(k) + r0 * net.widths[k]; },
+          [&](size_t k) { return scratch.data() + (k % 2) * kRowsPerBlock * width; },
+          grad_x.data_ptr<T>() + r0 * net.widths[0]);
   });
 }
 
@@ -245,8 +279,8 @@ class RadialMlp : public torch::autograd::Function<RadialMlp> {
       // Row-major whatever x's layout (empty_like would keep a transposed x's strides).
       grads[0] = at::empty({x.size(0), x.size(1)}, x.options());
       AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "radial_mlp_backward", [&] {
-        backward_blocks<scalar_t>(g, transposed, [&](size_t k) { return derivative(k).data_ptr<scalar_t>(); },
-                                  grads[0]);
+        backward_blocks<scalar_t>(g, {saved.begin() + 1 + layers, saved.begin() + 1 + 2 * layers}, transposed,
+                                  [&](size_t k) { return derivative(k).data_ptr<scalar_t>(); }, grads[0]);
       });
       return grads;
     }

@@ -832,15 +832,12 @@ class FusedConvolution : public torch::autograd::Function<FusedConvolution> {
 // the backward where autograd records the call), and the backward takes each block's weight
 // gradient back through the net before it leaves the cache: it is never written out.
 
-// The net as the blocks evaluate it: each layer's weight times its scale, [in, out] and
-// transposed [out, in], in the kernel's type.
+// The net as the blocks evaluate it, and the edges' inputs to it.
 template <typename T>
 struct RadialNet {
-  std::vector<const T*> scaled, transposed;
-  std::vector<int64_t> widths;  // h_0 … h_L
-  ScaledActivation activation;  // unscaled: its normalize2mom constant is in the next layer's weight
-  const T* embeddings;          // [E, h_0]
-  const T* edge_scale;          // [E], or null
+  RadialRows<T> layers;
+  const T* embeddings;  // [E, h_0]
+  const T* edge_scale;  // [E], or null
 };
 
 // Edges a block holds at most (unless a receiver alone has more): at 352 weights per edge its
@@ -882,7 +879,7 @@ template <typename T>
 const T* scaled_by_edge(const RadialNet<T>& net, const int64_t* order, int64_t q0, int64_t n, const T* raw,
                         RadialBlock<T>& b) {
   if (!net.edge_scale) return raw;
-  const int64_t width = net.widths.back();
+  const int64_t width = net.layers.widths.back();
   T* scaled = RadialBlock<T>::at_least(b.scaled, n * width);
   for (int64_t r = 0; r < n; ++r) {
     const T s = net.edge_scale[order[q0 + r]];
@@ -897,21 +894,14 @@ const T* scaled_by_edge(const RadialNet<T>& net, const int64_t* order, int64_t q
 template <typename T>
 const T* block_weights(const RadialNet<T>& net, const int64_t* order, int64_t q0, int64_t n, RadialBlock<T>& b,
                        const RadialKept<T>& kept) {
-  const size_t layers = net.scaled.size();
-  const int64_t h0 = net.widths[0], width = net.widths.back();
+  const std::vector<int64_t>& widths = net.layers.widths;
+  const int64_t h0 = widths[0], width = widths.back();
   T* input = RadialBlock<T>::at_least(b.rows, n * h0);
   for (int64_t r = 0; r < n; ++r) std::copy_n(net.embeddings + order[q0 + r] * h0, h0, input + r * h0);
   T* raw = kept.weights ? kept.weights + q0 * width : RadialBlock<T>::at_least(b.weights, n * width);
-  const T* a = input;
-  for (size_t k = 0; k < layers; ++k) {
-    const int64_t inner = net.widths[k], cols = net.widths[k + 1];
-    const bool last = k + 1 == layers;
-    T* z = last ? raw : RadialBlock<T>::at_least(b.hidden[k % 2], n * cols);
-    rows_times<T>(a, inner, net.scaled[k], cols, z, cols, n, inner, cols);
-    if (last) break;
-    net.activation.apply(z, z, kept.weights ? kept.derivatives[k] + q0 * cols : nullptr, n * cols);
-    a = z;
-  }
+  net.layers.forward(
+      input, h0, n, [&](size_t k) { return RadialBlock<T>::at_least(b.hidden[k % 2], n * widths[k + 1]); },
+      [&](size_t k) { return kept.weights ? kept.derivatives[k] + q0 * widths[k + 1] : nullptr; }, raw);
   return scaled_by_edge(net, order, q0, n, raw, b);
 }
 
@@ -921,8 +911,8 @@ const T* block_weights(const RadialNet<T>& net, const int64_t* order, int64_t q0
 template <typename T>
 void block_backward(const RadialNet<T>& net, const RadialKept<T>& kept, const int64_t* order, int64_t q0, int64_t n,
                     const T* raw, RadialBlock<T>& b, T* grad_embeddings, T* grad_edge_scale) {
-  const size_t layers = net.scaled.size();
-  const int64_t h0 = net.widths[0], width = net.widths.back();
+  const std::vector<int64_t>& widths = net.layers.widths;
+  const int64_t h0 = widths[0], width = widths.back();
   T* g = b.grad.data();
   if (net.edge_scale)
     for (int64_t r = 0; r < n; ++r) {
@@ -935,31 +925,24 @@ void block_backward(const RadialNet<T>& net, const RadialKept<T>& kept, const in
       for (int64_t p = 0; p < width; ++p) g[r * width + p] *= net.edge_scale[e];
     }
   if (!grad_embeddings) return;
-  const T* gz = g;
-  for (size_t k = layers; k-- > 0;) {
-    const int64_t inner = net.widths[k + 1], cols = net.widths[k];
-    T* dst = k == 0 ? RadialBlock<T>::at_least(b.rows, n * h0) : RadialBlock<T>::at_least(b.hidden[k % 2], n * cols);
-    rows_times<T>(gz, inner, net.transposed[k], cols, dst, cols, n, inner, cols,
-                  k == 0 ? nullptr : kept.derivatives[k - 1] + q0 * cols, cols);
-    gz = dst;
-  }
+  net.layers.backward(
+      g, width, n, [&](size_t k) -> const T* { return kept.derivatives[k - 1] + q0 * widths[k]; },
+      [&](size_t k) { return RadialBlock<T>::at_least(b.hidden[k % 2], n * widths[k]); },
+      RadialBlock<T>::at_least(b.rows, n * h0));
   for (int64_t r = 0; r < n; ++r) std::copy_n(b.rows.data() + r * h0, h0, grad_embeddings + order[q0 + r] * h0);
 }
 
-// The tensors behind a RadialNet: the scaled weights and their transposes.
+// The scaled weights behind a RadialNet and, for a backward, their transposes.
 struct RadialTensors {
   std::vector<at::Tensor> scaled, transposed;
-  std::vector<int64_t> widths;
 };
 
 RadialTensors radial_tensors(const std::vector<at::Tensor>& weights, double kappa, bool transposed) {
   RadialTensors t;
   const std::vector<double> scales = radial_layer_scales(weights, kappa);
-  t.widths.push_back(weights.front().size(0));
   for (size_t k = 0; k < weights.size(); ++k) {
     t.scaled.push_back(radial_scaled_weight(weights[k], scales[k], false));
     if (transposed) t.transposed.push_back(radial_scaled_weight(weights[k], scales[k], true));
-    t.widths.push_back(weights[k].size(1));
   }
   return t;
 }
@@ -967,11 +950,8 @@ RadialTensors radial_tensors(const std::vector<at::Tensor>& weights, double kapp
 template <typename T>
 RadialNet<T> radial_net(const RadialTensors& t, ScaledActivation::Kind kind, const at::Tensor& embeddings,
                         const at::Tensor& edge_scale) {
-  RadialNet<T> net{{}, {}, t.widths, ScaledActivation{kind, 1.0}, embeddings.data_ptr<T>(),
-                   edge_scale.defined() ? edge_scale.data_ptr<T>() : nullptr};
-  for (const at::Tensor& m : t.scaled) net.scaled.push_back(m.data_ptr<T>());
-  for (const at::Tensor& m : t.transposed) net.transposed.push_back(m.data_ptr<T>());
-  return net;
+  return {radial_rows<T>(t.scaled, t.transposed, kind), embeddings.data_ptr<T>(),
+          edge_scale.defined() ? edge_scale.data_ptr<T>() : nullptr};
 }
 
 template <typename T>
@@ -1023,8 +1003,8 @@ class FusedRadialConvolution : public torch::autograd::Function<FusedRadialConvo
     std::vector<at::Tensor> kept_derivatives;
     if (keep) {
       kept_weights = empty_written_in_full(at::empty({num_edges, plan->weight_numel}, x.options()));
-      for (size_t k = 0; k + 2 < layers.widths.size(); ++k)
-        kept_derivatives.push_back(at::empty({num_edges, layers.widths[k + 1]}, x.options()));
+      for (size_t k = 0; k + 1 < layers.scaled.size(); ++k)
+        kept_derivatives.push_back(at::empty({num_edges, layers.scaled[k].size(1)}, x.options()));
     }
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_radial_convolution_forward", [&] {
       using T = scalar_t;
