@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -45,7 +46,7 @@ struct StepOptions {
   std::string weights = std::string(KLAY_EXAMPLES_DIR) + "/si/model.pth";
   int cells = 4;
   std::vector<int> block_cells;  // --blocks: the sizes (cells per edge)
-  int64_t block_atoms = md::MdModel::kDefaultBlockAtoms;
+  std::optional<int64_t> block_atoms;  // the model's default_block_atoms() when not given
   int rounds = 10;
   bool float32 = false, profile = false, quick = false, md_only = false, blocks = false;
   Options common;
@@ -81,7 +82,10 @@ StepOptions parse(int argc, char** argv) {
       }
       o.cells = o.block_cells.front();
     }
-    else if (a == "--block-atoms") o.block_atoms = value();
+    else if (a == "--block-atoms") {
+      o.block_atoms = value();
+      if (*o.block_atoms < 0) usage(2);
+    }
     else if (a == "--blocks") o.blocks = true;
     else if (a == "--threads") o.common.threads = value();
     else if (a == "--rounds") o.rounds = value();
@@ -101,7 +105,7 @@ StepOptions parse(int argc, char** argv) {
   }
   if (o.quick) o.cells = 1, o.rounds = 1, o.block_cells = {2};
   if (o.block_cells.empty()) o.block_cells = {o.cells};
-  if (o.cells < 1 || o.rounds < 1 || o.block_atoms < 0 || (o.block_cells.size() > 1 && !o.blocks)) usage(2);
+  if (o.cells < 1 || o.rounds < 1 || (o.block_cells.size() > 1 && !o.blocks)) usage(2);
   return o;
 }
 
@@ -199,8 +203,9 @@ std::string load_average() {
 // timing holds no switching cost.
 void run_blocks(const StepOptions& o) {
   auto model = md::MdModel::load(o.yaml, o.weights, o.float32);
+  const int64_t block_atoms = o.block_atoms.value_or(model->default_block_atoms());
   std::printf("model:      %s %s (%s), spatial blocks of at most %ld owned atoms\n", o.yaml.c_str(),
-              o.weights.c_str(), o.float32 ? "float32" : "float64", static_cast<long>(o.block_atoms));
+              o.weights.c_str(), o.float32 ? "float32" : "float64", static_cast<long>(block_atoms));
   struct Way {
     const char* name;
     int threads;
@@ -229,7 +234,7 @@ void run_blocks(const StepOptions& o) {
     for (int r = 0; r < o.rounds + 1; ++r)  // round 0 warms up
       for (int w = 0; w < 4; ++w) {
         use_threads(ways[w].threads);
-        model->set_spatial_blocks(ways[w].blocks, o.block_atoms);
+        model->set_spatial_blocks(ways[w].blocks, block_atoms);
         energy[w] = evaluate();
         const double t = time_once_ms(evaluate);
         if (r > 0) ms[w].push_back(t);
@@ -239,7 +244,7 @@ void run_blocks(const StepOptions& o) {
     const double baseline = median_ms(ms[0]);
     for (int w = 0; w < 4; ++w) {
       use_threads(ways[w].threads);
-      const int64_t blocks = ways[w].blocks ? md::spatial_block_count(atoms.n_owned, ways[w].threads, o.block_atoms) : 1;
+      const int64_t blocks = ways[w].blocks ? md::spatial_block_count(atoms.n_owned, ways[w].threads, block_atoms) : 1;
       const double median = median_ms(ms[w]);
       std::printf("  %-20s %3ld block(s) %10.3f ms  speed-up over 1 thread whole %5.2fx   energy %.12f eV\n",
                   ways[w].name, static_cast<long>(blocks), median, baseline / median, energy[w]);

@@ -199,7 +199,12 @@ MdModel::MdModel(std::unique_ptr<Model> model) : model_(std::move(model)) {
   find_energy(declared_energy);
   const char* cap = std::getenv("KLAY_BLOCK_ATOMS");
   set_spatial_blocks(switched_on_by_environment("KLAY_SPATIAL_BLOCKS"),
-                     cap ? non_negative_integer(cap, "KLAY_BLOCK_ATOMS") : kDefaultBlockAtoms);
+                     cap ? non_negative_integer(cap, "KLAY_BLOCK_ATOMS") : default_block_atoms());
+}
+
+int64_t MdModel::default_block_atoms() const {
+  return kDefaultBlockAtoms * static_cast<int64_t>(sizeof(double)) /
+         static_cast<int64_t>(c10::elementSize(model_->dtype()));
 }
 
 void MdModel::set_spatial_blocks(bool enabled, int64_t max_owned_atoms) {

@@ -125,10 +125,13 @@ class MdModel {
   // One block is the plain evaluation.
   // Used for models with graph inputs whose energy can be split over atoms (an indexed sum, or
   // per-atom energies: known from ghost atoms being present or from an earlier evaluation). The
-  // numbers are those of one block up to summation order. On by default with kDefaultBlockAtoms;
+  // numbers are those of one block up to summation order. On by default with default_block_atoms();
   // KLAY_SPATIAL_BLOCKS=0 turns blocks off and KLAY_BLOCK_ATOMS=N sets the cap.
+  // The cap bounds a block's memory: kDefaultBlockAtoms in float64, as many atoms per byte of
+  // their per-edge tensors in a narrower dtype (8,192 in float32, the same memory).
   static constexpr int64_t kDefaultBlockAtoms = 4096;
-  void set_spatial_blocks(bool enabled, int64_t max_owned_atoms = kDefaultBlockAtoms);
+  int64_t default_block_atoms() const;
+  void set_spatial_blocks(bool enabled, int64_t max_owned_atoms);
   bool spatial_blocks() const { return blocks_enabled_; }
   int64_t block_atoms() const { return block_atoms_; }
   // Blocks evaluated by compute() calls that used more than one, since loading (tests).

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <random>
 #include <set>
@@ -83,7 +84,7 @@ void expect_blocks_agree(MdModel& model, const AtomsView& atoms, bool with_shift
                          const std::string& what) {
   const int threads = at::get_num_threads();
   at::set_num_threads(1);
-  model.set_spatial_blocks(false);
+  model.set_spatial_blocks(false, block_atoms);
   const int64_t before = model.blocks_evaluated();
   const Outputs whole = compute(model, atoms, with_shift_outputs);
   ASSERT_EQ(model.blocks_evaluated(), before) << what;
@@ -230,6 +231,18 @@ TEST(SpatialBlocks, BlockOfAllOwnedAtomsIsTheStagedGraph) {
     EXPECT_EQ(std::adjacent_find(block.edges.begin() + begin, block.edges.begin() + end, std::greater_equal<>()),
               block.edges.begin() + end);
     begin = end;
+  }
+}
+
+// The default cap bounds a block's memory, so float32 blocks hold twice the atoms of float64 ones.
+TEST(SpatialBlocks, DefaultCapHoldsTheSameMemoryInEitherDtype) {
+  const auto f64 = MdModel::load(kExamples + "/si/model.yaml", kExamples + "/si/model.pth");
+  const auto f32 = MdModel::load(kExamples + "/si/model.yaml", kExamples + "/si/model.pth", /*single_precision=*/true);
+  EXPECT_EQ(f64->default_block_atoms(), MdModel::kDefaultBlockAtoms);
+  EXPECT_EQ(f32->default_block_atoms(), 2 * MdModel::kDefaultBlockAtoms);
+  if (std::getenv("KLAY_BLOCK_ATOMS") == nullptr) {
+    EXPECT_EQ(f64->block_atoms(), f64->default_block_atoms());
+    EXPECT_EQ(f32->block_atoms(), f32->default_block_atoms());
   }
 }
 
