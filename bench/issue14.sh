@@ -6,7 +6,7 @@
 #   bench/issue14.sh              # results in bench/results/issue14/
 #   OUT=DIR BUILD=DIR bench/issue14.sh
 #
-# Parts (about 6 minutes on this project's 2-core machine; LAMMPS runs 30 timed steps after 5 of
+# Parts (about 7 minutes on this project's 2-core machine; LAMMPS runs 30 timed steps after 5 of
 # warm-up, as 10 steps of a few milliseconds each were at the scheduler's mercy):
 #   speed_threads1   klay bench speed, examples/si, 512/4,096/32,768 atoms, float64 and float32,
 #                    1 rank, 1 thread, Stillinger-Weber baseline

@@ -4,14 +4,14 @@
 # spells (a fifth of its speed, for minutes at a time, and harder on 2 threads) fall on all of
 # them: one pair of single runs, as bench/speed.sh takes, can read 1.5x or 2.9x for the same build.
 # Each round runs float64 on 1 thread, float64 on 2 threads and float32 on 1 thread (32,768 atoms:
-# float64 on 1 thread only), each one `klay bench speed` of the examples/si model (its LAMMPS
+# float64 and float32 on 1 thread), each one `klay bench speed` of the examples/si model (its LAMMPS
 # set-up: 5 steps of warm-up, 30 timed) on 512, 4,096 or 32,768 atoms; float64 on 1 thread also
 # runs pair_style sw on the same atoms in the same invocation, for the ratio to it. One line per
 # run, "atoms threads ms/step dtype [ratio to sw]", to OUT/threads_alternated.txt
 # (bench/issue14_summary.py takes medians).
 #
 #   bench/threads_alternated.sh [ROUNDS_512 [ROUNDS_4096 [ROUNDS_32768]]]
-#                                # default 6, 3 and 2 rounds, about 4 minutes
+#                                # default 6, 3 and 2 rounds, about 5 minutes
 #
 # Environment: BUILD (build folder with klay and lmp, default build), OUT (results folder).
 set -euo pipefail
@@ -44,7 +44,7 @@ print("%.3f %s%s" % (run["ms_per_step"], sys.argv[2], " %.3f" % ratio if ratio e
 for size in "512:${1:-6}" "4096:${2:-3}" "32768:${3:-2}"; do
   atoms=${size%%:*} rounds=${size#*:}
   configs=("1 float64" "2 float64" "1 float32")
-  [[ $atoms == 32768 ]] && configs=("1 float64")
+  [[ $atoms == 32768 ]] && configs=("1 float64" "1 float32")
   for ((round = 0; round < rounds; round++)); do
     for config in "${configs[@]}"; do
       read -r threads dtype <<< "$config"
