@@ -45,6 +45,9 @@ struct Plan : torch::CustomClassHolder {
   std::vector<Activated> scalars, gates;
   std::vector<Run> scalar_runs, gate_runs;
   std::vector<GatedRun> gated_runs;
+  // Each input column is one scalar, one gate or one gated component (as e3nn's Gate lays them
+  // out): the backward then writes every entry of a row of the gradient, with no zeros first.
+  bool covers_every_input = false;
   std::shared_ptr<const e3nn::GateImpl> module;  // for the composite (double-backward) path
 };
 
@@ -111,6 +114,17 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::GateImpl& gate) {
       if (gated[out_first + t].input != first.input + t) return {};
     plan->gated_runs.push_back({out_first, first.input, first.gate, p.mul1, p.d1, first.scale});
   }
+  std::vector<int> readers(plan->dim_in, 0);
+  bool in_range = true;
+  const auto read = [&](int64_t column) {
+    if (column < 0 || column >= plan->dim_in) in_range = false;
+    else ++readers[column];
+  };
+  for (const Plan::Activated& a : plan->scalars) read(a.input);
+  for (const Plan::Activated& a : plan->gates) read(a.input);
+  for (const Plan::GatedRun& run : plan->gated_runs)
+    for (int64_t t = 0; t < run.mul * run.d; ++t) read(run.in_first + t);
+  plan->covers_every_input = in_range && std::all_of(readers.begin(), readers.end(), [](int n) { return n == 1; });
   plan->module = std::dynamic_pointer_cast<const e3nn::GateImpl>(gate.shared_from_this());
   return plan;
 }
@@ -210,7 +224,8 @@ KLAY_KERNEL_BODY void forward_rows(const Plan& plan, bool scalars_only, int64_t 
   }
 }
 
-// Every input column is a scalar, a gate or a gated component, so each row of grad_x is written whole.
+// Every input column is a scalar, a gate or a gated component (covers_every_input), so each row of
+// grad_x is written whole; with the scalars only, the gates' and gated inputs' entries are zeros.
 template <typename T>
 KLAY_KERNEL_BODY void backward_rows(const Plan& plan, bool scalars_only, int64_t first, int64_t last, const T* x,
                                     const T* g, T* grad_x) {
@@ -232,7 +247,7 @@ KLAY_KERNEL_BODY void backward_rows(const Plan& plan, bool scalars_only, int64_t
       const T* gn = g + n * plan.dim_out;
       T* grad = grad_x + n * plan.dim_in;
       if (n + 1 < last) prefetch(xn + plan.dim_in, plan.dim_in);
-      std::fill(grad, grad + plan.dim_in, T(0));
+      if (scalars_only || !plan.covers_every_input) std::fill(grad, grad + plan.dim_in, T(0));
       for (int64_t j = 0; j < S; ++j) grad[plan.scalars[j].input] = gn[j] * scalar_derivatives[r * S + j];
       if (scalars_only) continue;
       std::fill(grad_gates.begin(), grad_gates.end(), T(0));
