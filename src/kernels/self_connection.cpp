@@ -27,6 +27,10 @@ struct OutputGroup {
     int64_t weight_offset;  // of W_p [mul1, mul2, mul_out] in the flat weights
     double scale;       // path coefficient times the Wigner-3j diagonal
     int64_t column;     // first column of z, (u, v) row-major
+    // The first path of the backward's order (groups, then their paths) to reach its x entry:
+    // it writes that entry's gradient, the later ones add to it.
+    bool writes_grad_x = false;
+    int64_t entry1;  // its x entry's index in irreps_in1
   };
   int64_t out_offset = 0, mul_out = 0, d = 1, width = 0;
   std::vector<Path> paths;
@@ -35,6 +39,7 @@ struct OutputGroup {
 struct Plan : torch::CustomClassHolder {
   std::vector<OutputGroup> groups;
   bool writes_every_output = true;  // else the outputs no path reaches are zero
+  std::vector<std::pair<int64_t, int64_t>> unread_x;  // (first column, count) of x no path reads
   std::shared_ptr<const e3nn::TensorProductImpl> tp;  // for the composite (double-backward) path
 };
 
@@ -57,19 +62,26 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::TensorProductImpl& tp) {
     if (p.mul1 > 0 && p.mul2 > 0 && p.mul_out > 0) {
       OutputGroup& group = by_output[p.ins.i_out];
       group.paths.push_back({offsets1[p.ins.i_in1], offsets2[p.ins.i_in2], p.mul1, p.mul2, weight_offset,
-                             p.coefficient * *coupling, group.width});
+                             p.coefficient * *coupling, group.width, false, p.ins.i_in1});
       group.width += p.mul1 * p.mul2;
     }
     weight_offset += p.weight_size;
   }
   auto plan = c10::make_intrusive<Plan>();
+  std::vector<bool> read(tp.irreps_in1().size(), false);
   for (OutputGroup& group : by_output) {
     if (group.paths.empty()) {
       plan->writes_every_output &= group.mul_out == 0;
       continue;
     }
+    for (OutputGroup::Path& p : group.paths) {
+      p.writes_grad_x = !read[p.entry1];
+      read[p.entry1] = true;
+    }
     plan->groups.push_back(std::move(group));
   }
+  for (size_t e = 0; e < read.size(); ++e)
+    if (!read[e] && tp.irreps_in1()[e].dim() > 0) plan->unread_x.emplace_back(offsets1[e], tp.irreps_in1()[e].dim());
   plan->tp = std::dynamic_pointer_cast<const e3nn::TensorProductImpl>(tp.shared_from_this());
   return plan;
 }
@@ -153,7 +165,8 @@ void products_backward(const OutputGroup& group, int64_t first, int64_t last, Ro
             const T* gu = gn + k * width + p.column + u * p.mul2;
             T sum = 0;
             for (int64_t v = 0; v < p.mul2; ++v) sum += gu[v] * ap[v];
-            grad_x[n][p.in1 + u * d + k] += sum;
+            T& target = grad_x[n][p.in1 + u * d + k];
+            target = p.writes_grad_x ? sum : target + sum;
           }
       if (grad_a.data)
         for (int64_t v = 0; v < p.mul2; ++v) {
@@ -230,7 +243,19 @@ variable_list product_backward(AutogradContext* ctx, const variable_list& grad_o
   ++g_calls.backward;
   const at::Tensor gc = g.contiguous();
   const int64_t rows = x.size(0);
-  at::Tensor grad_x = want[0] ? at::zeros_like(x) : at::Tensor();
+  // Each entry of x's gradient is written by its first path (writes_grad_x), or zero when unread.
+  at::Tensor grad_x;
+  if (want[0]) {
+    grad_x = at::empty_like(x, at::MemoryFormat::Contiguous);
+    if (!plan->unread_x.empty())
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "self_connection_unread", [&] {
+        const Rows<scalar_t> g{grad_x.data_ptr<scalar_t>(), grad_x.size(1)};
+        at::parallel_for(0, rows, kRowsPerBlock, [&](int64_t begin, int64_t end) {
+          for (int64_t n = begin; n < end; ++n)
+            for (const auto& [first, count] : plan->unread_x) std::fill(g[n] + first, g[n] + first + count, scalar_t(0));
+        });
+      });
+  }
   at::Tensor grad_a = want[1] ? at::zeros_like(attrs) : at::Tensor();
   at::Tensor grad_w = want[2] ? at::zeros_like(weight) : at::Tensor();
   for (const OutputGroup& group : plan->groups) {

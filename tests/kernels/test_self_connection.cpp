@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -27,15 +28,16 @@ struct Case {
 };
 
 // NequIP's (features after a ConvNetLayer into the gate's input), MACE's (several elements, one
-// output multiplicity), every l to 3 of both parities, repeated entries, 0o attributes, and
-// outputs that no path reaches.
+// output multiplicity), every l to 3 of both parities, repeated entries, 0o attributes, outputs
+// that no path reaches and features that reach no output.
 std::vector<Case> cases() {
   return {{"16x0e+16x2e+16x1o", "1x0e", "16x0e+48x0e+16x1e+16x1o+16x2e+16x2o"},
           {"8x0e", "3x0e", "8x0e+8x1o+8x2e"},
           {"1x0e+2x0o+3x1e+4x1o+5x2e+6x2o+7x3e+8x3o", "2x0e", "3x0e+2x0o+1x1e+3x1o+2x2e+1x2o+4x3e+1x3o"},
           {"32x0e+32x1o+32x2e+32x3o", "4x0e", "32x0e+32x1o+32x2e+32x3o"},
           {"3x0e+2x1o+3x0e+1x1o", "2x0e+1x0o", "4x0e+2x0o+3x1o+1x1e+2x0e"},
-          {"5x2o", "1x0e", "1x0e+7x2o"}};
+          {"5x2o", "1x0e", "1x0e+7x2o"},
+          {"4x0e+3x1o+2x2e", "2x0e", "5x0e+3x2e"}};  // the 1o features reach no output
 }
 
 e3nn::TensorProduct self_connection_product(const Case& c, uint64_t seed) {
@@ -108,6 +110,25 @@ TEST(SelfConnection, MatchesTheTensorProductAndItsGradients) {
       EXPECT_EQ(self_connection_counters().forward_calls, after.forward_calls);  // switched off: the module
       expect_close(fused, composite, 1e-12);
     }
+  }
+}
+
+// The feature gradient is written, not summed into zeros: each entry by its first path, or zeros
+// where no path reads it. Memory the allocator hands out again holds NaN first, so an entry the
+// backward missed would show.
+TEST(SelfConnection, EveryEntryOfTheFeatureGradientIsWritten) {
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.in + " x " + c.attrs + " -> " + c.out);
+    const e3nn::TensorProduct tp = self_connection_product(c, 3);
+    const Inputs in = random_inputs(*tp, 37, true, 7);
+    const Derivatives composite = derivatives(false, *tp, in, at::kDouble, false);
+    {
+      std::vector<at::Tensor> poisoned;
+      for (int k = 0; k < 8; ++k) poisoned.push_back(at::full_like(in.x, std::nan("")));
+    }
+    const Derivatives fused = derivatives(true, *tp, in, at::kDouble, false);
+    EXPECT_TRUE(at::isfinite(fused.grad_x).all().item<bool>());
+    EXPECT_LE(relative_error(fused.grad_x, composite.grad_x), 1e-12);
   }
 }
 
