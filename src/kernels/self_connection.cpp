@@ -252,7 +252,8 @@ variable_list product_backward(AutogradContext* ctx, const variable_list& grad_o
         const Rows<scalar_t> g{grad_x.data_ptr<scalar_t>(), grad_x.size(1)};
         at::parallel_for(0, rows, kRowsPerBlock, [&](int64_t begin, int64_t end) {
           for (int64_t n = begin; n < end; ++n)
-            for (const auto& [first, count] : plan->unread_x) std::fill(g[n] + first, g[n] + first + count, scalar_t(0));
+            for (const auto& [first, count] : plan->unread_x)
+              std::fill(g[n] + first, g[n] + first + count, scalar_t(0));
         });
       });
   }
