@@ -1,0 +1,131 @@
+/* Where threads wait: an LD_PRELOAD library around libgomp's GOMP_parallel (every `omp parallel`,
+ * hence every at::parallel_for of libtorch and the kernels) that times each region, and in it each
+ * thread's part, and at exit prints one line per region (the function the region runs) to stderr:
+ *
+ *   LD_PRELOAD=build/bench/libgomp_regions.so build/bench/bench_md_step --threads 2 --md-only
+ *
+ * Per region: calls, wall time, the mean of the threads' parts, the spread of the parts' ends (how
+ * long the first thread to finish waited for the last) and the rest (wall time past the longest
+ * part: starting the threads and joining them). Functions in anonymous namespaces have no dynamic
+ * symbol: their line names the library and the offset, for `addr2line -f -C -e LIB OFFSET`.
+ * Warm-up calls count too: run enough evaluations that they do not matter. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+enum { kMaxThreads = 64, kMaxRegions = 1024 };
+
+typedef void (*RegionFn)(void*);
+
+typedef struct {
+  RegionFn fn;
+  long calls;
+  double wall, parts, end_spread, rest; /* seconds, summed over the calls */
+} Region;
+
+typedef struct {
+  RegionFn fn;
+  void* data;
+  double start[kMaxThreads], end[kMaxThreads];
+} Call;
+
+static Region regions[kMaxRegions];
+static int num_regions;
+static long dropped_calls; /* of regions past kMaxRegions */
+static pthread_mutex_t regions_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void timed_part(void* arg) {
+  Call* call = arg;
+  const int thread = omp_get_thread_num();
+  const double start = now();
+  call->fn(call->data);
+  if (thread < kMaxThreads) {
+    call->start[thread] = start;
+    call->end[thread] = now();
+  }
+}
+
+static void record(const Call* call, int threads, double wall) {
+  double parts = 0, longest = 0, first_end = 0, last_end = 0;
+  for (int t = 0; t < threads && t < kMaxThreads; ++t) {
+    const double part = call->end[t] - call->start[t];
+    parts += part;
+    if (part > longest) longest = part;
+    if (t == 0 || call->end[t] < first_end) first_end = call->end[t];
+    if (t == 0 || call->end[t] > last_end) last_end = call->end[t];
+  }
+  pthread_mutex_lock(&regions_mutex);
+  int k = 0;
+  while (k < num_regions && regions[k].fn != call->fn) ++k;
+  if (k == num_regions && num_regions < kMaxRegions) regions[num_regions++].fn = call->fn;
+  if (k < num_regions) {
+    Region* r = &regions[k];
+    r->calls += 1;
+    r->wall += wall;
+    r->parts += parts / threads;
+    r->end_spread += last_end - first_end;
+    r->rest += wall - longest;
+  } else {
+    ++dropped_calls;
+  }
+  pthread_mutex_unlock(&regions_mutex);
+}
+
+void GOMP_parallel(RegionFn fn, void* data, unsigned num_threads, unsigned flags) {
+  static void (*real)(RegionFn, void*, unsigned, unsigned);
+  if (!real) real = (void (*)(RegionFn, void*, unsigned, unsigned))dlsym(RTLD_NEXT, "GOMP_parallel");
+  Call call = {fn, data, {0}, {0}};
+  int threads = 0;
+  const double start = now();
+  real(timed_part, &call, num_threads, flags);
+  const double wall = now() - start;
+  for (int t = 0; t < kMaxThreads && call.end[t] > 0; ++t) threads = t + 1;
+  if (threads > 0) record(&call, threads, wall);
+}
+
+static int by_wall(const void* a, const void* b) {
+  const double x = ((const Region*)a)->wall, y = ((const Region*)b)->wall;
+  return (x < y) - (x > y);
+}
+
+__attribute__((destructor)) static void report(void) {
+  qsort(regions, (size_t)num_regions, sizeof(Region), by_wall);
+  long calls = 0;
+  double wall = 0, spread = 0, rest = 0;
+  for (int k = 0; k < num_regions; ++k) {
+    calls += regions[k].calls;
+    wall += regions[k].wall;
+    spread += regions[k].end_spread;
+    rest += regions[k].rest;
+  }
+  fprintf(stderr, "GOMP_parallel regions: %ld calls, %.3f s inside, ends spread over %.1f %% of it, %.2f us per call"
+                  " past the longest part\n",
+          calls, wall, wall > 0 ? 100 * spread / wall : 0.0, calls > 0 ? 1e6 * rest / (double)calls : 0.0);
+  if (dropped_calls > 0)
+    fprintf(stderr, "  (%ld calls of regions past the first %d not counted)\n", dropped_calls, kMaxRegions);
+  fprintf(stderr, "  %8s %10s %10s %10s %10s  %s\n", "calls", "wall ms", "part ms", "spread ms", "rest us", "region");
+  for (int k = 0; k < num_regions; ++k) {
+    const Region* r = &regions[k];
+    Dl_info info;
+    char where[512];
+    if (dladdr((void*)r->fn, &info) && info.dli_sname)
+      snprintf(where, sizeof where, "%s", info.dli_sname);
+    else if (dladdr((void*)r->fn, &info) && info.dli_fname)
+      snprintf(where, sizeof where, "%s 0x%lx", info.dli_fname,
+               (unsigned long)((const char*)(void*)r->fn - (const char*)info.dli_fbase));
+    else
+      snprintf(where, sizeof where, "%p", (void*)r->fn);
+    fprintf(stderr, "  %8ld %10.3f %10.3f %10.3f %10.2f  %s\n", r->calls, 1e3 * r->wall, 1e3 * r->parts,
+            1e3 * r->end_spread, 1e6 * r->rest / (double)r->calls, where);
+  }
+}
