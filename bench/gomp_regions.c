@@ -57,7 +57,7 @@ static void timed_part(void* arg) {
 
 static void record(const Call* call, int threads, double wall) {
   double parts = 0, longest = 0, first_end = 0, last_end = 0;
-  for (int t = 0; t < threads && t < kMaxThreads; ++t) {
+  for (int t = 0; t < threads; ++t) {
     const double part = call->end[t] - call->start[t];
     parts += part;
     if (part > longest) longest = part;
@@ -118,9 +118,10 @@ __attribute__((destructor)) static void report(void) {
     const Region* r = &regions[k];
     Dl_info info;
     char where[512];
-    if (dladdr((void*)r->fn, &info) && info.dli_sname)
+    const int found = dladdr((void*)r->fn, &info);
+    if (found && info.dli_sname)
       snprintf(where, sizeof where, "%s", info.dli_sname);
-    else if (dladdr((void*)r->fn, &info) && info.dli_fname)
+    else if (found && info.dli_fname)
       snprintf(where, sizeof where, "%s 0x%lx", info.dli_fname,
                (unsigned long)((const char*)(void*)r->fn - (const char*)info.dli_fbase));
     else
