@@ -15,6 +15,7 @@
 #include "kernels/row_matmul.hpp"
 #include "kernels/uvu_convolution.hpp"
 #include "kernels/vector_units.hpp"
+#include "kernels/zero_columns.hpp"
 
 namespace klay::kernels {
 namespace {
@@ -39,9 +40,9 @@ struct Plan : torch::CustomClassHolder {
   std::vector<e3nn::Irrep> only;
   int64_t width_in = 0, width_out = 0;
   std::vector<Group> groups;
-  // Whether the groups cover every input column (else the features' gradient starts from zeros)
-  // and every output column (else the result does; outputs without a path are zero).
-  bool reads_every_input = true, writes_every_output = true;
+  // The input columns no group reads (their gradient is zero) and the output columns no group
+  // writes (outputs without a path are zero).
+  ColumnRuns unread_in, unwritten_out;
 
   const std::vector<e3nn::Irrep>* only_or_null() const { return restricted ? &only : nullptr; }
 };
@@ -74,9 +75,9 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::LinearImpl& linear, const std::ve
     plan->groups.push_back(std::move(group));
   }
   for (size_t i = 0; i < irreps_in.size(); ++i)
-    if (input.first[i] >= 0 && irreps_in[i].dim() > 0 && !read[i]) plan->reads_every_input = false;
+    if (input.first[i] >= 0 && irreps_in[i].dim() > 0 && !read[i]) plan->unread_in.emplace_back(input.first[i], irreps_in[i].dim());
   for (size_t o = 0; o < irreps_out.size(); ++o)
-    if (irreps_out[o].dim() > 0 && !written[o]) plan->writes_every_output = false;
+    if (irreps_out[o].dim() > 0 && !written[o]) plan->unwritten_out.emplace_back(output_columns[o], irreps_out[o].dim());
   return plan;
 }
 
@@ -269,8 +270,8 @@ class FusedLinear : public torch::autograd::Function<FusedLinear> {
     ++g_calls.forward;
     const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
     const int64_t n = xc.size(0);
-    at::Tensor out = plan->writes_every_output ? at::empty({n, plan->width_out}, x.options())
-                                               : at::zeros({n, plan->width_out}, x.options());
+    at::Tensor out = at::empty({n, plan->width_out}, x.options());
+    zero_columns(out, plan->unwritten_out);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_linear_forward", [&] {
       for (const Plan::Group& g : plan->groups)
         group_product<scalar_t>(xc, g.inputs, g.rows, weight_block<scalar_t>(g, wc), out, g.outputs, g.d, g.cols);
@@ -300,7 +301,10 @@ class FusedLinear : public torch::autograd::Function<FusedLinear> {
     ++g_calls.backward;
     const at::Tensor gc = g.contiguous();
     at::Tensor grad_x;
-    if (want[0]) grad_x = plan->reads_every_input ? at::empty_like(x) : at::zeros_like(x);
+    if (want[0]) {
+      grad_x = at::empty_like(x, at::MemoryFormat::Contiguous);
+      zero_columns(grad_x, plan->unread_in);
+    }
     at::Tensor grad_weight = want[1] ? at::zeros_like(weight) : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_linear_backward", [&] {
       for (const Plan::Group& group : plan->groups) {

@@ -13,6 +13,7 @@
 #include "kernels/irrep_blocks.hpp"
 #include "kernels/row_matmul.hpp"
 #include "kernels/uvu_convolution.hpp"
+#include "kernels/zero_columns.hpp"
 
 namespace klay::kernels {
 namespace {
@@ -38,8 +39,8 @@ struct OutputGroup {
 
 struct Plan : torch::CustomClassHolder {
   std::vector<OutputGroup> groups;
-  bool writes_every_output = true;  // else the outputs no path reaches are zero
-  std::vector<std::pair<int64_t, int64_t>> unread_x;  // (first column, count) of x no path reads
+  ColumnRuns unwritten_out;  // the outputs no path reaches: zero
+  ColumnRuns unread_x;       // the columns of x no path reads: their gradient is zero
   std::shared_ptr<const e3nn::TensorProductImpl> tp;  // for the composite (double-backward) path
 };
 
@@ -71,7 +72,7 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::TensorProductImpl& tp) {
   std::vector<bool> read(tp.irreps_in1().size(), false);
   for (OutputGroup& group : by_output) {
     if (group.paths.empty()) {
-      plan->writes_every_output &= group.mul_out == 0;
+      if (group.mul_out > 0) plan->unwritten_out.emplace_back(group.out_offset, group.mul_out * group.d);
       continue;
     }
     for (OutputGroup::Path& p : group.paths) {
@@ -247,15 +248,7 @@ variable_list product_backward(AutogradContext* ctx, const variable_list& grad_o
   at::Tensor grad_x;
   if (want[0]) {
     grad_x = at::empty_like(x, at::MemoryFormat::Contiguous);
-    if (!plan->unread_x.empty())
-      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "self_connection_unread", [&] {
-        const Rows<scalar_t> g{grad_x.data_ptr<scalar_t>(), grad_x.size(1)};
-        at::parallel_for(0, rows, kRowsPerBlock, [&](int64_t begin, int64_t end) {
-          for (int64_t n = begin; n < end; ++n)
-            for (const auto& [first, count] : plan->unread_x)
-              std::fill(g[n] + first, g[n] + first + count, scalar_t(0));
-        });
-      });
+    zero_columns(grad_x, plan->unread_x);
   }
   at::Tensor grad_a = want[1] ? at::zeros_like(attrs) : at::Tensor();
   at::Tensor grad_w = want[2] ? at::zeros_like(weight) : at::Tensor();
@@ -305,8 +298,8 @@ class SelfConnection : public torch::autograd::Function<SelfConnection> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& attrs,
                             const at::Tensor& weight, const c10::intrusive_ptr<Plan>& plan) {
     const int64_t rows = x.size(0), dim_out = plan->tp->irreps_out().dim();
-    const at::Tensor out = plan->writes_every_output ? at::empty({rows, dim_out}, x.options())
-                                                     : at::zeros({rows, dim_out}, x.options());
+    at::Tensor out = at::empty({rows, dim_out}, x.options());
+    zero_columns(out, plan->unwritten_out);
     return product_forward(ctx, x, attrs, weight, out, /*add=*/false, plan);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {

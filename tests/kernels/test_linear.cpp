@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -109,9 +110,17 @@ TEST(LinearKernel, BaselineAndWideVectorCodeAgree) {
   }
 }
 
+// Memory the allocator hands out again holds NaN first: the zeros must be written, not found.
 TEST(LinearKernel, OutputsWithoutAPathAreZeroAndUnreadInputsGetNoGradient) {
   const e3nn::Linear linear = make_linear({"3x0e + 2x2o + 1x1o", "2x1o + 4x3e + 1x0e"}, at::kDouble, 3);
   const at::Tensor features = at::randn({11, linear->irreps_in().dim()}, at::kDouble);
+  {
+    std::vector<at::Tensor> poisoned;
+    for (int k = 0; k < 8; ++k) {
+      poisoned.push_back(at::full({11, linear->irreps_out().dim()}, std::nan(""), at::kDouble));
+      poisoned.push_back(at::full_like(features, std::nan("")));
+    }
+  }
   const Derivatives kernel = derivatives(*linear, features, nullptr, true, false);
   // 3e (columns 6 to 33) has no input, 2o (columns 3 to 12 of the input) no output.
   EXPECT_TRUE(at::equal(kernel.out.narrow(1, 6, 28), at::zeros({11, 28}, at::kDouble)));

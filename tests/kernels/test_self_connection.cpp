@@ -133,7 +133,8 @@ TEST(SelfConnection, EveryEntryOfTheFeatureGradientIsWritten) {
 }
 
 // InteractionBlock's restriction to the scalars (an energy readout): external weights picked out
-// of the whole product's, the other outputs zero.
+// of the whole product's, the other outputs zero (written: memory the allocator hands out again
+// holds NaN first).
 TEST(SelfConnection, RestrictedProductsMatchTheirForward) {
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.in + " x " + c.attrs + " -> " + c.out);
@@ -143,9 +144,15 @@ TEST(SelfConnection, RestrictedProductsMatchTheirForward) {
       const e3nn::RestrictedTensorProduct restricted = e3nn::restrict_outputs(*tp, kept, /*compact=*/false);
       if (!restricted.tp) continue;
       const Inputs in = random_inputs(*tp, 23, true, 9);
+      {
+        std::vector<at::Tensor> poisoned;
+        for (int k = 0; k < 8; ++k)
+          poisoned.push_back(at::full({23, tp->irreps_out().dim()}, std::nan(""), at::kDouble));
+      }
       const int64_t calls = self_connection_counters().forward_calls;
       const Derivatives fused = derivatives(true, *tp, in, at::kDouble, false, &restricted);
       EXPECT_EQ(self_connection_counters().forward_calls - calls, 1);
+      EXPECT_TRUE(at::isfinite(fused.out).all().item<bool>());
       expect_close(fused, derivatives(false, *tp, in, at::kDouble, false, &restricted), 1e-12);
     }
   }
