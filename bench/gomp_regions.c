@@ -7,8 +7,15 @@
  * Per region: calls, wall time, the mean of the threads' parts, the spread of the parts' ends (how
  * long the first thread to finish waited for the last), the rest (wall time past the longest
  * part: starting the threads and joining them) and the time before it since the previous region
- * ended (work on one thread between regions, which caps what more threads can gain). Functions in anonymous namespaces have no dynamic
- * symbol: their line names the library and the offset, for `addr2line -f -C -e LIB OFFSET`.
+ * ended (work on one thread between regions, which caps what more threads can gain; regions
+ * started from one thread, as libtorch's are).
+ *
+ * GOMP_REGIONS_THREADS=N runs every region on N threads whatever its caller asked: with N = 1 the
+ * same regions, split as their callers split them, show their cost without a second thread
+ * beside them (OpenBLAS's regions keep their count: they wait for every thread they asked for).
+ *
+ * Functions in anonymous namespaces have no dynamic symbol: their line names the library and the
+ * offset, for `addr2line -f -C -e LIB OFFSET`.
  * Warm-up calls count too: run enough evaluations that they do not matter. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -143,8 +150,8 @@ __attribute__((destructor)) static void report(void) {
           calls, wall, wall > 0 ? 100 * spread / wall : 0.0, calls > 0 ? 1e6 * rest / (double)calls : 0.0, before);
   if (dropped_calls > 0)
     fprintf(stderr, "  (%ld calls of regions past the first %d not counted)\n", dropped_calls, kMaxRegions);
-  fprintf(stderr, "  %8s %10s %10s %10s %10s %10s  %s\n", "calls", "wall ms", "part ms", "spread ms", "rest us", "before ms",
-          "region");
+  fprintf(stderr, "  %8s %10s %10s %10s %10s %10s  %s\n", "calls", "wall ms", "part ms", "spread ms", "rest us",
+          "before ms", "region");
   for (int k = 0; k < num_regions; ++k) {
     const Region* r = &regions[k];
     Dl_info info;

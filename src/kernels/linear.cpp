@@ -75,9 +75,11 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::LinearImpl& linear, const std::ve
     plan->groups.push_back(std::move(group));
   }
   for (size_t i = 0; i < irreps_in.size(); ++i)
-    if (input.first[i] >= 0 && irreps_in[i].dim() > 0 && !read[i]) plan->unread_in.emplace_back(input.first[i], irreps_in[i].dim());
+    if (input.first[i] >= 0 && irreps_in[i].dim() > 0 && !read[i])
+      plan->unread_in.emplace_back(input.first[i], irreps_in[i].dim());
   for (size_t o = 0; o < irreps_out.size(); ++o)
-    if (irreps_out[o].dim() > 0 && !written[o]) plan->unwritten_out.emplace_back(output_columns[o], irreps_out[o].dim());
+    if (irreps_out[o].dim() > 0 && !written[o])
+      plan->unwritten_out.emplace_back(output_columns[o], irreps_out[o].dim());
   return plan;
 }
 
