@@ -95,7 +95,10 @@ static void record(const Call* call, int threads, double wall, double before) {
 static unsigned threads_to_run(RegionFn fn, unsigned asked) {
   enum { kMaxKnown = 64 };
   static int forced = -1;
-  static struct { RegionFn fn; int keeps_count; } known[kMaxKnown];
+  static struct Known {
+    RegionFn fn;
+    int keeps_count;
+  } known[kMaxKnown];
   static int num_known;
   if (forced < 0) {
     const char* value = getenv("GOMP_REGIONS_THREADS");
@@ -104,14 +107,15 @@ static unsigned threads_to_run(RegionFn fn, unsigned asked) {
   if (forced <= 0) return asked;
   int k = 0;
   while (k < num_known && known[k].fn != fn) ++k;
-  if (k == num_known) {
+  int keeps_count;
+  if (k < num_known) {
+    keeps_count = known[k].keeps_count;
+  } else {
     Dl_info info;
-    const int keeps_count = dladdr((void*)fn, &info) && info.dli_fname && strstr(info.dli_fname, "openblas");
-    if (num_known == kMaxKnown) return keeps_count ? asked : (unsigned)forced;
-    known[num_known].fn = fn;
-    known[num_known++].keeps_count = keeps_count;
+    keeps_count = dladdr((void*)fn, &info) && info.dli_fname && strstr(info.dli_fname, "openblas");
+    if (num_known < kMaxKnown) known[num_known++] = (struct Known){fn, keeps_count};
   }
-  return known[k].keeps_count ? asked : (unsigned)forced;
+  return keeps_count ? asked : (unsigned)forced;
 }
 
 void GOMP_parallel(RegionFn fn, void* data, unsigned num_threads, unsigned flags) {
