@@ -41,13 +41,37 @@ struct Plan : torch::CustomClassHolder {
   int64_t width_in = 0, width_out = 0;
   std::vector<Group> groups;
   // The input columns no group reads (their gradient is zero) and the output columns no group
-  // writes (outputs without a path are zero).
+  // writes (outputs without a path, or outside the columns asked for, are zero).
   ColumnRuns unread_in, unwritten_out;
+  // [width_out] float64, 1 where a group writes: the composite forward times it computes what the
+  // groups do, when only some output columns were asked for (else undefined).
+  at::Tensor written_mask;
 
   const std::vector<e3nn::Irrep>* only_or_null() const { return restricted ? &only : nullptr; }
+
+  at::Tensor composite(const at::Tensor& features, const at::Tensor& weight) const {
+    const at::Tensor out = linear->forward_with_weight(features, weight, only_or_null());
+    return written_mask.defined() ? out * written_mask.to(out.options()) : out;
+  }
 };
 
-c10::intrusive_ptr<Plan> make_plan(const e3nn::LinearImpl& linear, const std::vector<e3nn::Irrep>* only) {
+// (first, count) of each run of `flags` entries equal to `value`.
+ColumnRuns runs_of(const std::vector<bool>& flags, bool value) {
+  ColumnRuns runs;
+  for (size_t c = 0; c < flags.size(); ++c) {
+    if (flags[c] != value) continue;
+    if (!runs.empty() && runs.back().first + runs.back().second == static_cast<int64_t>(c))
+      ++runs.back().second;
+    else
+      runs.emplace_back(static_cast<int64_t>(c), 1);
+  }
+  return runs;
+}
+
+// `columns` (ascending output columns, or null: all): the multiplicity channels holding one of them
+// are computed, whole; the others are zero.
+c10::intrusive_ptr<Plan> make_plan(const e3nn::LinearImpl& linear, const std::vector<e3nn::Irrep>* only,
+                                   const std::vector<int64_t>* columns = nullptr) {
   auto plan = c10::make_intrusive<Plan>();
   plan->linear = &linear;
   plan->restricted = only != nullptr;
@@ -57,29 +81,57 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::LinearImpl& linear, const std::ve
   const std::vector<int64_t> output_columns = irreps_out.offsets();
   plan->width_in = input.width;
   plan->width_out = irreps_out.dim();
-  std::vector<bool> read(irreps_in.size(), false), written(irreps_out.size(), false);
+  std::vector<bool> asked(columns ? plan->width_out : 0, false);
+  if (columns)
+    for (int64_t c : *columns) {
+      TORCH_CHECK(c >= 0 && c < plan->width_out, "linear: output column ", c, " of ", plan->width_out);
+      asked[c] = true;
+    }
+  std::vector<bool> read(irreps_in.size(), false), written(plan->width_out, false);
   for (const e3nn::LinearImpl::IrrepGroup& g : linear.groups()) {
     if (!e3nn::LinearImpl::computes(g.ir, only)) continue;
-    Plan::Group group{g.d, g.rows, g.cols, {}, {}, g.weight_index, g.coefficient};
+    Plan::Group group{g.d, g.rows, 0, {}, {}, g.weight_index, g.coefficient};
+    std::vector<int64_t> block_columns;  // of g's weight block, the ones this plan computes
+    for (size_t k = 0; k < g.outputs.size(); ++k) {
+      const int o = g.outputs[k];
+      const int64_t base = output_columns[o];
+      bool extends = false;  // the previous channel was computed: a run of the same block
+      for (int64_t u = 0; u < irreps_out[o].mul; ++u) {
+        const int64_t first = base + u * g.d;
+        const bool computed =
+            !columns || std::any_of(asked.begin() + first, asked.begin() + first + g.d, [](bool a) { return a; });
+        if (computed) {
+          if (extends) ++group.outputs.back().mul;
+          else group.outputs.push_back({first, 1, static_cast<int64_t>(block_columns.size())});
+          block_columns.push_back(g.output_columns[k] + u);
+          std::fill(written.begin() + first, written.begin() + first + g.d, true);
+        }
+        extends = computed;
+      }
+    }
+    if (block_columns.empty()) continue;
+    group.cols = static_cast<int64_t>(block_columns.size());
+    if (group.cols != g.cols) {
+      const at::Tensor kept = at::tensor(block_columns, at::kLong);
+      group.weight_index = g.weight_index.view({g.rows, g.cols}).index_select(1, kept).reshape({-1});
+      group.coefficient = g.coefficient.index_select(1, kept.to(g.coefficient.device())).contiguous();
+    }
     int64_t row = 0;
     for (int i : g.inputs) {
       group.inputs.push_back({input.first[i], irreps_in[i].mul, row});
       row += irreps_in[i].mul;
       read[i] = true;
     }
-    for (size_t k = 0; k < g.outputs.size(); ++k) {
-      const int o = g.outputs[k];
-      group.outputs.push_back({output_columns[o], irreps_out[o].mul, g.output_columns[k]});
-      written[o] = true;
-    }
     plan->groups.push_back(std::move(group));
   }
   for (size_t i = 0; i < irreps_in.size(); ++i)
     if (input.first[i] >= 0 && irreps_in[i].dim() > 0 && !read[i])
       plan->unread_in.emplace_back(input.first[i], irreps_in[i].dim());
-  for (size_t o = 0; o < irreps_out.size(); ++o)
-    if (irreps_out[o].dim() > 0 && !written[o])
-      plan->unwritten_out.emplace_back(output_columns[o], irreps_out[o].dim());
+  plan->unwritten_out = runs_of(written, false);
+  if (columns) {
+    std::vector<double> mask(written.begin(), written.end());
+    plan->written_mask = at::tensor(mask, at::kDouble);
+  }
   return plan;
 }
 
@@ -294,9 +346,7 @@ class FusedLinear : public torch::autograd::Function<FusedLinear> {
 
     if (at::GradMode::is_enabled()) {
       ++g_calls.composite_backward;
-      const auto composite = [&](const std::vector<at::Tensor>& v) {
-        return plan->linear->forward_with_weight(v[0], v[1], plan->only_or_null());
-      };
+      const auto composite = [&](const std::vector<at::Tensor>& v) { return plan->composite(v[0], v[1]); };
       return composite_partials({x, weight}, {want[0], want[1]}, composite, g, grads.size());
     }
 
@@ -326,12 +376,12 @@ class FusedLinear : public torch::autograd::Function<FusedLinear> {
   }
 };
 
-at::Tensor run(const e3nn::LinearImpl& linear, const at::Tensor& features, const std::vector<e3nn::Irrep>* only) {
-  if (!kernels_take({features, linear.weight})) return linear.forward_with_weight(features, linear.weight, only);
-  const c10::intrusive_ptr<Plan> plan = make_plan(linear, only);
+at::Tensor run(const e3nn::LinearImpl& linear, const at::Tensor& features, const std::vector<e3nn::Irrep>* only,
+               const std::vector<int64_t>* columns = nullptr) {
+  const c10::intrusive_ptr<Plan> plan = make_plan(linear, only, columns);
   // The composite forward reports features of the wrong width.
-  if (features.dim() < 1 || features.size(-1) != plan->width_in)
-    return linear.forward_with_weight(features, linear.weight, only);
+  if (!kernels_take({features, linear.weight}) || features.dim() < 1 || features.size(-1) != plan->width_in)
+    return plan->composite(features, linear.weight);
   if (features.dim() == 2) return FusedLinear::apply(features, linear.weight, plan);
   std::vector<int64_t> shape(features.sizes().begin(), features.sizes().end() - 1);
   const at::Tensor x = features.reshape({c10::multiply_integers(shape), plan->width_in});
@@ -349,6 +399,11 @@ at::Tensor linear(const e3nn::LinearImpl& linear, const at::Tensor& features) {
 
 at::Tensor linear(const e3nn::LinearImpl& linear, const at::Tensor& features, const std::vector<e3nn::Irrep>& only) {
   return run(linear, features, &only);
+}
+
+at::Tensor linear(const e3nn::LinearImpl& linear, const at::Tensor& features, const std::vector<e3nn::Irrep>& only,
+                  const std::vector<int64_t>& columns) {
+  return run(linear, features, &only, &columns);
 }
 
 }  // namespace klay::kernels

@@ -23,6 +23,12 @@ namespace klay::kernels {
 // (CPU, float32 or float64, features and weight of one type).
 at::Tensor linear(const e3nn::LinearImpl& linear, const at::Tensor& features);
 at::Tensor linear(const e3nn::LinearImpl& linear, const at::Tensor& features, const std::vector<e3nn::Irrep>& only);
+// linear.forward(features, only) in the output columns `columns` (ascending) and zero in the others:
+// each multiplicity channel holding one of them is computed whole, from the same products, and
+// no other. What a reader of some channels of an irrep needs (a gate's activated scalars, without
+// the gates beside them in the same entry), in a fraction of the multiply-adds.
+at::Tensor linear(const e3nn::LinearImpl& linear, const at::Tensor& features, const std::vector<e3nn::Irrep>& only,
+                  const std::vector<int64_t>& columns);
 
 // Calls of the kernel's forward and backward since the process started (tests prove the kernel ran).
 KernelCounters linear_counters();

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "e3nn/gate.hpp"
@@ -101,7 +102,8 @@ std::optional<InteractionBlock::Restriction> InteractionBlock::restriction_to(
   e3nn::RestrictedTensorProduct tp = e3nn::restrict_outputs(*tp_, irreps, /*compact=*/true);
   if (!tp.tp) return std::nullopt;
   return Restriction{irreps, std::move(tp),
-                     sc_ ? e3nn::restrict_outputs(*sc_, irreps, /*compact=*/false) : e3nn::RestrictedTensorProduct{}};
+                     sc_ ? e3nn::restrict_outputs(*sc_, irreps, /*compact=*/false) : e3nn::RestrictedTensorProduct{},
+                     /*columns=*/{}};
 }
 
 at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
@@ -116,8 +118,9 @@ at::Tensor InteractionBlock::forward(const at::Tensor& x, const at::Tensor& h,
       edge_scale, kernels::linear(*linear_1_, h), edge_sh, /*sender=*/edge_index[1], /*receiver=*/edge_index[0],
       h.size(0), scale);
 
-  at::Tensor out =
-      only ? kernels::linear(*linear_2_, aggregated, only->irreps) : kernels::linear(*linear_2_, aggregated);
+  at::Tensor out = !only                  ? kernels::linear(*linear_2_, aggregated)
+                   : only->columns.empty() ? kernels::linear(*linear_2_, aggregated, only->irreps)
+                                           : kernels::linear(*linear_2_, aggregated, only->irreps, only->columns);
   if (sc_ && !only) out = kernels::add_self_connection(out, *sc_, h, x);
   if (only && only->sc.tp)
     out = kernels::add_self_connection(out, *only->sc.tp, h, x, sc_->weight.index_select(0, only->sc.weight_columns));
@@ -277,6 +280,9 @@ std::shared_ptr<Layer> ConvNetLayer::restricted_to(const std::vector<int64_t>& r
   if (!gate_ || read.empty() || read.back() >= gate_->scalars_width()) return nullptr;
   std::optional<InteractionBlock::Restriction> only = conv_->restriction_to(gate_->scalar_irreps());
   if (!only) return nullptr;
+  const at::Tensor scalars = gate_->scalars_columns().contiguous();
+  only->columns.assign(scalars.data_ptr<int64_t>(), scalars.data_ptr<int64_t>() + scalars.numel());
+  std::sort(only->columns.begin(), only->columns.end());
   return std::make_shared<ConvNetLayerScalars>(conv_, gate_, std::move(*only));
 }
 

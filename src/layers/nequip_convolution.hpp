@@ -46,11 +46,14 @@ class InteractionBlock : public EquivariantLayer {
   struct Restriction {
     std::vector<e3nn::Irrep> irreps;
     e3nn::RestrictedTensorProduct tp, sc;
+    // The output columns read, of those irreps' (a gate's scalars, not its gates); empty: all.
+    std::vector<int64_t> columns;
   };
   std::optional<Restriction> restriction_to(const std::vector<e3nn::Irrep>& irreps) const;
 
   // edge_scale: [E, 1] factor of each message (AttentionInteractionBlock), or undefined.
-  // With `only`, the result is exact in the columns of only->irreps and arbitrary elsewhere.
+  // With `only`, the result is exact in only->columns (all the columns of only->irreps when that
+  // is empty) and arbitrary elsewhere.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& h, const at::Tensor& edge_length_embeddings,
                      const at::Tensor& edge_sh, const at::Tensor& edge_index, const at::Tensor& edge_scale = {},
                      const Restriction* only = nullptr) const;

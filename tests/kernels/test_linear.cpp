@@ -1,8 +1,8 @@
 // The o3.Linear kernel against the module's composite forward: values and the gradients with respect
 // to the features and the weight to rounding in float64 over irreps with repeated entries, outputs
 // without a path, inputs no output reads, multiplicities 0 to 32 and lmax 0 to 3; the restricted
-// forward; float32 to its precision; second derivatives (training) through the composite path;
-// one and two threads.
+// forward, and that of some output columns; float32 to its precision; second derivatives
+// (training) through the composite path; one and two threads.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
@@ -48,11 +48,19 @@ struct Derivatives {
 
 // The forward, d(probe·out)/d(features, weight), and with `second_order` d/d(weight) of a probe of
 // the features' gradient (the force loss's derivative in training).
+// With `columns` (and `only`), the kernel computes those output columns, the composite all of
+// `only`'s times `mask` ([width_out], 1 on the columns the kernel is to compute).
 Derivatives derivatives(const e3nn::LinearImpl& linear, const at::Tensor& features, const std::vector<Irrep>* only,
-                        bool fused, bool second_order) {
+                        bool fused, bool second_order, const std::vector<int64_t>* columns = nullptr,
+                        const at::Tensor& mask = {}) {
   const at::Tensor x = features.detach().clone().requires_grad_();
-  const at::Tensor out = fused ? (only ? kernels::linear(linear, x, *only) : kernels::linear(linear, x))
-                               : linear.forward_with_weight(x, linear.weight, only);
+  at::Tensor out;
+  if (fused)
+    out = columns ? kernels::linear(linear, x, *only, *columns)
+                  : (only ? kernels::linear(linear, x, *only) : kernels::linear(linear, x));
+  else
+    out = linear.forward_with_weight(x, linear.weight, only);
+  if (!fused && mask.defined()) out = out * mask;
   // Probes formed in float64 so that float32 runs weigh the same entries the same.
   const at::Tensor probe = at::sin(at::arange(out.numel(), at::kDouble) * 0.37 + 0.1).to(out.dtype()).view_as(out);
   const auto first = torch::autograd::grad({(out * probe).sum()}, {x, linear.weight}, {}, /*retain_graph=*/true,
@@ -143,6 +151,44 @@ TEST(LinearKernel, RestrictedForwardMatchesTheComposite) {
     expect_same(kernel, derivatives(*linear, features, &only, false, false), 1e-12);
     const Derivatives second = derivatives(*linear, features, &only, true, true);
     EXPECT_LE(relative_error(second.second_weight, derivatives(*linear, features, &only, false, true).second_weight),
+              1e-12);
+  }
+}
+
+// A gate's activated scalars share their irrep (and, simplified, their entry) with its gates:
+// linear_2 of the examples/si model's last convolution computes the scalars' channels only.
+TEST(LinearKernel, OutputColumnsAreComputedWholeChannelsAndZeroElsewhere) {
+  const e3nn::Linear linear = make_linear({"5x0e + 2x1o + 3x0e", "6x0e + 3x1o + 4x0e"}, at::kDouble, 17);
+  struct Case {
+    std::vector<Irrep> only;
+    std::vector<int64_t> columns, computed;  // asked for; the columns of the channels holding them
+  };
+  // Output columns: 0e 0-5, 1o channels 6-8, 9-11, 12-14, 0e 15-18.
+  for (const Case& c : std::vector<Case>{
+           {{Irrep{0, 1}}, {1, 2, 3, 16}, {1, 2, 3, 16}},
+           {{Irrep{0, 1}, Irrep{1, -1}}, {0, 7, 14, 17}, {0, 6, 7, 8, 12, 13, 14, 17}},
+       }) {
+    SCOPED_TRACE(c.columns.size());
+    at::Tensor mask = at::zeros({linear->irreps_out().dim()}, at::kDouble);
+    for (int64_t column : c.computed) mask[column] = 1.0;
+    const at::Tensor features = at::randn({19, linear->irreps_in().keeping(c.only).dim()}, at::kDouble);
+    {
+      std::vector<at::Tensor> poisoned;
+      for (int k = 0; k < 8; ++k)
+        poisoned.push_back(at::full({19, linear->irreps_out().dim()}, std::nan(""), at::kDouble));
+    }
+    const KernelCounters before = linear_counters();
+    const Derivatives kernel = derivatives(*linear, features, &c.only, true, false, &c.columns);
+    const KernelCounters after = linear_counters();
+    EXPECT_EQ(after.forward_calls - before.forward_calls, 1);
+    EXPECT_EQ(after.backward_calls - before.backward_calls, 1);
+    const Derivatives composite = derivatives(*linear, features, &c.only, false, false, nullptr, mask);
+    expect_same(kernel, composite, 1e-12);
+    EXPECT_TRUE(at::equal(kernel.out * (1 - mask), at::zeros_like(kernel.out)));
+    EXPECT_GT(kernel.out.index_select(1, at::tensor(c.computed, at::kLong)).abs().amax(0).min().item<double>(), 0.0);
+    const Derivatives second = derivatives(*linear, features, &c.only, true, true, &c.columns);
+    EXPECT_LE(relative_error(second.second_weight,
+                             derivatives(*linear, features, &c.only, false, true, nullptr, mask).second_weight),
               1e-12);
   }
 }
