@@ -43,23 +43,28 @@ struct Plan : torch::CustomClassHolder {
   // The input columns no group reads (their gradient is zero) and the output columns no group
   // writes (outputs without a path, or outside the columns asked for, are zero).
   ColumnRuns unread_in, unwritten_out;
-  // [width_out] float64, 1 where a group writes: the composite forward times it computes what the
-  // groups do, when only some output columns were asked for (else undefined).
-  at::Tensor written_mask;
+  // Only some output columns were asked for: the composite forward computes the others too.
+  bool columns_asked = false;
 
   const std::vector<e3nn::Irrep>* only_or_null() const { return restricted ? &only : nullptr; }
 
+  // What the groups compute, by the module's composite forward (the fallback, and what a backward
+  // with create_graph differentiates); a mask made here, not with the plan every call, as the
+  // kernels never need it.
   at::Tensor composite(const at::Tensor& features, const at::Tensor& weight) const {
     const at::Tensor out = linear->forward_with_weight(features, weight, only_or_null());
-    return written_mask.defined() ? out * written_mask.to(out.options()) : out;
+    if (!columns_asked) return out;
+    at::Tensor written = at::ones({width_out}, out.options());
+    for (const auto& [first, count] : unwritten_out) written.narrow(0, first, count).zero_();
+    return out * written;
   }
 };
 
-// (first, count) of each run of `flags` entries equal to `value`.
-ColumnRuns runs_of(const std::vector<bool>& flags, bool value) {
+// (first, count) of each run of columns not set in `written`.
+ColumnRuns unwritten_runs(const std::vector<bool>& written) {
   ColumnRuns runs;
-  for (size_t c = 0; c < flags.size(); ++c) {
-    if (flags[c] != value) continue;
+  for (size_t c = 0; c < written.size(); ++c) {
+    if (written[c]) continue;
     if (!runs.empty() && runs.back().first + runs.back().second == static_cast<int64_t>(c))
       ++runs.back().second;
     else
@@ -68,8 +73,8 @@ ColumnRuns runs_of(const std::vector<bool>& flags, bool value) {
   return runs;
 }
 
-// `columns` (ascending output columns, or null: all): the multiplicity channels holding one of them
-// are computed, whole; the others are zero.
+// `columns` (output columns in any order, or null: all): the multiplicity channels holding one of
+// them are computed, whole; the others are zero.
 c10::intrusive_ptr<Plan> make_plan(const e3nn::LinearImpl& linear, const std::vector<e3nn::Irrep>* only,
                                    const std::vector<int64_t>* columns = nullptr) {
   auto plan = c10::make_intrusive<Plan>();
@@ -127,11 +132,8 @@ c10::intrusive_ptr<Plan> make_plan(const e3nn::LinearImpl& linear, const std::ve
   for (size_t i = 0; i < irreps_in.size(); ++i)
     if (input.first[i] >= 0 && irreps_in[i].dim() > 0 && !read[i])
       plan->unread_in.emplace_back(input.first[i], irreps_in[i].dim());
-  plan->unwritten_out = runs_of(written, false);
-  if (columns) {
-    std::vector<double> mask(written.begin(), written.end());
-    plan->written_mask = at::tensor(mask, at::kDouble);
-  }
+  plan->unwritten_out = unwritten_runs(written);
+  plan->columns_asked = columns != nullptr;
   return plan;
 }
 

@@ -23,7 +23,7 @@ namespace klay::kernels {
 // (CPU, float32 or float64, features and weight of one type).
 at::Tensor linear(const e3nn::LinearImpl& linear, const at::Tensor& features);
 at::Tensor linear(const e3nn::LinearImpl& linear, const at::Tensor& features, const std::vector<e3nn::Irrep>& only);
-// linear.forward(features, only) in the output columns `columns` (ascending) and zero in the others:
+// linear.forward(features, only) in the output columns `columns` (any order) and zero in the others:
 // each multiplicity channel holding one of them is computed whole, from the same products, and
 // no other. What a reader of some channels of an irrep needs (a gate's activated scalars, without
 // the gates beside them in the same entry), in a fraction of the multiply-adds.

@@ -4,7 +4,6 @@
 
 #include <ATen/ATen.h>
 
-#include <algorithm>
 #include <cmath>
 
 #include "e3nn/gate.hpp"
@@ -282,7 +281,6 @@ std::shared_ptr<Layer> ConvNetLayer::restricted_to(const std::vector<int64_t>& r
   if (!only) return nullptr;
   const at::Tensor scalars = gate_->scalars_columns().contiguous();
   only->columns.assign(scalars.data_ptr<int64_t>(), scalars.data_ptr<int64_t>() + scalars.numel());
-  std::sort(only->columns.begin(), only->columns.end());
   return std::make_shared<ConvNetLayerScalars>(conv_, gate_, std::move(*only));
 }
 

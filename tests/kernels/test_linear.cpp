@@ -166,6 +166,7 @@ TEST(LinearKernel, OutputColumnsAreComputedWholeChannelsAndZeroElsewhere) {
   // Output columns: 0e 0-5, 1o channels 6-8, 9-11, 12-14, 0e 15-18.
   for (const Case& c : std::vector<Case>{
            {{Irrep{0, 1}}, {1, 2, 3, 16}, {1, 2, 3, 16}},
+           {{Irrep{0, 1}}, {16, 3, 1, 2, 3}, {1, 2, 3, 16}},  // in any order, repeated
            {{Irrep{0, 1}, Irrep{1, -1}}, {0, 7, 14, 17}, {0, 6, 7, 8, 12, 13, 14, 17}},
        }) {
     SCOPED_TRACE(c.columns.size());
